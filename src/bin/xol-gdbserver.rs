@@ -1,0 +1,147 @@
+//! `xol-gdbserver`: xol behind GNU gdbserver's own command line, so scripts, IDEs and gdb's
+//! testsuite board files that start `gdbserver` can start xol unchanged.
+//!
+//! Accepted: `[OPTIONS] COMM PROG [ARGS...]`, `[OPTIONS] --attach COMM PID`,
+//! `[OPTIONS] COMM --attach PID`, `[OPTIONS] --multi COMM`; COMM is `-`/`stdio` or
+//! `[HOST]:PORT`. Options: `--once`, `--multi`, `--attach`, `--wrapper WRAPPER... --`,
+//! `--disable-packet=...`, `--debug[=...]`, `--remote-debug`, `--debug-file=F`,
+//! `--debug-format=...`, `--[no-]disable-randomization`, `--[no-]startup-with-shell`,
+//! `--selftest`, `--version`, `--help`.
+
+use std::ffi::OsString;
+use xol::gdb::{serve, Comm, ServerOptions};
+
+const USAGE: &str = "Usage:\txol-gdbserver [OPTIONS] COMM PROG [ARGS ...]
+\txol-gdbserver [OPTIONS] --attach COMM PID
+\txol-gdbserver [OPTIONS] --multi COMM
+
+COMM may either be a tty device (for serial debugging),
+HOST:PORT to listen for a TCP connection (HOST defaults to 127.0.0.1), or
+'-' or 'stdio' to use stdin/stdout of xol-gdbserver.
+PROG is the executable program.  ARGS are arguments passed to inferior.
+PID is the process ID to attach to, when --attach is specified.
+
+Options:
+  --once                Exit after the first connection has closed.
+  --multi               Start server without a specific program, and
+                        only quit when explicitly commanded.
+  --attach              Attach to running process PID.
+  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --help                Print this message and exit.
+  --version             Display version information and exit.
+";
+
+#[derive(Debug)]
+struct Parsed {
+    opts: ServerOptions,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
+    let mut once = false;
+    let mut multi = false;
+    let mut attach = false;
+    let mut wrapper = Vec::new();
+    let mut comm: Option<String> = None;
+    let mut rest: Vec<OsString> = Vec::new();
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy().into_owned();
+        if comm.is_some() && !s.starts_with("--") {
+            rest.push(a);
+            rest.extend(it.by_ref());
+            break;
+        }
+        match s.as_str() {
+            "--once" => once = true,
+            "--multi" => multi = true,
+            "--attach" => attach = true,
+            "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "--version" => {
+                println!("xol-gdbserver (xol) {}", env!("CARGO_PKG_VERSION"));
+                println!("A gdbserver-compatible front-end of xol.");
+                return Ok(None);
+            }
+            "--selftest" => {
+                println!("Selftests have been disabled for this build.");
+                return Ok(None);
+            }
+            "--wrapper" => {
+                for w in it.by_ref() {
+                    if w == "--" {
+                        break;
+                    }
+                    wrapper.push(w);
+                }
+                if wrapper.is_empty() {
+                    return Err("--wrapper requires a program and a terminating --".into());
+                }
+            }
+            "--remote-debug" | "--debug" | "--disable-randomization" | "--no-disable-randomization"
+            | "--startup-with-shell" | "--no-startup-with-shell" => {}
+            o if o.starts_with("--debug=")
+                || o.starts_with("--debug-file=")
+                || o.starts_with("--debug-format=")
+                || o.starts_with("--disable-packet=")
+                || o.starts_with("--remote-debug=") => {}
+            "-" | "stdio" if comm.is_none() => comm = Some(s),
+            o if o.starts_with('-') && o != "-" => {
+                return Err(format!("unknown option `{o}`; see `xol-gdbserver --help`"));
+            }
+            _ if comm.is_none() => comm = Some(s),
+            _ => unreachable!("handled above"),
+        }
+    }
+    let comm = comm.ok_or("missing COMM (a [HOST]:PORT or '-' for stdio)")?;
+    let comm = if comm == "-" || comm == "stdio" { Comm::Stdio } else { Comm::Tcp(comm) };
+    let mut attach_pid = None;
+    if attach {
+        let pid = rest.first().ok_or("--attach needs a PID")?;
+        let pid: i32 =
+            pid.to_string_lossy().parse().map_err(|_| format!("invalid process id `{}`", pid.to_string_lossy()))?;
+        attach_pid = Some(pid);
+        rest.clear();
+    } else if rest.is_empty() && !multi {
+        return Err("missing PROG: give a program to debug, --attach PID, or --multi".into());
+    }
+    let program = absolutize(rest);
+    Ok(Some(Parsed { opts: ServerOptions { comm, once, multi, attach: attach_pid, program, wrapper } }))
+}
+
+/// A relative program path with a slash, or one found in the current directory, is resolved
+/// against the working directory (gdbserver does this so `run` with a relative name works).
+fn absolutize(mut prog: Vec<OsString>) -> Vec<OsString> {
+    if let Some(p) = prog.first_mut() {
+        let path = std::path::Path::new(p);
+        if path.is_relative() && path.exists() {
+            if let Ok(cwd) = std::env::current_dir() {
+                *p = cwd.join(path).into_os_string();
+            }
+        }
+    }
+    prog
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let parsed = match parse(args) {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("xol-gdbserver: {e}");
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let code = match serve(parsed.opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xol-gdbserver: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

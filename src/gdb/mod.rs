@@ -1,0 +1,307 @@
+//! The gdb front-end: a remote-protocol stub built on `gdbstub`, serving the core [`Debugger`]
+//! over stdio or TCP. File names mirror gdbstub's extension names.
+//!
+//! Session rules (as GNU gdbserver): a session that ends because gdb vanished, or because xol got
+//! SIGTERM/SIGINT/SIGHUP, kills what xol launched and detaches what it attached, after writing
+//! back every breakpoint byte. In extended-remote (`--multi`) mode the session outlives the
+//! process: the protocol engine is restarted on the same connection after an exit or detach.
+
+pub mod arch;
+pub mod conn;
+mod host_io;
+pub mod signals;
+pub mod target;
+
+use crate::debugger::Debugger;
+use crate::inferior::WaitOutcome;
+use crate::types::Pid;
+use conn::{Conn, SharedConn};
+use gdbstub::common::Signal;
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
+use std::ffi::OsString;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+pub use target::{ServeConfig, XolTarget};
+
+/// Where gdb connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comm {
+    /// stdin/stdout (`target remote | xol ...`).
+    Stdio,
+    /// A TCP address, `[HOST]:PORT` (HOST defaults to 127.0.0.1).
+    Tcp(String),
+}
+
+/// Everything the server needs from its command line.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where gdb connects.
+    pub comm: Comm,
+    /// Serve one connection, then exit.
+    pub once: bool,
+    /// Extended-remote mode.
+    pub multi: bool,
+    /// Attach to this process.
+    pub attach: Option<i32>,
+    /// Program and arguments to launch.
+    pub program: Vec<OsString>,
+    /// Wrapper programs (`--wrapper ... --`).
+    pub wrapper: Vec<OsString>,
+}
+
+enum EventLoop {}
+
+impl BlockingEventLoop for EventLoop {
+    type Target = XolTarget;
+    type Connection = SharedConn;
+    type StopReason = MultiThreadStopReason<u64>;
+
+    fn wait_for_stop_reason(
+        target: &mut XolTarget,
+        conn: &mut SharedConn,
+    ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
+        if conn.0.borrow().has_buffered() {
+            let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;
+            return Ok(Event::IncomingData(b));
+        }
+        let outcome = {
+            let c = conn.0.borrow();
+            target.dbg.wait(Some(c.read_fd()))
+        }
+        .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
+        match outcome {
+            WaitOutcome::Stopped(ev) => Ok(Event::TargetStopped(target.stop_reason(ev))),
+            WaitOutcome::Input => {
+                let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;
+                Ok(Event::IncomingData(b))
+            }
+            WaitOutcome::Terminate => Err(WaitForStopReasonError::Connection(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "xol was asked to terminate",
+            ))),
+            WaitOutcome::NoProcesses => {
+                target.pid = None;
+                Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)))
+            }
+        }
+    }
+
+    fn on_interrupt(target: &mut XolTarget) -> Result<Option<Self::StopReason>, String> {
+        if let Some(pid) = target.pid {
+            target.dbg.interrupt(pid).map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        Ok(Some(MultiThreadStopReason::Signal(Signal::SIGINT)))
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// gdb detached or killed, or the process ended (plain remote).
+    Done,
+    /// The connection went away or failed.
+    Lost(String),
+    /// `monitor exit`.
+    ExitRequested,
+    /// xol received a termination signal.
+    Terminated,
+}
+
+/// Serve gdb on one connection until the session ends.
+pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
+    loop {
+        let stub = GdbStub::new(conn.clone());
+        let r = stub.run_blocking::<EventLoop>(target);
+        conn.0.borrow_mut().restarted = true;
+        match r {
+            Ok(DisconnectReason::Disconnect) => {
+                if let Some(pid) = target.pid.take() {
+                    if let Err(e) = target.dbg.detach(pid) {
+                        eprintln!("xol: detaching from process {pid}: {e}");
+                    } else {
+                        eprintln!("Detaching from process {pid}");
+                    }
+                }
+                if !target.cfg.multi {
+                    return SessionEnd::Done;
+                }
+            }
+            Ok(DisconnectReason::TargetExited(code)) => {
+                eprintln!("\nChild exited with status {code}");
+                if !target.cfg.multi {
+                    return SessionEnd::Done;
+                }
+            }
+            Ok(DisconnectReason::TargetTerminated(sig)) => {
+                eprintln!("\nChild terminated with signal = {:#x}", sig.0);
+                if !target.cfg.multi {
+                    return SessionEnd::Done;
+                }
+            }
+            Ok(DisconnectReason::Kill) => {
+                if let Some(pid) = target.pid.take() {
+                    let _ = target.dbg.kill(pid);
+                }
+                return SessionEnd::Done;
+            }
+            Err(e) => {
+                if target.exit_requested.load(Ordering::Relaxed) {
+                    return SessionEnd::ExitRequested;
+                }
+                if crate::sys::signals::terminate_requested().is_some() {
+                    return SessionEnd::Terminated;
+                }
+                return SessionEnd::Lost(e.to_string());
+            }
+        }
+    }
+}
+
+/// Parse `[HOST]:PORT` the way gdbserver does, with 127.0.0.1 as the default host.
+pub fn resolve(comm: &str) -> Result<SocketAddr, String> {
+    let (host, port) = if let Some(rest) = comm.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:").ok_or_else(|| format!("{comm}: cannot resolve name: bad address"))?;
+        (h.to_string(), p.to_string())
+    } else {
+        let (h, p) = comm.rsplit_once(':').ok_or_else(|| format!("{comm}: cannot resolve name: no port"))?;
+        (h.to_string(), p.to_string())
+    };
+    let port: u16 = port.parse().map_err(|_| format!("{comm}: cannot resolve name: bad port"))?;
+    let host = if host.is_empty() { "127.0.0.1".to_string() } else { host };
+    let host = host.strip_prefix("tcp:").or_else(|| host.strip_prefix("tcp4:")).unwrap_or(&host).to_string();
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{comm}: cannot resolve name: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{comm}: cannot resolve name: no address"))
+}
+
+/// Run the server: start or attach the program, listen, serve sessions. Returns the exit code.
+pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
+    crate::sys::signals::init()?;
+    let exit_flag = Arc::new(AtomicBool::new(false));
+    let cfg = ServeConfig {
+        multi: opts.multi,
+        stdio_is_protocol: opts.comm == Comm::Stdio,
+        program: opts.program.clone(),
+        wrapper: opts.wrapper.clone(),
+        ..ServeConfig::default()
+    };
+    let mut target = XolTarget::new(Debugger::new(), cfg, exit_flag.clone());
+
+    if let Some(pid) = opts.attach {
+        if let Err(e) = target.dbg.attach(Pid(pid)) {
+            eprintln!("xol: {e}");
+            eprintln!("Exiting");
+            return Ok(1);
+        }
+        eprintln!("Attached; pid = {pid}");
+        target.pid = Some(Pid(pid));
+    } else if !opts.program.is_empty() {
+        let spec = target.spawn_spec(opts.program.clone());
+        match target.dbg.launch(&spec) {
+            Ok(pid) => {
+                eprintln!("Process {} created; pid = {pid}", opts.program[0].to_string_lossy());
+                target.pid = Some(pid);
+            }
+            Err(e) => {
+                eprintln!("xol: {e}");
+                eprintln!("Error creating process\n\nExiting");
+                return Ok(1);
+            }
+        }
+    } else if !opts.multi {
+        eprintln!("xol: no program to debug: give PROG [ARGS...], --attach PID, or --multi");
+        return Ok(2);
+    }
+
+    let end = match &opts.comm {
+        Comm::Stdio => {
+            let rfd = unsafe { OwnedFd::from_raw_fd(libc::dup(0)) };
+            let wfd = unsafe { OwnedFd::from_raw_fd(libc::dup(1)) };
+            let mut c = Conn::new(rfd, Some(wfd));
+            c.exit_requested = exit_flag.clone();
+            run_session(&mut target, SharedConn::new(c))
+        }
+        Comm::Tcp(addr) => {
+            let sa = match resolve(addr) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("Exiting");
+                    target.dbg.release_all();
+                    return Ok(1);
+                }
+            };
+            let listener = match TcpListener::bind(sa) {
+                Ok(l) => l,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    eprintln!("Can't bind address: Address already in use.");
+                    eprintln!("Exiting");
+                    target.dbg.release_all();
+                    return Ok(1);
+                }
+                Err(e) => {
+                    eprintln!("Can't bind address {sa}: {e}.");
+                    eprintln!("Exiting");
+                    target.dbg.release_all();
+                    return Ok(1);
+                }
+            };
+            let port = listener.local_addr()?.port();
+            loop {
+                eprintln!("Listening on port {port}");
+                let stream = match accept(&listener) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if crate::sys::signals::terminate_requested().is_some() {
+                            break SessionEnd::Terminated;
+                        }
+                        break SessionEnd::Lost(e.to_string());
+                    }
+                };
+                if let Ok(peer) = stream.peer_addr() {
+                    eprintln!("Remote debugging from host {}, port {}", peer.ip(), peer.port());
+                }
+                let _ = stream.set_nodelay(true);
+                let fd: OwnedFd = stream.into();
+                let mut c = Conn::new(fd, None);
+                c.exit_requested = exit_flag.clone();
+                let end = run_session(&mut target, SharedConn::new(c));
+                let again = !opts.once
+                    && matches!(end, SessionEnd::Lost(_) | SessionEnd::Done)
+                    && (opts.multi || target.pid.is_some());
+                if !again {
+                    break end;
+                }
+            }
+        }
+    };
+    match &end {
+        SessionEnd::Lost(why) => log::info!("connection lost: {why}"),
+        SessionEnd::Terminated => eprintln!("xol: terminated by signal; restoring the inferiors"),
+        _ => {}
+    }
+    target.dbg.release_all();
+    Ok(0)
+}
+
+/// Accept one connection, noticing termination signals while waiting.
+fn accept(l: &TcpListener) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    loop {
+        let r = crate::sys::signals::poll(Some(l.as_fd()), -1)?;
+        if r.terminate {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "terminated"));
+        }
+        if r.extra {
+            let (s, _) = l.accept()?;
+            return Ok(s);
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! The gdbstub `Target`: translates gdb's requests into calls on the core [`Debugger`] facade.
+//! No ptrace here; ids and signals are converted at this edge (gdb signal numbers, `Tid`s).
+
+use super::arch::{Amd64Linux, RegNo, Regs};
+use super::signals::{from_gdb, to_gdb};
+use crate::debugger::{Debugger, StopEvent, StopKind};
+use crate::inferior::{Action, SpawnSpec, SyscallFilter};
+use crate::types::{Owner, Pid, Tid, VirtAddr};
+use gdbstub::common::Signal;
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::base::single_register_access::{SingleRegisterAccess, SingleRegisterAccessOps};
+use gdbstub::target::ext::breakpoints::{Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps};
+use gdbstub::target::ext::catch_syscalls::{CatchSyscallPosition, CatchSyscalls, CatchSyscallsOps, SyscallNumbers};
+use gdbstub::target::ext::extended_mode::{
+    Args, AttachKind, ConfigureAslr, ConfigureAslrOps, ConfigureEnv, ConfigureEnvOps, ConfigureStartupShell,
+    ConfigureStartupShellOps, ConfigureWorkingDir, ConfigureWorkingDirOps, CurrentActivePid, CurrentActivePidOps,
+    ExtendedMode, ExtendedModeOps, ShouldTerminate,
+};
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
+use gdbstub::target::{Target, TargetError, TargetResult};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::num::NonZeroUsize;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How the stub was started, and what gdb configured for the next `run`.
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    /// Extended-remote (`--multi`): the session survives the process.
+    pub multi: bool,
+    /// The protocol runs over xol's stdin/stdout.
+    pub stdio_is_protocol: bool,
+    /// The program and arguments given on the command line, if any.
+    pub program: Vec<OsString>,
+    /// `--wrapper` programs.
+    pub wrapper: Vec<OsString>,
+    /// Environment changes requested by gdb (`None` value: unset).
+    pub env: BTreeMap<OsString, Option<OsString>>,
+    /// gdb asked for a clean environment first (`QEnvironmentReset`).
+    pub env_reset: bool,
+    /// Working directory for the next run.
+    pub cwd: Option<std::path::PathBuf>,
+    /// Keep ASLR on (gdb's `set disable-randomization off`).
+    pub aslr: bool,
+}
+
+/// The gdb-facing target.
+#[derive(Debug)]
+pub struct XolTarget {
+    /// The core.
+    pub dbg: Debugger,
+    /// The process gdb is debugging.
+    pub pid: Option<Pid>,
+    /// Configuration.
+    pub cfg: ServeConfig,
+    actions: Vec<(Tid, Action)>,
+    default_action: Option<Action>,
+    /// Set by `monitor exit`.
+    pub exit_requested: Arc<AtomicBool>,
+    /// Open host-I/O files (vFile).
+    pub(super) files: BTreeMap<u32, std::fs::File>,
+    pub(super) next_fd: u32,
+}
+
+fn tid_of(t: gdbstub::common::Tid) -> Tid {
+    Tid(t.get() as i32)
+}
+
+fn gtid(t: Tid) -> gdbstub::common::Tid {
+    NonZeroUsize::new(t.0 as usize).unwrap_or(NonZeroUsize::MIN)
+}
+
+fn errno_of(e: &crate::debugger::Error) -> u8 {
+    match e {
+        crate::debugger::Error::Sys(s) if s.is_gone() => libc::ESRCH as u8,
+        crate::debugger::Error::Mem { .. } => libc::EIO as u8,
+        crate::debugger::Error::NoProcess(_) | crate::debugger::Error::NoThread(_) => libc::ESRCH as u8,
+        _ => libc::EIO as u8,
+    }
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        $e.map_err(|e| {
+            log::debug!("request failed: {e}");
+            TargetError::Errno(errno_of(&e))
+        })?
+    };
+}
+
+impl XolTarget {
+    /// A target with nothing traced yet.
+    pub fn new(dbg: Debugger, cfg: ServeConfig, exit_requested: Arc<AtomicBool>) -> XolTarget {
+        XolTarget {
+            dbg,
+            pid: None,
+            cfg,
+            actions: Vec::new(),
+            default_action: Some(Action::CONTINUE),
+            exit_requested,
+            files: BTreeMap::new(),
+            next_fd: 3,
+        }
+    }
+
+    fn cur(&self) -> Result<Pid, TargetError<String>> {
+        self.pid.ok_or(TargetError::Errno(libc::ESRCH as u8))
+    }
+
+    /// Build the spawn spec for `argv` with gdb's configuration.
+    pub fn spawn_spec(&self, argv: Vec<OsString>) -> SpawnSpec {
+        let env = if self.cfg.env.is_empty() && !self.cfg.env_reset {
+            None
+        } else {
+            let mut base: BTreeMap<OsString, OsString> =
+                if self.cfg.env_reset { BTreeMap::new() } else { std::env::vars_os().collect() };
+            for (k, v) in &self.cfg.env {
+                match v {
+                    Some(v) => {
+                        base.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        base.remove(k);
+                    }
+                }
+            }
+            Some(
+                base.into_iter()
+                    .map(|(k, v)| {
+                        let mut s = k;
+                        s.push("=");
+                        s.push(v);
+                        s
+                    })
+                    .collect(),
+            )
+        };
+        SpawnSpec {
+            argv,
+            wrapper: self.cfg.wrapper.clone(),
+            env,
+            cwd: self.cfg.cwd.clone(),
+            disable_aslr: !self.cfg.aslr,
+            stdio_is_protocol: self.cfg.stdio_is_protocol,
+        }
+    }
+
+    /// Translate a core stop event into gdb's stop reason.
+    pub fn stop_reason(&mut self, ev: StopEvent) -> gdbstub::stub::MultiThreadStopReason<u64> {
+        use gdbstub::stub::MultiThreadStopReason as R;
+        let tid = gtid(ev.tid);
+        match ev.kind {
+            StopKind::Breakpoint => R::SwBreak(tid),
+            StopKind::Step => R::SignalWithThread { tid, signal: Signal::SIGTRAP },
+            StopKind::Signal(s) => R::SignalWithThread { tid, signal: Signal(to_gdb(s)) },
+            StopKind::SyscallEntry(n) => {
+                R::CatchSyscall { tid: Some(tid), number: n, position: CatchSyscallPosition::Entry }
+            }
+            StopKind::SyscallExit(n) => {
+                R::CatchSyscall { tid: Some(tid), number: n, position: CatchSyscallPosition::Return }
+            }
+            StopKind::Exited(code) => {
+                if self.pid == Some(ev.pid) {
+                    self.pid = None;
+                }
+                R::Exited(code as u8)
+            }
+            StopKind::Killed(sig) => {
+                if self.pid == Some(ev.pid) {
+                    self.pid = None;
+                }
+                R::Terminated(Signal(to_gdb(sig)))
+            }
+        }
+    }
+}
+
+impl Target for XolTarget {
+    type Arch = Amd64Linux;
+    type Error = String;
+
+    fn base_ops(&mut self) -> gdbstub::target::ext::base::BaseOps<'_, Self::Arch, Self::Error> {
+        gdbstub::target::ext::base::BaseOps::MultiThread(self)
+    }
+
+    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
+        true
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_extended_mode(&mut self) -> Option<ExtendedModeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<gdbstub::target::ext::monitor_cmd::MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_catch_syscalls(&mut self) -> Option<CatchSyscallsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_auxv(&mut self) -> Option<gdbstub::target::ext::auxv::AuxvOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_exec_file(&mut self) -> Option<gdbstub::target::ext::exec_file::ExecFileOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_libraries_svr4(&mut self) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_host_io(&mut self) -> Option<gdbstub::target::ext::host_io::HostIoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadBase for XolTarget {
+    fn read_registers(&mut self, regs: &mut Regs, tid: gdbstub::common::Tid) -> TargetResult<(), Self> {
+        regs.0 = tri!(self.dbg.read_registers(tid_of(tid)));
+        Ok(())
+    }
+
+    fn write_registers(&mut self, regs: &Regs, tid: gdbstub::common::Tid) -> TargetResult<(), Self> {
+        tri!(self.dbg.write_registers(tid_of(tid), &regs.0));
+        Ok(())
+    }
+
+    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, gdbstub::common::Tid, Self>> {
+        Some(self)
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: gdbstub::common::Tid) -> TargetResult<usize, Self> {
+        let pid = self.cur()?;
+        let n = tri!(self.dbg.read_memory(pid, VirtAddr(start), data));
+        if n == 0 && !data.is_empty() {
+            return Err(TargetError::Errno(libc::EIO as u8));
+        }
+        Ok(n)
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8], _tid: gdbstub::common::Tid) -> TargetResult<(), Self> {
+        let pid = self.cur()?;
+        tri!(self.dbg.write_memory(pid, VirtAddr(start), data));
+        Ok(())
+    }
+
+    fn list_active_threads(&mut self, cb: &mut dyn FnMut(gdbstub::common::Tid)) -> Result<(), Self::Error> {
+        if let Some(pid) = self.pid {
+            for t in self.dbg.threads(pid) {
+                cb(gtid(t));
+            }
+        }
+        Ok(())
+    }
+
+    fn is_thread_alive(&mut self, tid: gdbstub::common::Tid) -> Result<bool, Self::Error> {
+        Ok(self.pid.is_some_and(|p| self.dbg.threads(p).contains(&tid_of(tid))))
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SingleRegisterAccess<gdbstub::common::Tid> for XolTarget {
+    fn read_register(&mut self, tid: gdbstub::common::Tid, reg: RegNo, buf: &mut [u8]) -> TargetResult<usize, Self> {
+        let rf = tri!(self.dbg.read_registers(tid_of(tid)));
+        let mut out = Vec::new();
+        rf.read_reg(reg.0, &mut out).ok_or(TargetError::Errno(libc::EINVAL as u8))?;
+        let n = out.len().min(buf.len());
+        buf[..n].copy_from_slice(&out[..n]);
+        Ok(n)
+    }
+
+    fn write_register(&mut self, tid: gdbstub::common::Tid, reg: RegNo, val: &[u8]) -> TargetResult<(), Self> {
+        let mut rf = tri!(self.dbg.read_registers(tid_of(tid)));
+        rf.write_reg(reg.0, val).map_err(|_| TargetError::Errno(libc::EINVAL as u8))?;
+        tri!(self.dbg.write_registers(tid_of(tid), &rf));
+        Ok(())
+    }
+}
+
+impl MultiThreadResume for XolTarget {
+    fn resume(&mut self, ) -> Result<(), Self::Error> {
+        let Some(pid) = self.pid else { return Err("no process to resume".into()) };
+        let actions = std::mem::take(&mut self.actions);
+        self.dbg.resume(pid, &actions, self.default_action).map_err(|e| e.to_string())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.actions.clear();
+        self.default_action = Some(Action::CONTINUE);
+        Ok(())
+    }
+
+    fn set_resume_action_continue(&mut self, tid: gdbstub::common::Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
+        let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
+        self.actions.push((tid_of(tid), Action { step: false, sig }));
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSingleStep for XolTarget {
+    fn set_resume_action_step(&mut self, tid: gdbstub::common::Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
+        let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
+        self.actions.push((tid_of(tid), Action { step: true, sig }));
+        Ok(())
+    }
+}
+
+impl MultiThreadSchedulerLocking for XolTarget {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        self.default_action = None;
+        Ok(())
+    }
+}
+
+impl ThreadExtraInfo for XolTarget {
+    fn thread_extra_info(&self, tid: gdbstub::common::Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let Some(pid) = self.pid else { return Ok(0) };
+        let name = self.dbg.thread_name(pid, tid_of(tid)).unwrap_or_default();
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Ok(n)
+    }
+}
+
+impl Breakpoints for XolTarget {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SwBreakpoint for XolTarget {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        tri!(self.dbg.insert_breakpoint(pid, VirtAddr(addr), Owner::Gdb));
+        Ok(true)
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        Ok(tri!(self.dbg.remove_breakpoint(pid, VirtAddr(addr), Owner::Gdb)))
+    }
+}
+
+impl CatchSyscalls for XolTarget {
+    fn enable_catch_syscalls(&mut self, filter: Option<SyscallNumbers<'_, u64>>) -> TargetResult<(), Self> {
+        let pid = self.cur()?;
+        let f = match filter {
+            None => SyscallFilter::All,
+            Some(nums) => SyscallFilter::Only(nums.collect()),
+        };
+        tri!(self.dbg.set_catch_syscalls(pid, Some(f)));
+        Ok(())
+    }
+
+    fn disable_catch_syscalls(&mut self) -> TargetResult<(), Self> {
+        let pid = self.cur()?;
+        tri!(self.dbg.set_catch_syscalls(pid, None));
+        Ok(())
+    }
+}
+
+/// Copy the `offset..offset+length` window of `data` into `buf`.
+pub(super) fn xfer_window(data: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+    let start = (offset as usize).min(data.len());
+    let end = start.saturating_add(length).min(data.len()).min(start + buf.len());
+    buf[..end - start].copy_from_slice(&data[start..end]);
+    end - start
+}
+
+impl gdbstub::target::ext::auxv::Auxv for XolTarget {
+    fn get_auxv(&self, offset: u64, length: usize, buf: &mut [u8]) -> TargetResult<usize, Self> {
+        let pid = self.cur()?;
+        let data = tri!(self.dbg.auxv(pid));
+        Ok(xfer_window(&data, offset, length, buf))
+    }
+}
+
+impl gdbstub::target::ext::exec_file::ExecFile for XolTarget {
+    fn get_exec_file(
+        &self,
+        pid: Option<gdbstub::common::Pid>,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let pid = match pid {
+            Some(p) => Pid(p.get() as i32),
+            None => self.cur()?,
+        };
+        let exe = tri!(self.dbg.exe(pid));
+        Ok(xfer_window(exe.as_os_str().as_bytes(), offset, length, buf))
+    }
+}
+
+impl gdbstub::target::ext::libraries::LibrariesSvr4 for XolTarget {
+    fn get_libraries_svr4(&self, offset: u64, length: usize, buf: &mut [u8]) -> TargetResult<usize, Self> {
+        let pid = self.cur()?;
+        let xml = tri!(self.dbg.libraries(pid)).to_svr4_xml();
+        Ok(xfer_window(xml.as_bytes(), offset, length, buf))
+    }
+}
+
+impl ExtendedMode for XolTarget {
+    fn run(&mut self, filename: Option<&[u8]>, args: Args<'_, '_>) -> TargetResult<gdbstub::common::Pid, Self> {
+        let mut argv: Vec<OsString> = Vec::new();
+        match filename {
+            Some(f) if !f.is_empty() => argv.push(OsString::from_vec(f.to_vec())),
+            _ => match self.cfg.program.first() {
+                Some(p) => argv.push(p.clone()),
+                None => return Err(TargetError::Fatal("no program to run: give one to `run` or on xol's command line".into())),
+            },
+        }
+        let given: Vec<OsString> = args.map(|a| OsString::from_vec(a.to_vec())).collect();
+        if given.is_empty() && filename.is_none_or(|f| f.is_empty()) {
+            argv.extend(self.cfg.program.iter().skip(1).cloned());
+        } else {
+            argv.extend(given);
+        }
+        if let Some(old) = self.pid.take() {
+            let _ = self.dbg.kill(old);
+        }
+        let spec = self.spawn_spec(argv);
+        match self.dbg.launch(&spec) {
+            Ok(pid) => {
+                self.pid = Some(pid);
+                Ok(NonZeroUsize::new(pid.0 as usize).unwrap_or(NonZeroUsize::MIN))
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Err(TargetError::Errno(libc::ENOENT as u8))
+            }
+        }
+    }
+
+    fn attach(&mut self, pid: gdbstub::common::Pid) -> TargetResult<(), Self> {
+        let p = Pid(pid.get() as i32);
+        match self.dbg.attach(p) {
+            Ok(()) => {
+                self.pid = Some(p);
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Err(TargetError::Errno(libc::EPERM as u8))
+            }
+        }
+    }
+
+    fn query_if_attached(&mut self, pid: gdbstub::common::Pid) -> TargetResult<AttachKind, Self> {
+        Ok(match self.dbg.launched(Pid(pid.get() as i32)) {
+            Some(true) => AttachKind::Run,
+            _ => AttachKind::Attach,
+        })
+    }
+
+    fn kill(&mut self, pid: Option<gdbstub::common::Pid>) -> TargetResult<ShouldTerminate, Self> {
+        let target = pid.map(|p| Pid(p.get() as i32)).or(self.pid);
+        if let Some(p) = target {
+            let _ = self.dbg.kill(p);
+            if self.pid == Some(p) {
+                self.pid = None;
+            }
+        }
+        Ok(if self.cfg.multi { ShouldTerminate::No } else { ShouldTerminate::Yes })
+    }
+
+    fn restart(&mut self) -> Result<(), Self::Error> {
+        if let Some(p) = self.pid.take() {
+            let _ = self.dbg.kill(p);
+        }
+        let spec = self.spawn_spec(self.cfg.program.clone());
+        let pid = self.dbg.launch(&spec).map_err(|e| e.to_string())?;
+        self.pid = Some(pid);
+        Ok(())
+    }
+
+    fn support_configure_aslr(&mut self) -> Option<ConfigureAslrOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_configure_env(&mut self) -> Option<ConfigureEnvOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_configure_startup_shell(&mut self) -> Option<ConfigureStartupShellOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_configure_working_dir(&mut self) -> Option<ConfigureWorkingDirOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_current_active_pid(&mut self) -> Option<CurrentActivePidOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl ConfigureAslr for XolTarget {
+    fn cfg_aslr(&mut self, enabled: bool) -> TargetResult<(), Self> {
+        self.cfg.aslr = enabled;
+        Ok(())
+    }
+}
+
+impl ConfigureEnv for XolTarget {
+    fn set_env(&mut self, key: &[u8], val: Option<&[u8]>) -> TargetResult<(), Self> {
+        self.cfg.env.insert(
+            OsString::from_vec(key.to_vec()),
+            Some(OsString::from_vec(val.unwrap_or_default().to_vec())),
+        );
+        Ok(())
+    }
+
+    fn remove_env(&mut self, key: &[u8]) -> TargetResult<(), Self> {
+        self.cfg.env.insert(OsString::from_vec(key.to_vec()), None);
+        Ok(())
+    }
+
+    fn reset_env(&mut self) -> TargetResult<(), Self> {
+        self.cfg.env.clear();
+        self.cfg.env_reset = false;
+        Ok(())
+    }
+}
+
+impl ConfigureStartupShell for XolTarget {
+    fn cfg_startup_with_shell(&mut self, _enabled: bool) -> TargetResult<(), Self> {
+        Ok(())
+    }
+}
+
+impl ConfigureWorkingDir for XolTarget {
+    fn cfg_working_dir(&mut self, dir: Option<&[u8]>) -> TargetResult<(), Self> {
+        self.cfg.cwd = dir.filter(|d| !d.is_empty()).map(|d| std::path::PathBuf::from(OsString::from_vec(d.to_vec())));
+        Ok(())
+    }
+}
+
+impl CurrentActivePid for XolTarget {
+    fn current_active_pid(&mut self) -> Result<gdbstub::common::Pid, Self::Error> {
+        let p = self.pid.map(|p| p.0 as usize).unwrap_or(std::process::id() as usize);
+        Ok(NonZeroUsize::new(p).unwrap_or(NonZeroUsize::MIN))
+    }
+}
+
+impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
+    fn handle_monitor_cmd(&mut self, cmd: &[u8], mut out: gdbstub::target::ext::monitor_cmd::ConsoleOutput<'_>) -> Result<(), Self::Error> {
+        let cmd = String::from_utf8_lossy(cmd);
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            ["exit"] => {
+                self.exit_requested.store(true, Ordering::Relaxed);
+            }
+            ["help"] | [] => {
+                gdbstub::outputln!(out, "The following monitor commands are supported:");
+                gdbstub::outputln!(out, "  exit                 -- end the xol session (kills launched, detaches attached)");
+                gdbstub::outputln!(out, "  breakpoints          -- list xol's breakpoint insertions and their owners");
+                gdbstub::outputln!(out, "  threads              -- list threads with their names");
+                gdbstub::outputln!(out, "  stats                -- counters of the core");
+                gdbstub::outputln!(out, "  set debug 0|1        -- xol's own logging to stderr");
+            }
+            ["breakpoints"] => match self.pid {
+                Some(pid) => {
+                    for (a, owners) in self.dbg.breakpoints(pid) {
+                        let o: Vec<&str> = owners.iter().map(|o| crate::inferior::owner_label(*o)).collect();
+                        gdbstub::outputln!(out, "{a}  owners: {}", o.join(","));
+                    }
+                }
+                None => gdbstub::outputln!(out, "no process"),
+            },
+            ["threads"] => match self.pid {
+                Some(pid) => {
+                    for t in self.dbg.threads(pid) {
+                        gdbstub::outputln!(out, "{t} {}", self.dbg.thread_name(pid, t).unwrap_or_default());
+                    }
+                }
+                None => gdbstub::outputln!(out, "no process"),
+            },
+            ["stats"] => {
+                gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
+            }
+            ["set", "debug", v] | ["set", "remote-debug", v] | ["set", "debug-format", v] => {
+                if *v != "0" && *v != "off" && *v != "none" {
+                    log::set_max_level(log::LevelFilter::Debug);
+                }
+            }
+            ["set", "libthread-db-search-path", ..] => {}
+            _ => {
+                gdbstub::outputln!(out, "Unknown monitor command.");
+                gdbstub::outputln!(out);
+            }
+        }
+        Ok(())
+    }
+}

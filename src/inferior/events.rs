@@ -1,0 +1,502 @@
+//! The all-stop event machine: resuming threads, waiting for stops, stopping the world, and the
+//! internal events (clone, fork, vfork, exec, stale interrupts) front-ends never see.
+
+use super::breakpoints::{scrub_child, INT3};
+use super::{Action, Error, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
+use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
+use crate::sys::wait::{self, WaitStatus};
+use crate::sys::{self, mem::Mem, RawTid};
+use crate::types::{Pid, Tid};
+use std::os::fd::BorrowedFd;
+
+/// What [`Inferior::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// A thread stopped; the whole process is now stopped.
+    Stopped(StopEvent),
+    /// The front-end's descriptor has input (e.g. gdb's Ctrl-C).
+    Input,
+    /// xol was asked to terminate (SIGTERM, SIGINT, SIGHUP).
+    Terminate,
+    /// Nothing is traced any more.
+    NoProcesses,
+}
+
+const SI_KERNEL: i32 = 0x80;
+const TRAP_TRACE: i32 = 2;
+const TRAP_BRKPT: i32 = 1;
+
+impl Inferior {
+    /// Resume a stopped process. `actions` name threads explicitly; the others get `default`, or
+    /// stay stopped if it is `None` (scheduler locking). If an event is already pending, nothing
+    /// runs and the next [`Inferior::wait`] reports it.
+    pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        let plan: Vec<(RawTid, Action)> = p
+            .threads
+            .keys()
+            .filter_map(|t| {
+                actions.iter().find(|(a, _)| a.0 == *t).map(|(_, act)| *act).or(default).map(|a| (*t, a))
+            })
+            .collect();
+        if p.threads.values().any(|t| t.pending.is_some()) {
+            for (tid, a) in &plan {
+                if let Some(t) = p.threads.get_mut(tid) {
+                    if t.pending.is_none() && a.sig != 0 {
+                        t.deferred_sig = a.sig;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // Step every thread that sits on one of our breakpoints over it first, with the rest of the
+        // process stopped so no thread can run past the lifted byte.
+        for (tid, act) in &plan {
+            let pc = match ptrace::get_regs(*tid) {
+                Ok(r) => r.rip,
+                Err(e) if e.is_gone() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !p.insertions.contains_key(&pc) || p.disarmed {
+                continue;
+            }
+            let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
+            let sig = if act.sig != 0 { act.sig } else { sig };
+            match step_over_inline(p, *tid, pc, sig)? {
+                StepOver::Done if act.step => {
+                    if let Some(t) = p.threads.get_mut(tid) {
+                        t.pending = Some(StopKind::Step);
+                    }
+                    return Ok(());
+                }
+                StepOver::Done => {}
+                StepOver::Event(kind) => {
+                    if let Some(t) = p.threads.get_mut(tid) {
+                        t.pending = Some(kind);
+                    }
+                    return Ok(());
+                }
+                StepOver::Gone => {
+                    p.threads.remove(tid);
+                }
+            }
+        }
+        let base = p.resume_kind();
+        for (tid, act) in plan {
+            let Some(t) = p.threads.get_mut(&tid) else { continue };
+            if !t.stopped {
+                continue;
+            }
+            let kind = if act.step { ResumeKind::Step } else { base };
+            let sig = if act.sig != 0 { act.sig } else { std::mem::take(&mut t.deferred_sig) };
+            match ptrace::resume(tid, kind, sig) {
+                Ok(()) => {}
+                Err(e) if e.is_gone() => {}
+                Err(e) => return Err(e.into()),
+            }
+            t.stopped = false;
+            t.stepping = act.step;
+            t.last_resume = (kind, 0);
+        }
+        Ok(())
+    }
+
+    /// Wait for the next reportable stop of any process, for input on `input`, or for a
+    /// termination request. After a stop, the whole process of the reporting thread is stopped.
+    pub fn wait(&mut self, input: Option<BorrowedFd<'_>>) -> Result<WaitOutcome> {
+        let mut input_ready = false;
+        loop {
+            if let Some(ev) = self.take_pending() {
+                if self.procs.contains_key(&ev.pid) {
+                    self.stop_all(ev.pid)?;
+                }
+                return Ok(WaitOutcome::Stopped(ev));
+            }
+            while let Some((tid, st)) = wait::wait_any_nohang()? {
+                if let Some(ev) = self.handle_status(tid, st, false)? {
+                    if self.procs.contains_key(&ev.pid) {
+                        self.stop_all(ev.pid)?;
+                    }
+                    return Ok(WaitOutcome::Stopped(ev));
+                }
+            }
+            if sys::signals::terminate_requested().is_some() {
+                return Ok(WaitOutcome::Terminate);
+            }
+            if input_ready {
+                return Ok(WaitOutcome::Input);
+            }
+            if self.procs.is_empty() {
+                return Ok(WaitOutcome::NoProcesses);
+            }
+            let r = sys::signals::poll(input, -1)?;
+            input_ready = r.extra;
+        }
+    }
+
+    fn take_pending(&mut self) -> Option<StopEvent> {
+        if let Some(ev) = self.reports.pop_front() {
+            return Some(ev);
+        }
+        for (pid, p) in self.procs.iter_mut() {
+            for (tid, t) in p.threads.iter_mut() {
+                if let Some(kind) = t.pending.take() {
+                    if let StopKind::Signal(s) = kind {
+                        t.last_signal = s;
+                    }
+                    return Some(StopEvent { pid: *pid, tid: Tid(*tid), kind });
+                }
+            }
+        }
+        None
+    }
+
+    /// Stop every running thread of `pid` and wait until each has stopped. Events that arrive
+    /// meanwhile become pending (breakpoint hits are cancelled: ip rewound, hit again on resume).
+    pub fn stop_all(&mut self, pid: Pid) -> Result<()> {
+        let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+        for (tid, t) in p.threads.iter_mut() {
+            if !t.stopped && !t.expect_stop {
+                match ptrace::interrupt(*tid) {
+                    Ok(()) => t.expect_stop = true,
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        loop {
+            let Some(p) = self.procs.get(&pid) else { return Ok(()) };
+            let Some(&tid) = p.threads.iter().find(|(_, t)| !t.stopped).map(|(tid, _)| tid) else {
+                return Ok(());
+            };
+            let (wtid, st) = match wait::wait_tid(tid) {
+                Ok(r) => r,
+                Err(e) if e.errno == nix::errno::Errno::ECHILD => {
+                    // Gone without a status (e.g. reaped by an exec): forget it.
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.threads.remove(&tid);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(ev) = self.handle_status(wtid, st, true)? {
+                match ev.kind {
+                    StopKind::Exited(_) | StopKind::Killed(_) => {
+                        // The process is gone: report its end on the next wait.
+                        self.reports.push_back(ev);
+                        return Ok(());
+                    }
+                    StopKind::Breakpoint => {
+                        // Cancel: the thread hits it again when resumed.
+                    }
+                    kind => {
+                        if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
+                            t.pending = Some(kind);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handle one wait status. Returns a reportable event, with the thread marked stopped, or
+    /// handles it internally (resuming the thread unless `stopping`).
+    fn handle_status(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+        let Some(pid) = self.pid_of(Tid(tid)) else {
+            return self.handle_unknown(tid, st, stopping);
+        };
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        match st {
+            WaitStatus::Exited(code) | WaitStatus::Signaled(code) => {
+                p.threads.remove(&tid);
+                if tid == pid.0 {
+                    self.procs.remove(&pid);
+                    let kind =
+                        if matches!(st, WaitStatus::Exited(_)) { StopKind::Exited(code) } else { StopKind::Killed(code) };
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
+                }
+                Ok(None)
+            }
+            WaitStatus::Event { event, sig } => self.handle_event(pid, tid, event, sig, stopping),
+            WaitStatus::Syscall => {
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.stopped = true;
+                t.expect_stop = t.expect_stop && stopping;
+                let info = ptrace::syscall_info(tid)?;
+                let kind = match info {
+                    SyscallStop::Entry(nr) => Some(StopKind::SyscallEntry(nr)),
+                    SyscallStop::Exit => Some(StopKind::SyscallExit(ptrace::get_regs(tid)?.orig_rax)),
+                    SyscallStop::Other => None,
+                };
+                let wanted = match (&p.catch, kind) {
+                    (Some(SyscallFilter::All), Some(_)) => true,
+                    (Some(SyscallFilter::Only(list)), Some(StopKind::SyscallEntry(n)))
+                    | (Some(SyscallFilter::Only(list)), Some(StopKind::SyscallExit(n))) => list.contains(&n),
+                    _ => false,
+                };
+                if wanted {
+                    return Ok(kind.map(|kind| StopEvent { pid, tid: Tid(tid), kind }));
+                }
+                if !stopping {
+                    let rk = p.resume_kind();
+                    resume_quiet(p, tid, rk, 0)?;
+                }
+                Ok(None)
+            }
+            WaitStatus::Stopped(sig) => {
+                let insertions_hit = if sig == libc::SIGTRAP { Some(ptrace::siginfo(tid)?) } else { None };
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.stopped = true;
+                let stepping = std::mem::take(&mut t.stepping);
+                let kind = match insertions_hit {
+                    Some(si) => {
+                        let code = si.si_code;
+                        let mut regs = ptrace::get_regs(tid)?;
+                        let at = regs.rip.wrapping_sub(1);
+                        if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
+                            regs.rip = at;
+                            ptrace::set_regs(tid, &regs)?;
+                            StopKind::Breakpoint
+                        } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT) {
+                            StopKind::Step
+                        } else {
+                            StopKind::Signal(libc::SIGTRAP)
+                        }
+                    }
+                    None => StopKind::Signal(sig),
+                };
+                if let StopKind::Signal(s) = kind {
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.last_signal = s;
+                    }
+                }
+                Ok(Some(StopEvent { pid, tid: Tid(tid), kind }))
+            }
+            WaitStatus::Other => Ok(None),
+        }
+    }
+
+    fn handle_event(&mut self, pid: Pid, tid: RawTid, event: i32, _sig: i32, stopping: bool) -> Result<Option<StopEvent>> {
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        if let Some(t) = p.threads.get_mut(&tid) {
+            t.stopped = true;
+        }
+        match event {
+            libc::PTRACE_EVENT_STOP => {
+                let base = p.resume_kind();
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.expect_stop = false;
+                if !stopping {
+                    // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
+                    // report. Resume it as it was going.
+                    let kind = if t.stepping { ResumeKind::Step } else { base };
+                    resume_quiet(p, tid, kind, 0)?;
+                }
+                Ok(None)
+            }
+            libc::PTRACE_EVENT_CLONE => {
+                let new = ptrace::event_msg(tid)? as RawTid;
+                if !p.threads.contains_key(&new) {
+                    let mut t = Thread::new_stopped();
+                    t.stopped = false;
+                    t.expect_stop = true;
+                    t.last_resume = (p.resume_kind(), 0);
+                    p.threads.insert(new, t);
+                    // Its first stop may already have been seen as an orphan.
+                    if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
+                        let (_, st) = self.orphans.remove(i);
+                        self.handle_status(new, st, stopping)?;
+                    }
+                }
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    let k = p.threads.get(&tid).map(|t| t.last_resume.0).unwrap_or(ResumeKind::Cont);
+                    let k = if k == ResumeKind::Step { p.resume_kind() } else { k };
+                    resume_quiet(p, tid, k, 0)?;
+                }
+                Ok(None)
+            }
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
+                let child = ptrace::event_msg(tid)? as RawTid;
+                self.handle_fork(pid, tid, child, event == libc::PTRACE_EVENT_VFORK)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    let k = p.resume_kind();
+                    resume_quiet(p, tid, k, 0)?;
+                }
+                Ok(None)
+            }
+            libc::PTRACE_EVENT_VFORK_DONE => {
+                self.set_armed(pid, true)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    let k = p.resume_kind();
+                    resume_quiet(p, tid, k, 0)?;
+                }
+                Ok(None)
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                // The old image is gone, with its breakpoints and all other threads.
+                p.insertions.clear();
+                p.disarmed = false;
+                let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
+                p.threads.retain(|t, _| *t == former || *t == pid.0);
+                let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
+                t.stopped = true;
+                t.stepping = false;
+                p.threads.clear();
+                p.threads.insert(pid.0, t);
+                p.mem = Mem::open(pid.0).map_err(|e| Error::Mem { addr: 0, source: e })?;
+                log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
+                if !stopping {
+                    let k = p.resume_kind();
+                    resume_quiet(p, pid.0, k, 0)?;
+                }
+                Ok(None)
+            }
+            _ => {
+                if !stopping {
+                    let k = p.resume_kind();
+                    resume_quiet(p, tid, k, 0)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A forked child: take xol's breakpoints out of its copy of memory and let it go. (gdbstub
+    /// 0.7 cannot show gdb a second process; the child runs on untraced, as under gdb's default
+    /// `detach-on-fork on`.) For vfork the memory is shared: disarm in the parent until the
+    /// child execs or exits (`PTRACE_EVENT_VFORK_DONE`).
+    fn handle_fork(&mut self, pid: Pid, _parent: RawTid, child: RawTid, vfork: bool) -> Result<()> {
+        // The child's first stop: maybe already seen.
+        if let Some(i) = self.orphans.iter().position(|(o, _)| *o == child) {
+            self.orphans.remove(i);
+        } else {
+            match wait::wait_tid(child) {
+                Ok((_, WaitStatus::Exited(_))) | Ok((_, WaitStatus::Signaled(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("waiting for forked child {child}: {e}");
+                    return Ok(());
+                }
+            }
+        }
+        if vfork {
+            self.set_armed(pid, false)?;
+        } else {
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+            if !p.insertions.is_empty() {
+                match Mem::open(child) {
+                    Ok(m) => scrub_child(&m, &p.insertions),
+                    Err(e) => log::warn!("cannot open memory of forked child {child}: {e}"),
+                }
+            }
+        }
+        if let Err(e) = ptrace::detach(child, 0) {
+            log::warn!("detaching forked child {child}: {e}");
+        }
+        self.forks_handled += 1;
+        Ok(())
+    }
+
+    fn handle_unknown(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+        if matches!(st, WaitStatus::Exited(_) | WaitStatus::Signaled(_)) {
+            return Ok(None);
+        }
+        // A new thread whose clone event we have not seen yet, or a fork child.
+        if let Some(tg) = sys::proc::tgid(tid) {
+            let pid = Pid(tg);
+            if tg != tid {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    let mut t = Thread::new_stopped();
+                    t.last_resume = (p.resume_kind(), 0);
+                    p.threads.insert(tid, t);
+                    if !stopping {
+                        let k = p.resume_kind();
+                        resume_quiet(p, tid, k, 0)?;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        self.orphans.push((tid, st));
+        Ok(None)
+    }
+}
+
+fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Result<()> {
+    match ptrace::resume(tid, kind, sig) {
+        Ok(()) => {
+            if let Some(t) = p.threads.get_mut(&tid) {
+                t.stopped = false;
+                t.stepping = kind == ResumeKind::Step;
+                t.last_resume = (kind, 0);
+            }
+            Ok(())
+        }
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Outcome of stepping one thread over a breakpoint.
+enum StepOver {
+    /// The instruction ran; the thread is stopped after it.
+    Done,
+    /// Something else happened (a signal, a syscall stop): report it.
+    Event(StopKind),
+    /// The thread is gone.
+    Gone,
+}
+
+/// The classic in-line step-over: put the original byte back, single-step this thread with the
+/// rest of the process stopped, put the `int3` back. Displaced stepping replaces this function.
+fn step_over_inline(p: &mut Process, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
+    let shadow = p.insertions.get(&pc).map(|i| i.shadow).ok_or(Error::NoThread(Tid(tid)))?;
+    p.mem.write(pc, &[shadow]).map_err(|e| Error::Mem { addr: pc, source: e })?;
+    let r = (|| -> Result<StepOver> {
+        match ptrace::resume(tid, ResumeKind::Step, sig) {
+            Ok(()) => {}
+            Err(e) if e.is_gone() => return Ok(StepOver::Gone),
+            Err(e) => return Err(e.into()),
+        }
+        loop {
+            let (_, st) = wait::wait_tid(tid)?;
+            match st {
+                WaitStatus::Stopped(libc::SIGTRAP) => {
+                    let si = ptrace::siginfo(tid)?;
+                    if si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT {
+                        return Ok(StepOver::Done);
+                    }
+                    return Ok(StepOver::Event(StopKind::Signal(libc::SIGTRAP)));
+                }
+                WaitStatus::Stopped(s) => return Ok(StepOver::Event(StopKind::Signal(s))),
+                WaitStatus::Exited(_) | WaitStatus::Signaled(_) => return Ok(StepOver::Gone),
+                WaitStatus::Event { event: libc::PTRACE_EVENT_STOP, .. } => {
+                    // A stale interrupt: the step has not happened yet.
+                    ptrace::resume(tid, ResumeKind::Step, 0)?;
+                }
+                WaitStatus::Syscall => {
+                    ptrace::resume(tid, ResumeKind::Step, 0)?;
+                }
+                WaitStatus::Event { .. } | WaitStatus::Other => {
+                    // clone/fork/exec during a step of a syscall instruction: treat the step
+                    // as done; the event's side effects are handled when it is re-reported.
+                    return Ok(StepOver::Done);
+                }
+            }
+        }
+    })();
+    if p.insertions.contains_key(&pc) && !p.disarmed {
+        if let Err(e) = p.mem.write(pc, &[INT3]) {
+            log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
+        }
+    }
+    if let Some(t) = p.threads.get_mut(&tid) {
+        t.stopped = true;
+        t.stepping = false;
+    }
+    r
+}

@@ -1,0 +1,460 @@
+//! Processes and threads under ptrace, and the all-stop event machine.
+//!
+//! Invariants:
+//! - every tracee is `PTRACE_SEIZE`d with [`ptrace::BASE_OPTIONS`], so clones, forks and execs are
+//!   seen from birth and any running thread can be stopped with `PTRACE_INTERRUPT`;
+//! - in all-stop, after [`Inferior::wait`] returns a stop, every thread of that process is
+//!   stopped; events other threads produced meanwhile are kept as *pending* and reported before
+//!   anything is resumed again, except breakpoint hits, which are cancelled (ip rewound) and
+//!   simply happen again on resume;
+//! - breakpoint bytes never leave this module: memory reads are masked with the shadow bytes.
+//!
+//! Only this module and `step` call into `sys`.
+
+mod breakpoints;
+mod events;
+
+use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
+use crate::types::{Owner, Pid, Tid};
+use std::collections::BTreeMap;
+use xol_arch::regs::RegisterFile;
+
+pub use breakpoints::Insertion;
+pub use events::WaitOutcome;
+pub use spawn::SpawnSpec;
+
+/// Errors of the inferior layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// No traced process with this pid.
+    #[error("no traced process {0}")]
+    NoProcess(Pid),
+    /// No traced thread with this tid.
+    #[error("no traced thread {0}")]
+    NoThread(Tid),
+    /// Memory could not be read or written.
+    #[error("memory at {addr:#x}: {source}")]
+    Mem {
+        /// The address.
+        addr: u64,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The program could not be started.
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    /// Attaching failed.
+    #[error("cannot attach to process {pid}: {why}")]
+    Attach {
+        /// The process.
+        pid: i32,
+        /// Why, with a hint.
+        why: String,
+    },
+    /// Any other I/O error (poll, /proc).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result of the inferior layer.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a thread stopped, as reported to front-ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// The thread hit one of xol's breakpoints; its ip is at the breakpoint address.
+    Breakpoint,
+    /// A requested single-step finished.
+    Step,
+    /// A signal is about to be delivered (resume with it to deliver it).
+    Signal(i32),
+    /// Entering the syscall with this number.
+    SyscallEntry(u64),
+    /// Returning from the syscall with this number.
+    SyscallExit(u64),
+    /// The process exited with this status.
+    Exited(i32),
+    /// The process was killed by this signal.
+    Killed(i32),
+}
+
+/// One stop event: which thread, of which process, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopEvent {
+    /// The process.
+    pub pid: Pid,
+    /// The thread (the leader for process exits).
+    pub tid: Tid,
+    /// Why.
+    pub kind: StopKind,
+}
+
+/// What a thread should do when resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    /// Single-step one instruction instead of running.
+    pub step: bool,
+    /// Signal to deliver (0 for none).
+    pub sig: i32,
+}
+
+impl Action {
+    /// Run freely, no signal.
+    pub const CONTINUE: Action = Action { step: false, sig: 0 };
+}
+
+#[derive(Debug)]
+struct Thread {
+    /// Stopped in a ptrace-stop we have seen.
+    stopped: bool,
+    /// A PTRACE_INTERRUPT (or a new thread's initial stop) is still to arrive.
+    expect_stop: bool,
+    /// Resumed with PTRACE_SINGLESTEP on behalf of a front-end.
+    stepping: bool,
+    /// How it was last resumed (re-used after a stale interrupt stop).
+    last_resume: (ptrace::ResumeKind, i32),
+    /// An event not yet reported to the front-end.
+    pending: Option<StopKind>,
+    /// The last signal reported for this thread (delivered on detach if it is a passing signal).
+    last_signal: i32,
+    /// A signal a front-end asked to deliver while an event was pending.
+    deferred_sig: i32,
+}
+
+impl Thread {
+    fn new_stopped() -> Thread {
+        Thread {
+            stopped: true,
+            expect_stop: false,
+            stepping: false,
+            last_resume: (ptrace::ResumeKind::Cont, 0),
+            pending: None,
+            last_signal: 0,
+            deferred_sig: 0,
+        }
+    }
+}
+
+/// Which syscalls stop the program for `catch syscall`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallFilter {
+    /// Every syscall.
+    All,
+    /// Only these numbers.
+    Only(Vec<u64>),
+}
+
+#[derive(Debug)]
+struct Process {
+    threads: BTreeMap<RawTid, Thread>,
+    mem: Mem,
+    /// Started by xol (killed on disconnect) rather than attached (detached on disconnect).
+    launched: bool,
+    insertions: BTreeMap<u64, Insertion>,
+    /// Breakpoint bytes are temporarily out of memory (vfork child sharing it).
+    disarmed: bool,
+    catch: Option<SyscallFilter>,
+}
+
+impl Process {
+    fn resume_kind(&self) -> ptrace::ResumeKind {
+        if self.catch.is_some() {
+            ptrace::ResumeKind::Syscall
+        } else {
+            ptrace::ResumeKind::Cont
+        }
+    }
+}
+
+/// All traced processes.
+#[derive(Debug, Default)]
+pub struct Inferior {
+    procs: BTreeMap<Pid, Process>,
+    /// Stops from threads not known yet (a fork child seen before its parent's fork event).
+    orphans: Vec<(RawTid, sys::wait::WaitStatus)>,
+    /// Process exits seen while stopping the world, reported by the next wait.
+    reports: std::collections::VecDeque<StopEvent>,
+    /// Forked children handled (and detached) so far.
+    pub forks_handled: u64,
+}
+
+fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Mem { addr, source }
+}
+
+impl Inferior {
+    /// A new, empty inferior set.
+    pub fn new() -> Inferior {
+        Inferior::default()
+    }
+
+    /// Start a program; it is stopped at its first instruction.
+    pub fn launch(&mut self, spec: &SpawnSpec) -> Result<Pid> {
+        let opts = ptrace::BASE_OPTIONS | libc::PTRACE_O_EXITKILL as libc::c_long;
+        let raw = spawn::spawn(spec, opts)?;
+        let mem = Mem::open(raw).map_err(io_mem(0))?;
+        let mut threads = BTreeMap::new();
+        threads.insert(raw, Thread::new_stopped());
+        let pid = Pid(raw);
+        self.procs.insert(
+            pid,
+            Process { threads, mem, launched: true, insertions: BTreeMap::new(), disarmed: false, catch: None },
+        );
+        Ok(pid)
+    }
+
+    /// Attach to a running process and stop all its threads.
+    pub fn attach(&mut self, pid: Pid) -> Result<()> {
+        if self.procs.contains_key(&pid) {
+            return Err(Error::Attach { pid: pid.0, why: "already attached".into() });
+        }
+        let hint = |e: &SysError| match e.errno {
+            nix::errno::Errno::EPERM => format!(
+                "{}; run xol as the same user or as root, and check /proc/sys/kernel/yama/ptrace_scope",
+                e.errno.desc()
+            ),
+            nix::errno::Errno::ESRCH => "no such process".to_string(),
+            _ => e.errno.desc().to_string(),
+        };
+        if !sys::proc::exists(pid.0) {
+            return Err(Error::Attach { pid: pid.0, why: "no such process".into() });
+        }
+        if pid.0 == std::process::id() as i32 {
+            return Err(Error::Attach { pid: pid.0, why: "cannot attach to xol itself".into() });
+        }
+        let mut threads = BTreeMap::new();
+        // Threads may be created while we attach: repeat until the task list is stable.
+        loop {
+            let tids = sys::proc::threads(pid.0).map_err(|e| Error::Attach { pid: pid.0, why: e.to_string() })?;
+            let mut new = 0;
+            for tid in tids {
+                if threads.contains_key(&tid) {
+                    continue;
+                }
+                match ptrace::seize(tid, ptrace::BASE_OPTIONS) {
+                    Ok(()) => {}
+                    Err(e) if e.is_gone() && tid != pid.0 => continue,
+                    Err(e) => {
+                        for t in threads.keys() {
+                            let _ = ptrace::detach(*t, 0);
+                        }
+                        return Err(Error::Attach { pid: pid.0, why: hint(&e) });
+                    }
+                }
+                let _ = ptrace::interrupt(tid);
+                let mut t = Thread::new_stopped();
+                t.stopped = false;
+                t.expect_stop = true;
+                threads.insert(tid, t);
+                new += 1;
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        let mem = Mem::open(pid.0).map_err(io_mem(0))?;
+        self.procs.insert(
+            pid,
+            Process { threads, mem, launched: false, insertions: BTreeMap::new(), disarmed: false, catch: None },
+        );
+        self.stop_all(pid)?;
+        Ok(())
+    }
+
+    /// The traced processes.
+    pub fn pids(&self) -> Vec<Pid> {
+        self.procs.keys().copied().collect()
+    }
+
+    /// True if `pid` was started by xol (as opposed to attached).
+    pub fn launched(&self, pid: Pid) -> Option<bool> {
+        self.procs.get(&pid).map(|p| p.launched)
+    }
+
+    /// The threads of a process, in tid order.
+    pub fn threads(&self, pid: Pid) -> Vec<Tid> {
+        self.procs.get(&pid).map(|p| p.threads.keys().map(|t| Tid(*t)).collect()).unwrap_or_default()
+    }
+
+    /// The process a thread belongs to.
+    pub fn pid_of(&self, tid: Tid) -> Option<Pid> {
+        self.procs.iter().find(|(_, p)| p.threads.contains_key(&tid.0)).map(|(pid, _)| *pid)
+    }
+
+    fn proc(&self, pid: Pid) -> Result<&Process> {
+        self.procs.get(&pid).ok_or(Error::NoProcess(pid))
+    }
+
+    fn proc_mut(&mut self, pid: Pid) -> Result<&mut Process> {
+        self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))
+    }
+
+    /// Read a thread's registers (general, x87/SSE and AVX upper halves).
+    pub fn read_regs(&self, tid: Tid) -> Result<RegisterFile> {
+        let gp = ptrace::get_regs(tid.0)?;
+        let fx = ptrace::get_fpregs(tid.0)?;
+        let mut rf = RegisterFile { gp, fx, ..RegisterFile::default() };
+        let mut xs = [0u8; ptrace::XSTATE_LEN];
+        if let Ok(len) = ptrace::get_xstate(tid.0, &mut xs) {
+            let bv = u64::from_le_bytes(
+                xs[ptrace::XSAVE_HDR_OFFSET..ptrace::XSAVE_HDR_OFFSET + 8].try_into().unwrap_or([0; 8]),
+            );
+            if bv & 4 != 0 && len >= ptrace::XSAVE_YMMH_OFFSET + 256 {
+                for (i, y) in rf.ymmh.iter_mut().enumerate() {
+                    let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
+                    y.copy_from_slice(&xs[o..o + 16]);
+                }
+            }
+        }
+        Ok(rf)
+    }
+
+    /// Write a thread's registers; only the parts that differ from the current values are written.
+    pub fn write_regs(&self, tid: Tid, rf: &RegisterFile) -> Result<()> {
+        let cur = self.read_regs(tid)?;
+        if cur.gp != rf.gp {
+            ptrace::set_regs(tid.0, &rf.gp)?;
+        }
+        if cur.fx != rf.fx {
+            ptrace::set_fpregs(tid.0, &rf.fx)?;
+        }
+        if cur.ymmh != rf.ymmh {
+            let mut xs = [0u8; ptrace::XSTATE_LEN];
+            let len = ptrace::get_xstate(tid.0, &mut xs)?;
+            for (i, y) in rf.ymmh.iter().enumerate() {
+                let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
+                xs[o..o + 16].copy_from_slice(y);
+            }
+            xs[ptrace::XSAVE_HDR_OFFSET] |= 4;
+            ptrace::set_xstate(tid.0, &mut xs, len)?;
+        }
+        Ok(())
+    }
+
+    /// Set only the instruction pointer.
+    pub fn set_pc(&self, tid: Tid, pc: u64) -> Result<()> {
+        let mut gp = ptrace::get_regs(tid.0)?;
+        gp.rip = pc;
+        ptrace::set_regs(tid.0, &gp)?;
+        Ok(())
+    }
+
+    /// Read the instruction pointer.
+    pub fn pc(&self, tid: Tid) -> Result<u64> {
+        Ok(ptrace::get_regs(tid.0)?.rip)
+    }
+
+    /// Enable (`Some`) or disable (`None`) syscall catching for a process.
+    pub fn set_catch_syscalls(&mut self, pid: Pid, filter: Option<SyscallFilter>) -> Result<()> {
+        self.proc_mut(pid)?.catch = filter;
+        Ok(())
+    }
+
+    /// Send SIGINT to a process, as a terminal's Ctrl-C would (gdb's interrupt request).
+    pub fn interrupt(&self, pid: Pid) -> Result<()> {
+        sys::signals::kill(pid.0, libc::SIGINT)?;
+        Ok(())
+    }
+
+    /// The name of a thread (`comm`).
+    pub fn thread_name(&self, pid: Pid, tid: Tid) -> Option<String> {
+        sys::proc::thread_name(pid.0, tid.0)
+    }
+
+    /// The raw auxiliary vector.
+    pub fn auxv(&self, pid: Pid) -> Result<Vec<u8>> {
+        Ok(sys::proc::auxv(pid.0)?)
+    }
+
+    /// The executable's path.
+    pub fn exe(&self, pid: Pid) -> Result<std::path::PathBuf> {
+        Ok(sys::proc::exe(pid.0)?)
+    }
+
+    /// Detach from a process: restore every breakpoint byte, then let all threads run, delivering
+    /// signals that were stopped but not yet passed on.
+    pub fn detach(&mut self, pid: Pid) -> Result<()> {
+        self.stop_all(pid)?;
+        self.remove_all_insertions(pid)?;
+        let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
+        for (tid, t) in &p.threads {
+            let sig = match t.pending {
+                Some(StopKind::Signal(s)) => s,
+                _ if t.deferred_sig != 0 => t.deferred_sig,
+                _ if passes_on_detach(t.last_signal) => t.last_signal,
+                _ => 0,
+            };
+            match ptrace::detach(*tid, sig) {
+                Ok(()) => {}
+                Err(e) if e.is_gone() => {}
+                Err(e) => log::warn!("detach: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Kill a process and reap it.
+    pub fn kill(&mut self, pid: Pid) -> Result<()> {
+        if !self.procs.contains_key(&pid) {
+            return Err(Error::NoProcess(pid));
+        }
+        let _ = sys::signals::kill(pid.0, libc::SIGKILL);
+        // Reap every thread; the leader is reported last.
+        loop {
+            match sys::wait::wait_tid(pid.0) {
+                Ok((_, sys::wait::WaitStatus::Exited(_))) | Ok((_, sys::wait::WaitStatus::Signaled(_))) => break,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        // Other threads' exit statuses.
+        if let Some(p) = self.procs.remove(&pid) {
+            for tid in p.threads.keys() {
+                if *tid != pid.0 {
+                    let _ = sys::wait::wait_tid_nohang(*tid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leave every process as if xol had never been there: detach attached ones (restoring
+    /// bytes) and kill launched ones. Used on disconnect and on SIGTERM/SIGINT.
+    pub fn release_all(&mut self) {
+        for pid in self.pids() {
+            let launched = self.launched(pid).unwrap_or(false);
+            let r = if launched { self.kill(pid) } else { self.detach(pid) };
+            if let Err(e) = r {
+                log::warn!("releasing process {pid}: {e}");
+                self.procs.remove(&pid);
+            }
+        }
+    }
+
+    /// Leave every process running without xol, whether launched or attached.
+    pub fn detach_all(&mut self) {
+        for pid in self.pids() {
+            if let Err(e) = self.detach(pid) {
+                log::warn!("detaching process {pid}: {e}");
+                self.procs.remove(&pid);
+            }
+        }
+    }
+}
+
+/// Whether gdb's default `handle` table passes this signal to the program.
+fn passes_on_detach(sig: i32) -> bool {
+    sig != 0 && sig != libc::SIGTRAP && sig != libc::SIGINT && sig != libc::SIGSTOP
+}
+
+/// Interpret a thread id as belonging to `pid` for register access checks.
+pub fn owner_label(o: Owner) -> &'static str {
+    match o {
+        Owner::Gdb => "gdb",
+        Owner::Probe(_) => "probe",
+        Owner::Internal => "internal",
+    }
+}

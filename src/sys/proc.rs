@@ -1,0 +1,41 @@
+//! Small `/proc/PID` readers: thread lists, names, thread-group ids, auxv, exe.
+
+use std::path::PathBuf;
+
+/// The thread ids of process `pid`, from `/proc/PID/task`.
+pub fn threads(pid: i32) -> std::io::Result<Vec<i32>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Some(tid) = e?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            out.push(tid);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The thread-group id (process id) of thread `tid`.
+pub fn tgid(tid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse().ok()))
+}
+
+/// The name (`comm`) of a thread.
+pub fn thread_name(pid: i32, tid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok().map(|s| s.trim_end().to_string())
+}
+
+/// The auxiliary vector of a process, raw.
+pub fn auxv(pid: i32) -> std::io::Result<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/auxv"))
+}
+
+/// The executable of a process.
+pub fn exe(pid: i32) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+}
+
+/// True if the process exists (possibly as a zombie).
+pub fn exists(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}

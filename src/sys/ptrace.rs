@@ -1,0 +1,178 @@
+//! Typed `ptrace(2)` requests. Each function is one request; no retries, no policy.
+
+use super::{RawTid, SysError, SysResult};
+use libc::{c_long, c_void};
+use xol_arch::regs::{FxSave, UserRegs};
+
+/// Options every tracee gets: see clones, forks, vforks, execs, and tell syscall stops apart.
+pub const BASE_OPTIONS: c_long = (libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACEVFORKDONE
+    | libc::PTRACE_O_TRACEEXEC) as c_long;
+
+/// `NT_X86_XSTATE` regset note type.
+const NT_X86_XSTATE: usize = 0x202;
+/// Size of the XSAVE buffer we ask for (covers legacy + header + AVX state).
+pub const XSTATE_LEN: usize = 1024;
+/// Offset of the AVX (YMM high halves) component in the standard XSAVE layout.
+pub const XSAVE_YMMH_OFFSET: usize = 576;
+/// Offset of XSTATE_BV in the XSAVE header.
+pub const XSAVE_HDR_OFFSET: usize = 512;
+
+unsafe fn raw(req: libc::c_uint, tid: RawTid, addr: *mut c_void, data: *mut c_void) -> c_long {
+    libc::ptrace(req, tid, addr, data)
+}
+
+fn check(op: &'static str, tid: RawTid, rc: c_long) -> SysResult<c_long> {
+    if rc == -1 {
+        Err(SysError::last(op, tid))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Attach with `PTRACE_SEIZE` and the given options (the tracee keeps running).
+pub fn seize(tid: RawTid, options: c_long) -> SysResult<()> {
+    let rc = unsafe { raw(libc::PTRACE_SEIZE, tid, std::ptr::null_mut(), options as *mut c_void) };
+    check("PTRACE_SEIZE", tid, rc).map(drop)
+}
+
+/// Ask a seized, running tracee to stop (`PTRACE_EVENT_STOP`).
+pub fn interrupt(tid: RawTid) -> SysResult<()> {
+    let rc = unsafe { raw(libc::PTRACE_INTERRUPT, tid, std::ptr::null_mut(), std::ptr::null_mut()) };
+    check("PTRACE_INTERRUPT", tid, rc).map(drop)
+}
+
+/// How a stopped tracee is resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeKind {
+    /// `PTRACE_CONT`.
+    Cont,
+    /// `PTRACE_SYSCALL`: stop at the next syscall entry or exit.
+    Syscall,
+    /// `PTRACE_SINGLESTEP`.
+    Step,
+}
+
+/// Resume a stopped tracee, delivering `sig` (0 for none).
+pub fn resume(tid: RawTid, kind: ResumeKind, sig: i32) -> SysResult<()> {
+    let (req, op) = match kind {
+        ResumeKind::Cont => (libc::PTRACE_CONT, "PTRACE_CONT"),
+        ResumeKind::Syscall => (libc::PTRACE_SYSCALL, "PTRACE_SYSCALL"),
+        ResumeKind::Step => (libc::PTRACE_SINGLESTEP, "PTRACE_SINGLESTEP"),
+    };
+    let rc = unsafe { raw(req, tid, std::ptr::null_mut(), sig as c_long as *mut c_void) };
+    check(op, tid, rc).map(drop)
+}
+
+/// Detach from a stopped tracee, delivering `sig` (0 for none).
+pub fn detach(tid: RawTid, sig: i32) -> SysResult<()> {
+    let rc = unsafe { raw(libc::PTRACE_DETACH, tid, std::ptr::null_mut(), sig as c_long as *mut c_void) };
+    check("PTRACE_DETACH", tid, rc).map(drop)
+}
+
+/// The message of the last ptrace event (new tid for clone/fork, former tid for exec).
+pub fn event_msg(tid: RawTid) -> SysResult<u64> {
+    let mut msg: libc::c_ulong = 0;
+    let rc = unsafe {
+        raw(libc::PTRACE_GETEVENTMSG, tid, std::ptr::null_mut(), &mut msg as *mut _ as *mut c_void)
+    };
+    check("PTRACE_GETEVENTMSG", tid, rc).map(|_| msg as u64)
+}
+
+/// The siginfo of the signal that caused the current stop.
+pub fn siginfo(tid: RawTid) -> SysResult<libc::siginfo_t> {
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        raw(libc::PTRACE_GETSIGINFO, tid, std::ptr::null_mut(), &mut si as *mut _ as *mut c_void)
+    };
+    check("PTRACE_GETSIGINFO", tid, rc).map(|_| si)
+}
+
+/// Read the general-purpose registers.
+pub fn get_regs(tid: RawTid) -> SysResult<UserRegs> {
+    let mut regs = UserRegs::default();
+    let rc = unsafe {
+        raw(libc::PTRACE_GETREGS, tid, std::ptr::null_mut(), &mut regs as *mut UserRegs as *mut c_void)
+    };
+    check("PTRACE_GETREGS", tid, rc).map(|_| regs)
+}
+
+/// Write the general-purpose registers.
+pub fn set_regs(tid: RawTid, regs: &UserRegs) -> SysResult<()> {
+    let mut copy = *regs;
+    let rc = unsafe {
+        raw(libc::PTRACE_SETREGS, tid, std::ptr::null_mut(), &mut copy as *mut UserRegs as *mut c_void)
+    };
+    check("PTRACE_SETREGS", tid, rc).map(drop)
+}
+
+/// Read the FXSAVE area (x87 and SSE state).
+pub fn get_fpregs(tid: RawTid) -> SysResult<FxSave> {
+    let mut fx = FxSave::default();
+    let rc = unsafe {
+        raw(libc::PTRACE_GETFPREGS, tid, std::ptr::null_mut(), &mut fx as *mut FxSave as *mut c_void)
+    };
+    check("PTRACE_GETFPREGS", tid, rc).map(|_| fx)
+}
+
+/// Write the FXSAVE area.
+pub fn set_fpregs(tid: RawTid, fx: &FxSave) -> SysResult<()> {
+    let mut copy = *fx;
+    let rc = unsafe {
+        raw(libc::PTRACE_SETFPREGS, tid, std::ptr::null_mut(), &mut copy as *mut FxSave as *mut c_void)
+    };
+    check("PTRACE_SETFPREGS", tid, rc).map(drop)
+}
+
+/// Read the XSAVE area into `buf`; returns the length the kernel filled.
+pub fn get_xstate(tid: RawTid, buf: &mut [u8; XSTATE_LEN]) -> SysResult<usize> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: buf.len() };
+    let rc = unsafe {
+        raw(libc::PTRACE_GETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void)
+    };
+    check("PTRACE_GETREGSET(NT_X86_XSTATE)", tid, rc).map(|_| iov.iov_len)
+}
+
+/// Write the XSAVE area from the first `len` bytes of `buf`.
+pub fn set_xstate(tid: RawTid, buf: &mut [u8; XSTATE_LEN], len: usize) -> SysResult<()> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: len };
+    let rc = unsafe {
+        raw(libc::PTRACE_SETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void)
+    };
+    check("PTRACE_SETREGSET(NT_X86_XSTATE)", tid, rc).map(drop)
+}
+
+/// What `PTRACE_GET_SYSCALL_INFO` says about a syscall stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallStop {
+    /// Entering syscall `nr`.
+    Entry(u64),
+    /// Returning from a syscall (number from `orig_rax`).
+    Exit,
+    /// Not a syscall stop we understand.
+    Other,
+}
+
+/// Ask the kernel whether a `SIGTRAP|0x80` stop is a syscall entry or exit (Linux 5.3+).
+pub fn syscall_info(tid: RawTid) -> SysResult<SyscallStop> {
+    // struct ptrace_syscall_info: op (u8), pad, arch (u32), ip, sp, then the union.
+    let mut buf = [0u64; 11];
+    let rc = unsafe {
+        raw(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            tid,
+            std::mem::size_of_val(&buf) as *mut c_void,
+            buf.as_mut_ptr() as *mut c_void,
+        )
+    };
+    check("PTRACE_GET_SYSCALL_INFO", tid, rc)?;
+    let op = (buf[0] & 0xff) as u8;
+    Ok(match op {
+        1 => SyscallStop::Entry(buf[3]),
+        2 => SyscallStop::Exit,
+        _ => SyscallStop::Other,
+    })
+}

@@ -1,0 +1,52 @@
+//! Typed identities: a process is not a thread, an address in one address space is not a place
+//! in a file. Conversions are explicit so mixing them up is a compile error.
+
+use std::fmt;
+
+/// A process (thread-group) id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pid(pub i32);
+
+/// A thread id (kernel tid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tid(pub i32);
+
+/// An address in one process's address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VirtAddr(pub u64);
+
+/// Who asked for a breakpoint insertion. Removing one owner never disarms another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// gdb, through the remote protocol (`Z0`).
+    Gdb,
+    /// A counting or tracing probe, by id.
+    Probe(u32),
+    /// xol itself (e.g. the dynamic linker's event breakpoint).
+    Internal,
+}
+
+impl Pid {
+    /// The thread id of this process's leader thread.
+    pub fn leader(self) -> Tid {
+        Tid(self.0)
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Tid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for VirtAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
