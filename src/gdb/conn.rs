@@ -2,7 +2,8 @@
 //! wait on "gdb sent something" together with tracee events and termination signals.
 //!
 //! After a restart of the protocol engine on a live connection (extended-remote, when a process
-//! ends) gdb is already in no-ack mode, so lone `+`/`-` acks are dropped once no-ack was agreed.
+//! ends) the new engine must know what gdb negotiated: the connection replays gdb's own
+//! `qSupported` (and `QStartNoAckMode`) to it and swallows the engine's replies.
 
 use crate::sys::signals;
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -21,12 +22,18 @@ pub struct Conn {
     wbuf: Vec<u8>,
     /// Set by `monitor exit`: the next read ends the session.
     pub exit_requested: Arc<AtomicBool>,
-    /// gdb and xol agreed on no-ack mode.
-    pub no_ack: bool,
-    /// The protocol engine was restarted on this connection: drop its lone acks if `no_ack`.
-    pub restarted: bool,
-    in_packet: u8,
-    hist: Vec<u8>,
+    /// gdb asked for no-ack mode.
+    no_ack: bool,
+    /// gdb's `qSupported` packet, raw, for replay.
+    qsupported: Option<Vec<u8>>,
+    /// The packet being received from gdb (between `$` and the checksum).
+    cur_in: Vec<u8>,
+    in_state: u8,
+    /// Bytes fed to the engine before gdb's (replayed negotiation).
+    inject: std::collections::VecDeque<u8>,
+    /// Replies of the engine still to be swallowed.
+    swallow: usize,
+    out_state: u8,
 }
 
 impl Conn {
@@ -40,9 +47,12 @@ impl Conn {
             wbuf: Vec::new(),
             exit_requested: Arc::new(AtomicBool::new(false)),
             no_ack: false,
-            restarted: false,
-            in_packet: 0,
-            hist: Vec::new(),
+            qsupported: None,
+            cur_in: Vec::new(),
+            in_state: 0,
+            inject: std::collections::VecDeque::new(),
+            swallow: 0,
+            out_state: 0,
         }
     }
 
@@ -57,7 +67,21 @@ impl Conn {
 
     /// True if bytes are already buffered.
     pub fn has_buffered(&self) -> bool {
-        self.rpos < self.rbuf.len()
+        !self.inject.is_empty() || self.rpos < self.rbuf.len()
+    }
+
+    /// Before a new protocol engine starts on this connection: replay gdb's negotiation to it.
+    pub fn prepare_restart(&mut self) {
+        self.inject.clear();
+        self.swallow = 0;
+        if let Some(q) = &self.qsupported {
+            self.inject.extend(q.iter().copied());
+            self.swallow += 1;
+        }
+        if self.no_ack {
+            self.inject.extend(b"$QStartNoAckMode#b0".iter().copied());
+            self.swallow += 1;
+        }
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -95,20 +119,49 @@ impl Conn {
         }
     }
 
-    /// Watch gdb's input for `QStartNoAckMode` so a restarted engine stays in no-ack mode.
+    /// Watch gdb's packets for the negotiation a restarted engine must see again.
     fn note_input(&mut self) {
-        self.hist.extend_from_slice(&self.rbuf);
-        if self.hist.windows(16).any(|w| w == b"QStartNoAckMode#") {
-            self.no_ack = true;
-        }
-        if self.hist.len() > 64 {
-            let cut = self.hist.len() - 32;
-            self.hist.drain(..cut);
+        for i in self.rpos..self.rbuf.len() {
+            let b = self.rbuf[i];
+            match self.in_state {
+                0 if b == b'$' => {
+                    self.cur_in.clear();
+                    self.cur_in.push(b);
+                    self.in_state = 1;
+                }
+                1 => {
+                    self.cur_in.push(b);
+                    if b == b'#' {
+                        self.in_state = 2;
+                    }
+                }
+                2 => {
+                    self.cur_in.push(b);
+                    self.in_state = 3;
+                }
+                3 => {
+                    self.cur_in.push(b);
+                    self.in_state = 0;
+                    if self.cur_in.starts_with(b"$qSupported") {
+                        self.qsupported = Some(self.cur_in.clone());
+                    } else if self.cur_in.starts_with(b"$QStartNoAckMode#") {
+                        self.no_ack = true;
+                    }
+                }
+                _ => {}
+            }
+            if self.cur_in.len() > 4096 {
+                self.cur_in.clear();
+                self.in_state = 0;
+            }
         }
     }
 
     /// Read one byte, blocking.
     pub fn read_byte(&mut self) -> io::Result<u8> {
+        if let Some(b) = self.inject.pop_front() {
+            return Ok(b);
+        }
         self.fill()?;
         let b = self.rbuf[self.rpos];
         self.rpos += 1;
@@ -120,14 +173,19 @@ impl Connection for Conn {
     type Error = io::Error;
 
     fn write(&mut self, byte: u8) -> io::Result<()> {
-        // Track whether we are inside a packet ($...#xx) to recognise lone acks.
-        match self.in_packet {
-            0 if byte == b'$' || byte == b'%' => self.in_packet = 1,
-            0 if (byte == b'+' || byte == b'-') && self.no_ack && self.restarted => return Ok(()),
-            1 if byte == b'#' => self.in_packet = 2,
-            2 => self.in_packet = 3,
-            3 => self.in_packet = 0,
-            _ => {}
+        if self.swallow > 0 {
+            // A reply to replayed negotiation: gdb has seen one already.
+            match self.out_state {
+                0 if byte == b'$' => self.out_state = 1,
+                1 if byte == b'#' => self.out_state = 2,
+                2 => self.out_state = 3,
+                3 => {
+                    self.out_state = 0;
+                    self.swallow -= 1;
+                }
+                _ => {}
+            }
+            return Ok(());
         }
         self.wbuf.push(byte);
         Ok(())
@@ -167,7 +225,9 @@ impl ConnectionExt for Conn {
     }
 
     fn peek(&mut self) -> io::Result<Option<u8>> {
-        if self.has_buffered() {
+        if let Some(b) = self.inject.front() {
+            Ok(Some(*b))
+        } else if self.has_buffered() {
             Ok(Some(self.rbuf[self.rpos]))
         } else {
             Ok(None)

@@ -117,7 +117,7 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
     loop {
         let stub = GdbStub::new(conn.clone());
         let r = stub.run_blocking::<EventLoop>(target);
-        conn.0.borrow_mut().restarted = true;
+        conn.0.borrow_mut().prepare_restart();
         match r {
             Ok(DisconnectReason::Disconnect) => {
                 if let Some(pid) = target.pid.take() {

@@ -522,8 +522,10 @@ impl ExtendedMode for XolTarget {
 }
 
 impl ConfigureAslr for XolTarget {
-    fn cfg_aslr(&mut self, enabled: bool) -> TargetResult<(), Self> {
-        self.cfg.aslr = enabled;
+    fn cfg_aslr(&mut self, disable: bool) -> TargetResult<(), Self> {
+        // gdbstub 0.7 passes QDisableRandomization's value as-is (1 = disable randomization),
+        // despite the parameter's name in its docs.
+        self.cfg.aslr = !disable;
         Ok(())
     }
 }

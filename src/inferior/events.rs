@@ -57,7 +57,8 @@ impl Inferior {
                 Err(e) if e.is_gone() => continue,
                 Err(e) => return Err(e.into()),
             };
-            if !p.insertions.contains_key(&pc) || p.disarmed {
+            let reported = p.threads.get_mut(tid).and_then(|t| t.reported_bp.take());
+            if reported != Some(pc) || !p.insertions.contains_key(&pc) || p.disarmed {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
@@ -110,14 +111,14 @@ impl Inferior {
                 if self.procs.contains_key(&ev.pid) {
                     self.stop_all(ev.pid)?;
                 }
-                return Ok(WaitOutcome::Stopped(ev));
+                return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
             }
             while let Some((tid, st)) = wait::wait_any_nohang()? {
                 if let Some(ev) = self.handle_status(tid, st, false)? {
                     if self.procs.contains_key(&ev.pid) {
                         self.stop_all(ev.pid)?;
                     }
-                    return Ok(WaitOutcome::Stopped(ev));
+                    return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
                 }
             }
             if sys::signals::terminate_requested().is_some() {
@@ -132,6 +133,17 @@ impl Inferior {
             let r = sys::signals::poll(input, -1)?;
             input_ready = r.extra;
         }
+    }
+
+    /// Remember which breakpoint a reported hit was at (see `Thread::reported_bp`).
+    fn note_reported(&mut self, ev: StopEvent) -> StopEvent {
+        if ev.kind == StopKind::Breakpoint {
+            let pc = ptrace::get_regs(ev.tid.0).map(|r| r.rip).ok();
+            if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
+                t.reported_bp = pc;
+            }
+        }
+        ev
     }
 
     fn take_pending(&mut self) -> Option<StopEvent> {

@@ -122,6 +122,10 @@ struct Thread {
     last_signal: i32,
     /// A signal a front-end asked to deliver while an event was pending.
     deferred_sig: i32,
+    /// The breakpoint address whose hit was last reported for this thread. Only such a thread
+    /// is stepped over the breakpoint on resume; a thread whose hit was cancelled while stopping
+    /// the world sits at the same address and must hit it again.
+    reported_bp: Option<u64>,
 }
 
 impl Thread {
@@ -134,6 +138,7 @@ impl Thread {
             pending: None,
             last_signal: 0,
             deferred_sig: 0,
+            reported_bp: None,
         }
     }
 }
