@@ -131,7 +131,9 @@ pub fn spawn(spec: &SpawnSpec, options: libc::c_long) -> Result<RawTid, SpawnErr
         }
     }
     unsafe { libc::close(pipe[1]) };
-    let result = finish_spawn(pid, options, spec.wrapper.len() + 1, pipe[0], &prog_name);
+    // A wrapper is one command line that execs the program: two execs in all.
+    let execs = if spec.wrapper.is_empty() { 1 } else { 2 };
+    let result = finish_spawn(pid, options, execs, pipe[0], &prog_name);
     unsafe { libc::close(pipe[0]) };
     if result.is_err() {
         unsafe {

@@ -42,10 +42,13 @@ pub fn decode(status: i32) -> WaitStatus {
 
 /// Wait for any traced thread without blocking. `Ok(None)` when nothing is ready.
 pub fn wait_any_nohang() -> SysResult<Option<(RawTid, WaitStatus)>> {
-    wait_inner(-1, libc::WNOHANG)
+    match wait_inner(-1, libc::WNOHANG) {
+        Err(e) if e.errno == nix::errno::Errno::ECHILD => Ok(None),
+        r => r,
+    }
 }
 
-/// Wait (blocking) for one specific thread.
+/// Wait (blocking) for one specific thread. `ECHILD` if it is not (or no longer) ours.
 pub fn wait_tid(tid: RawTid) -> SysResult<(RawTid, WaitStatus)> {
     loop {
         match wait_inner(tid, 0) {
@@ -66,11 +69,7 @@ fn wait_inner(tid: RawTid, flags: i32) -> SysResult<Option<(RawTid, WaitStatus)>
     let mut status = 0;
     let rc = unsafe { libc::waitpid(tid, &mut status, flags | libc::__WALL) };
     if rc == -1 {
-        let e = SysError::last("waitpid", tid);
-        if e.errno == nix::errno::Errno::ECHILD {
-            return Ok(None);
-        }
-        return Err(e);
+        return Err(SysError::last("waitpid", tid));
     }
     if rc == 0 {
         return Ok(None);
