@@ -216,7 +216,10 @@ mod tests {
         m.put(bias + 0x3020, &[0u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
         m.put(0x7000, &[1u64.to_le_bytes(), 0x8000u64.to_le_bytes()].concat());
         // main lm at 0x8000 -> lib lm at 0x9000
-        m.put(0x8000, &[0u64, 0xa000, bias + 0x3000, 0x9000, 0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+        m.put(
+            0x8000,
+            &[0u64, 0xa000, bias + 0x3000, 0x9000, 0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+        );
         m.put(0xa000, b"\0");
         m.put(0x9000, &[0x7f00u64, 0xb000, 0x7f10, 0, 0x8000].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
         m.put(0xb000, b"/lib/x86_64-linux-gnu/libc.so.6\0");

@@ -141,12 +141,8 @@ impl fmt::Debug for FxSave {
                 Ok(())
             }
         }
-        let st: Vec<Hex<'_>> = (0..8)
-            .map(|i| Hex(&self.0[32 + 16 * i..42 + 16 * i]))
-            .collect();
-        let xmm: Vec<Hex<'_>> = (0..16)
-            .map(|i| Hex(&self.0[160 + 16 * i..176 + 16 * i]))
-            .collect();
+        let st: Vec<Hex<'_>> = (0..8).map(|i| Hex(&self.0[32 + 16 * i..42 + 16 * i])).collect();
+        let xmm: Vec<Hex<'_>> = (0..16).map(|i| Hex(&self.0[160 + 16 * i..176 + 16 * i])).collect();
         f.debug_struct("FxSave")
             .field("fcw", &format_args!("{:#06x}", self.fcw()))
             .field("fsw", &format_args!("{:#06x}", self.fsw()))
@@ -377,13 +373,7 @@ impl FxSave {
 /// Converts a full 16-bit x87 tag word to FXSAVE's abridged 8-bit form
 /// (bit `i` set unless the 2-bit tag of physical register `i` is 3).
 pub fn abridged_tag(ftag: u16) -> u8 {
-    (0..8).fold(0u8, |acc, fpreg| {
-        if (ftag >> (2 * fpreg)) & 3 != 3 {
-            acc | (1 << fpreg)
-        } else {
-            acc
-        }
-    })
+    (0..8).fold(0u8, |acc, fpreg| if (ftag >> (2 * fpreg)) & 3 != 3 { acc | (1 << fpreg) } else { acc })
 }
 
 /// Classifies an 80-bit extended-precision value as the x87 tag word does:
@@ -392,9 +382,7 @@ pub fn abridged_tag(ftag: u16) -> u8 {
 pub fn i387_tag(raw: &[u8; 10]) -> u8 {
     let integer = raw[7] & 0x80 != 0;
     let exponent = u16::from_le_bytes([raw[8], raw[9]]) & 0x7fff;
-    let mantissa = u64::from_le_bytes([
-        raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
-    ]);
+    let mantissa = u64::from_le_bytes([raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]]);
     let fraction = mantissa & 0x7fff_ffff_ffff_ffff;
     match exponent {
         0x7fff => 2,
@@ -422,13 +410,7 @@ pub enum Feature {
 
 impl Feature {
     /// All features, in target description (and register number) order.
-    pub const ALL: [Feature; 5] = [
-        Feature::Core,
-        Feature::Sse,
-        Feature::Linux,
-        Feature::Segments,
-        Feature::Avx,
-    ];
+    pub const ALL: [Feature; 5] = [Feature::Core, Feature::Sse, Feature::Linux, Feature::Segments, Feature::Avx];
 
     /// The feature's name in the target description.
     pub fn name(self) -> &'static str {
@@ -471,13 +453,7 @@ const fn r(
     group: Option<&'static str>,
     feature: Feature,
 ) -> RegInfo {
-    RegInfo {
-        name,
-        bitsize,
-        gdb_type,
-        group,
-        feature,
-    }
+    RegInfo { name, bitsize, gdb_type, group, feature }
 }
 
 use Feature::{Avx, Core, Linux, Segments, Sse};
@@ -630,20 +606,13 @@ impl fmt::Display for RegError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             RegError::BadRegno(n) => write!(f, "no register number {n}"),
-            RegError::BadLength {
-                regno,
-                expected,
-                got,
-            } => write!(
+            RegError::BadLength { regno, expected, got } => write!(
                 f,
                 "register {regno} ({}) is {expected} bytes, got {got}",
                 REGS.get(regno).map_or("?", |r| r.name)
             ),
             RegError::TooLong { max, got } => {
-                write!(
-                    f,
-                    "register data is {got} bytes, more than the {max} of the register file"
-                )
+                write!(f, "register data is {got} bytes, more than the {max} of the register file")
             }
             RegError::XsaveTooShort { need, got } => {
                 write!(f, "XSAVE area is {got} bytes, need at least {need}")
@@ -753,11 +722,7 @@ impl RegisterFile {
         let info = REGS.get(regno).ok_or(RegError::BadRegno(regno))?;
         let expected = info.size();
         if bytes.len() != expected {
-            return Err(RegError::BadLength {
-                regno,
-                expected,
-                got: bytes.len(),
-            });
+            return Err(RegError::BadLength { regno, expected, got: bytes.len() });
         }
         if let Some(slot) = gp_mut(&mut self.gp, regno) {
             let mut v = [0u8; 8];
@@ -809,10 +774,7 @@ impl RegisterFile {
     /// modifying anything.
     pub fn from_g_bytes(&mut self, bytes: &[u8]) -> Result<(), RegError> {
         if bytes.len() > G_PACKET_LEN {
-            return Err(RegError::TooLong {
-                max: G_PACKET_LEN,
-                got: bytes.len(),
-            });
+            return Err(RegError::TooLong { max: G_PACKET_LEN, got: bytes.len() });
         }
         // Validate first so that an error leaves `self` untouched.
         let mut off = 0;
@@ -821,11 +783,7 @@ impl RegisterFile {
             let expected = REGS[count].size();
             let left = bytes.len() - off;
             if left < expected {
-                return Err(RegError::BadLength {
-                    regno: count,
-                    expected,
-                    got: left,
-                });
+                return Err(RegError::BadLength { regno: count, expected, got: left });
             }
             off += expected;
             count += 1;
@@ -863,10 +821,7 @@ impl RegisterFile {
     /// MXCSR becomes 0x1f80 if both SSE and AVX are in init state.
     pub fn supply_xsave(&mut self, xsave: &[u8]) -> Result<(), RegError> {
         if xsave.len() < XSAVE_AVX_END {
-            return Err(RegError::XsaveTooShort {
-                need: XSAVE_AVX_END,
-                got: xsave.len(),
-            });
+            return Err(RegError::XsaveTooShort { need: XSAVE_AVX_END, got: xsave.len() });
         }
         self.fx.0.copy_from_slice(&xsave[..FxSave::SIZE]);
         let mut bv = [0u8; 8];
@@ -899,10 +854,7 @@ impl RegisterFile {
     /// `0..416`) is written; reserved and software bytes are preserved.
     pub fn collect_xsave(&self, xsave: &mut [u8]) -> Result<(), RegError> {
         if xsave.len() < XSAVE_AVX_END {
-            return Err(RegError::XsaveTooShort {
-                need: XSAVE_AVX_END,
-                got: xsave.len(),
-            });
+            return Err(RegError::XsaveTooShort { need: XSAVE_AVX_END, got: xsave.len() });
         }
         xsave[..FXSAVE_ARCH_END].copy_from_slice(&self.fx.0[..FXSAVE_ARCH_END]);
         let hdr = &mut xsave[XSAVE_HEADER_OFFSET..XSAVE_HEADER_OFFSET + 8];
@@ -953,10 +905,7 @@ mod tests {
             fs: 0,
             gs: 0,
         };
-        let mut rf = RegisterFile {
-            gp,
-            ..Default::default()
-        };
+        let mut rf = RegisterFile { gp, ..Default::default() };
         rf.fx.set_fcw(0x037f);
         // top = 6, so physical R6 = st0 and R7 = st1.
         rf.fx.set_fsw(6 << 11);
@@ -1077,21 +1026,11 @@ mod tests {
         rf.from_g_bytes(&[]).unwrap();
         // Partial register: rejected, nothing modified.
         let before = rf.clone();
-        assert_eq!(
-            rf.from_g_bytes(&g[..138]),
-            Err(RegError::BadLength {
-                regno: EFLAGS_REGNUM,
-                expected: 4,
-                got: 2
-            })
-        );
+        assert_eq!(rf.from_g_bytes(&g[..138]), Err(RegError::BadLength { regno: EFLAGS_REGNUM, expected: 4, got: 2 }));
         assert_eq!(rf, before);
         let mut long = g.clone();
         long.push(0);
-        assert_eq!(
-            rf.from_g_bytes(&long),
-            Err(RegError::TooLong { max: 816, got: 817 })
-        );
+        assert_eq!(rf.from_g_bytes(&long), Err(RegError::TooLong { max: 816, got: 817 }));
         assert_eq!(rf, before);
     }
 
@@ -1124,20 +1063,12 @@ mod tests {
         assert_eq!(rf.pc(), 0x0102_0304_0506_0710);
         rf.set_pc(0x401000);
         assert_eq!(rf.gp.rip, 0x401000);
-        assert_eq!(
-            rf.write_reg(0, &[0; 4]),
-            Err(RegError::BadLength {
-                regno: 0,
-                expected: 8,
-                got: 4
-            })
-        );
+        assert_eq!(rf.write_reg(0, &[0; 4]), Err(RegError::BadLength { regno: 0, expected: 8, got: 4 }));
 
         // eflags and segment registers: 32-bit views, zero-extended writes.
         rf.gp.eflags = 0xdead_beef_0000_0246;
         assert_eq!(read(&rf, EFLAGS_REGNUM), 0x246u32.to_le_bytes());
-        rf.write_reg(EFLAGS_REGNUM, &0x202u32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(EFLAGS_REGNUM, &0x202u32.to_le_bytes()).unwrap();
         assert_eq!(rf.gp.eflags, 0x202);
         rf.gp.fs = u64::MAX;
         rf.write_reg(22, &0x63u32.to_le_bytes()).unwrap();
@@ -1156,23 +1087,17 @@ mod tests {
         assert!(rf.write_reg(ST0_REGNUM, &[0; 16]).is_err());
 
         // x87 control registers.
-        rf.write_reg(FCTRL_REGNUM, &0x037fu32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(FCTRL_REGNUM, &0x037fu32.to_le_bytes()).unwrap();
         assert_eq!(&rf.fx.0[0..2], &[0x7f, 0x03]);
-        rf.write_reg(FSTAT_REGNUM, &0x3800u32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(FSTAT_REGNUM, &0x3800u32.to_le_bytes()).unwrap();
         assert_eq!(rf.fx.top(), 7);
         rf.fx.0[6..8].copy_from_slice(&0xf800u16.to_le_bytes());
-        rf.write_reg(FOP_REGNUM, &0xffff_f123u32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(FOP_REGNUM, &0xffff_f123u32.to_le_bytes()).unwrap();
         assert_eq!(u16::from_le_bytes([rf.fx.0[6], rf.fx.0[7]]), 0xf800 | 0x123);
         assert_eq!(read(&rf, FOP_REGNUM), 0x123u32.to_le_bytes());
-        rf.write_reg(FIOFF_REGNUM, &0x8765_4321u32.to_le_bytes())
-            .unwrap();
-        rf.write_reg(FISEG_REGNUM, &0x0001_0023u32.to_le_bytes())
-            .unwrap();
-        rf.write_reg(FOOFF_REGNUM, &0x1122_3344u32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(FIOFF_REGNUM, &0x8765_4321u32.to_le_bytes()).unwrap();
+        rf.write_reg(FISEG_REGNUM, &0x0001_0023u32.to_le_bytes()).unwrap();
+        rf.write_reg(FOOFF_REGNUM, &0x1122_3344u32.to_le_bytes()).unwrap();
         rf.write_reg(FOSEG_REGNUM, &0x2bu32.to_le_bytes()).unwrap();
         assert_eq!(rf.fx.fip(), 0x0000_0023_8765_4321);
         assert_eq!(rf.fx.fdp(), 0x0000_002b_1122_3344);
@@ -1186,18 +1111,15 @@ mod tests {
         rf.write_reg(XMM0_REGNUM + 15, &x).unwrap();
         assert_eq!(&rf.fx.0[400..416], &x);
         assert_eq!(read(&rf, 55), x);
-        rf.write_reg(MXCSR_REGNUM, &0x1f80u32.to_le_bytes())
-            .unwrap();
+        rf.write_reg(MXCSR_REGNUM, &0x1f80u32.to_le_bytes()).unwrap();
         assert_eq!(rf.fx.mxcsr(), 0x1f80);
         assert_eq!(&rf.fx.0[24..28], &0x1f80u32.to_le_bytes());
         assert_eq!(read(&rf, MXCSR_REGNUM), 0x1f80u32.to_le_bytes());
 
         // orig_rax, fs_base, gs_base.
-        rf.write_reg(ORIG_RAX_REGNUM, &(-1i64).to_le_bytes())
-            .unwrap();
+        rf.write_reg(ORIG_RAX_REGNUM, &(-1i64).to_le_bytes()).unwrap();
         assert_eq!(rf.gp.orig_rax, u64::MAX);
-        rf.write_reg(FS_BASE_REGNUM, &0x7f12_3456_7000u64.to_le_bytes())
-            .unwrap();
+        rf.write_reg(FS_BASE_REGNUM, &0x7f12_3456_7000u64.to_le_bytes()).unwrap();
         assert_eq!(rf.gp.fs_base, 0x7f12_3456_7000);
         rf.write_reg(GS_BASE_REGNUM, &7u64.to_le_bytes()).unwrap();
         assert_eq!(rf.gp.gs_base, 7);
@@ -1251,8 +1173,7 @@ mod tests {
         fx.set_ftw_abridged(0xe0);
         fx.set_st(2, one()).unwrap();
         fx.set_st(1, [0; 10]).unwrap();
-        fx.set_st(0, [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x7f])
-            .unwrap();
+        fx.set_st(0, [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x7f]).unwrap();
         assert_eq!(fx.full_tag_word(), 0x1bff);
         assert_eq!(abridged_tag(0x1bff), 0xe0);
 
@@ -1308,21 +1229,12 @@ mod tests {
         let rf = populated();
         let mut buf = vec![0u8; 1024];
         buf[500] = 0x77; // software-reserved byte must be preserved
-        assert_eq!(
-            rf.collect_xsave(&mut buf[..831]),
-            Err(RegError::XsaveTooShort {
-                need: 832,
-                got: 831
-            })
-        );
+        assert_eq!(rf.collect_xsave(&mut buf[..831]), Err(RegError::XsaveTooShort { need: 832, got: 831 }));
         rf.collect_xsave(&mut buf).unwrap();
         assert_eq!(buf[500], 0x77);
         assert_eq!(buf[512] & 7, 7);
         assert_eq!(&buf[576..592], &rf.ymmh[0]);
-        let mut back = RegisterFile {
-            gp: rf.gp,
-            ..Default::default()
-        };
+        let mut back = RegisterFile { gp: rf.gp, ..Default::default() };
         back.supply_xsave(&buf).unwrap();
         assert_eq!(back.ymmh, rf.ymmh);
         assert_eq!(back.to_g_bytes(), rf.to_g_bytes());
@@ -1345,11 +1257,7 @@ mod tests {
 
     #[test]
     fn error_display() {
-        let e = RegError::BadLength {
-            regno: 17,
-            expected: 4,
-            got: 8,
-        };
+        let e = RegError::BadLength { regno: 17, expected: 4, got: 8 };
         assert_eq!(e.to_string(), "register 17 (eflags) is 4 bytes, got 8");
         assert_eq!(RegError::BadRegno(99).to_string(), "no register number 99");
         let _: &dyn std::error::Error = &e;

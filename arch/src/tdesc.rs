@@ -104,9 +104,7 @@ mod tests {
     #[test]
     fn well_formed() {
         let xml = target_xml();
-        assert!(xml.starts_with(
-            r#"<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd"><target>"#
-        ));
+        assert!(xml.starts_with(r#"<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd"><target>"#));
         assert!(xml.contains("<architecture>i386:x86-64</architecture>"));
         assert!(xml.contains("<osabi>GNU/Linux</osabi>"));
         assert!(!xml.contains("xi:include"));
@@ -136,18 +134,12 @@ mod tests {
     fn registers_match_table() {
         let xml = target_xml();
         assert_eq!(xml.matches("<reg ").count(), NUM_REGS);
-        let regs: Vec<&str> = tags(xml)
-            .into_iter()
-            .filter(|t| t.starts_with("reg "))
-            .collect();
+        let regs: Vec<&str> = tags(xml).into_iter().filter(|t| t.starts_with("reg ")).collect();
         assert_eq!(regs.len(), NUM_REGS);
         for (i, (tag, info)) in regs.iter().zip(REGS.iter()).enumerate() {
             assert_eq!(attr(tag, "name"), Some(info.name));
             assert_eq!(attr(tag, "regnum"), Some(i.to_string().as_str()));
-            assert_eq!(
-                attr(tag, "bitsize"),
-                Some(info.bitsize.to_string().as_str())
-            );
+            assert_eq!(attr(tag, "bitsize"), Some(info.bitsize.to_string().as_str()));
             assert_eq!(attr(tag, "type"), Some(info.gdb_type));
             assert_eq!(attr(tag, "group"), info.group);
         }
@@ -168,17 +160,7 @@ mod tests {
     #[test]
     fn types_defined() {
         let xml = target_xml();
-        for id in [
-            "i386_eflags",
-            "vec128",
-            "i386_mxcsr",
-            "v4f",
-            "v2d",
-            "v16i8",
-            "v8i16",
-            "v4i32",
-            "v2i64",
-        ] {
+        for id in ["i386_eflags", "vec128", "i386_mxcsr", "v4f", "v2d", "v16i8", "v8i16", "v4i32", "v2i64"] {
             assert!(xml.contains(&format!(r#"id="{id}""#)), "{id}");
         }
         // Types must be defined before the registers that use them.

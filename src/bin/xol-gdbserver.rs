@@ -79,8 +79,12 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
                     return Err("--wrapper requires a program and a terminating --".into());
                 }
             }
-            "--remote-debug" | "--debug" | "--disable-randomization" | "--no-disable-randomization"
-            | "--startup-with-shell" | "--no-startup-with-shell" => {}
+            "--remote-debug"
+            | "--debug"
+            | "--disable-randomization"
+            | "--no-disable-randomization"
+            | "--startup-with-shell"
+            | "--no-startup-with-shell" => {}
             o if o.starts_with("--debug=")
                 || o.starts_with("--debug-file=")
                 || o.starts_with("--debug-format=")

@@ -296,7 +296,7 @@ impl SingleRegisterAccess<gdbstub::common::Tid> for XolTarget {
 }
 
 impl MultiThreadResume for XolTarget {
-    fn resume(&mut self, ) -> Result<(), Self::Error> {
+    fn resume(&mut self) -> Result<(), Self::Error> {
         let Some(pid) = self.pid else { return Err("no process to resume".into()) };
         let actions = std::mem::take(&mut self.actions);
         self.dbg.resume(pid, &actions, self.default_action).map_err(|e| e.to_string())
@@ -308,7 +308,11 @@ impl MultiThreadResume for XolTarget {
         Ok(())
     }
 
-    fn set_resume_action_continue(&mut self, tid: gdbstub::common::Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
+    fn set_resume_action_continue(
+        &mut self,
+        tid: gdbstub::common::Tid,
+        signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
         let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
         self.actions.push((tid_of(tid), Action { step: false, sig }));
         Ok(())
@@ -433,7 +437,11 @@ impl ExtendedMode for XolTarget {
             Some(f) if !f.is_empty() => argv.push(OsString::from_vec(f.to_vec())),
             _ => match self.cfg.program.first() {
                 Some(p) => argv.push(p.clone()),
-                None => return Err(TargetError::Fatal("no program to run: give one to `run` or on xol's command line".into())),
+                None => {
+                    return Err(TargetError::Fatal(
+                        "no program to run: give one to `run` or on xol's command line".into(),
+                    ))
+                }
             },
         }
         let given: Vec<OsString> = args.map(|a| OsString::from_vec(a.to_vec())).collect();
@@ -532,10 +540,9 @@ impl ConfigureAslr for XolTarget {
 
 impl ConfigureEnv for XolTarget {
     fn set_env(&mut self, key: &[u8], val: Option<&[u8]>) -> TargetResult<(), Self> {
-        self.cfg.env.insert(
-            OsString::from_vec(key.to_vec()),
-            Some(OsString::from_vec(val.unwrap_or_default().to_vec())),
-        );
+        self.cfg
+            .env
+            .insert(OsString::from_vec(key.to_vec()), Some(OsString::from_vec(val.unwrap_or_default().to_vec())));
         Ok(())
     }
 
@@ -572,7 +579,11 @@ impl CurrentActivePid for XolTarget {
 }
 
 impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
-    fn handle_monitor_cmd(&mut self, cmd: &[u8], mut out: gdbstub::target::ext::monitor_cmd::ConsoleOutput<'_>) -> Result<(), Self::Error> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        mut out: gdbstub::target::ext::monitor_cmd::ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
         let cmd = String::from_utf8_lossy(cmd);
         let words: Vec<&str> = cmd.split_whitespace().collect();
         match words.as_slice() {
@@ -581,7 +592,10 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             }
             ["help"] | [] => {
                 gdbstub::outputln!(out, "The following monitor commands are supported:");
-                gdbstub::outputln!(out, "  exit                 -- end the xol session (kills launched, detaches attached)");
+                gdbstub::outputln!(
+                    out,
+                    "  exit                 -- end the xol session (kills launched, detaches attached)"
+                );
                 gdbstub::outputln!(out, "  breakpoints          -- list xol's breakpoint insertions and their owners");
                 gdbstub::outputln!(out, "  threads              -- list threads with their names");
                 gdbstub::outputln!(out, "  stats                -- counters of the core");

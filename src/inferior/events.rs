@@ -35,9 +35,7 @@ impl Inferior {
         let plan: Vec<(RawTid, Action)> = p
             .threads
             .keys()
-            .filter_map(|t| {
-                actions.iter().find(|(a, _)| a.0 == *t).map(|(_, act)| *act).or(default).map(|a| (*t, a))
-            })
+            .filter_map(|t| actions.iter().find(|(a, _)| a.0 == *t).map(|(_, act)| *act).or(default).map(|a| (*t, a)))
             .collect();
         if p.threads.values().any(|t| t.pending.is_some()) {
             for (tid, a) in &plan {
@@ -224,8 +222,11 @@ impl Inferior {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
                     self.procs.remove(&pid);
-                    let kind =
-                        if matches!(st, WaitStatus::Exited(_)) { StopKind::Exited(code) } else { StopKind::Killed(code) };
+                    let kind = if matches!(st, WaitStatus::Exited(_)) {
+                        StopKind::Exited(code)
+                    } else {
+                        StopKind::Killed(code)
+                    };
                     return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 Ok(None)
@@ -289,7 +290,14 @@ impl Inferior {
         }
     }
 
-    fn handle_event(&mut self, pid: Pid, tid: RawTid, event: i32, _sig: i32, stopping: bool) -> Result<Option<StopEvent>> {
+    fn handle_event(
+        &mut self,
+        pid: Pid,
+        tid: RawTid,
+        event: i32,
+        _sig: i32,
+        stopping: bool,
+    ) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         if let Some(t) = p.threads.get_mut(&tid) {
             t.stopped = true;

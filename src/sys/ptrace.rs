@@ -76,72 +76,58 @@ pub fn detach(tid: RawTid, sig: i32) -> SysResult<()> {
 /// The message of the last ptrace event (new tid for clone/fork, former tid for exec).
 pub fn event_msg(tid: RawTid) -> SysResult<u64> {
     let mut msg: libc::c_ulong = 0;
-    let rc = unsafe {
-        raw(libc::PTRACE_GETEVENTMSG, tid, std::ptr::null_mut(), &mut msg as *mut _ as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_GETEVENTMSG, tid, std::ptr::null_mut(), &mut msg as *mut _ as *mut c_void) };
     check("PTRACE_GETEVENTMSG", tid, rc).map(|_| msg as u64)
 }
 
 /// The siginfo of the signal that caused the current stop.
 pub fn siginfo(tid: RawTid) -> SysResult<libc::siginfo_t> {
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        raw(libc::PTRACE_GETSIGINFO, tid, std::ptr::null_mut(), &mut si as *mut _ as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_GETSIGINFO, tid, std::ptr::null_mut(), &mut si as *mut _ as *mut c_void) };
     check("PTRACE_GETSIGINFO", tid, rc).map(|_| si)
 }
 
 /// Read the general-purpose registers.
 pub fn get_regs(tid: RawTid) -> SysResult<UserRegs> {
     let mut regs = UserRegs::default();
-    let rc = unsafe {
-        raw(libc::PTRACE_GETREGS, tid, std::ptr::null_mut(), &mut regs as *mut UserRegs as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_GETREGS, tid, std::ptr::null_mut(), &mut regs as *mut UserRegs as *mut c_void) };
     check("PTRACE_GETREGS", tid, rc).map(|_| regs)
 }
 
 /// Write the general-purpose registers.
 pub fn set_regs(tid: RawTid, regs: &UserRegs) -> SysResult<()> {
     let mut copy = *regs;
-    let rc = unsafe {
-        raw(libc::PTRACE_SETREGS, tid, std::ptr::null_mut(), &mut copy as *mut UserRegs as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_SETREGS, tid, std::ptr::null_mut(), &mut copy as *mut UserRegs as *mut c_void) };
     check("PTRACE_SETREGS", tid, rc).map(drop)
 }
 
 /// Read the FXSAVE area (x87 and SSE state).
 pub fn get_fpregs(tid: RawTid) -> SysResult<FxSave> {
     let mut fx = FxSave::default();
-    let rc = unsafe {
-        raw(libc::PTRACE_GETFPREGS, tid, std::ptr::null_mut(), &mut fx as *mut FxSave as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_GETFPREGS, tid, std::ptr::null_mut(), &mut fx as *mut FxSave as *mut c_void) };
     check("PTRACE_GETFPREGS", tid, rc).map(|_| fx)
 }
 
 /// Write the FXSAVE area.
 pub fn set_fpregs(tid: RawTid, fx: &FxSave) -> SysResult<()> {
     let mut copy = *fx;
-    let rc = unsafe {
-        raw(libc::PTRACE_SETFPREGS, tid, std::ptr::null_mut(), &mut copy as *mut FxSave as *mut c_void)
-    };
+    let rc = unsafe { raw(libc::PTRACE_SETFPREGS, tid, std::ptr::null_mut(), &mut copy as *mut FxSave as *mut c_void) };
     check("PTRACE_SETFPREGS", tid, rc).map(drop)
 }
 
 /// Read the XSAVE area into `buf`; returns the length the kernel filled.
 pub fn get_xstate(tid: RawTid, buf: &mut [u8; XSTATE_LEN]) -> SysResult<usize> {
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: buf.len() };
-    let rc = unsafe {
-        raw(libc::PTRACE_GETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void)
-    };
+    let rc =
+        unsafe { raw(libc::PTRACE_GETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void) };
     check("PTRACE_GETREGSET(NT_X86_XSTATE)", tid, rc).map(|_| iov.iov_len)
 }
 
 /// Write the XSAVE area from the first `len` bytes of `buf`.
 pub fn set_xstate(tid: RawTid, buf: &mut [u8; XSTATE_LEN], len: usize) -> SysResult<()> {
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: len };
-    let rc = unsafe {
-        raw(libc::PTRACE_SETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void)
-    };
+    let rc =
+        unsafe { raw(libc::PTRACE_SETREGSET, tid, NT_X86_XSTATE as *mut c_void, &mut iov as *mut _ as *mut c_void) };
     check("PTRACE_SETREGSET(NT_X86_XSTATE)", tid, rc).map(drop)
 }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# xol's main job on a bundled example: real gdb debugs the `loop` fixture through xol, exactly as
+# it would through gdbserver: breakpoints, backtrace, registers, memory, stepping, exit code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo build --release --bins
+out=target/demo
+mkdir -p "$out"
+gcc -g -O0 -o "$out/loop" fixtures/loop.c
+echo "== gdb -> xol serve --stdio -> fixtures/loop.c (args: 3 7)"
+gdb -nx -batch \
+  -ex 'set pagination off' -ex 'set confirm off' \
+  -ex "target remote | target/release/xol serve --stdio -- $out/loop 3 7" \
+  -ex 'break probe_site' \
+  -ex 'continue' -ex 'bt' -ex 'info registers rip rsp fs_base' \
+  -ex 'p g_counter' -ex 'x/2i $pc' \
+  -ex 'next' -ex 'continue' -ex 'finish' \
+  -ex 'delete' -ex 'continue' \
+  "$out/loop"
