@@ -4,7 +4,7 @@
 //! ptrace requires). Front-ends never call ptrace and never see a breakpoint byte: memory read
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
-use crate::inferior::{self, Action, Inferior, SpawnSpec, SyscallFilter, WaitOutcome};
+use crate::inferior::{self, Action, HwKind, Inferior, SpawnSpec, SyscallFilter, WaitOutcome};
 use crate::solib::{self, LibraryList};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use std::os::fd::BorrowedFd;
@@ -125,6 +125,16 @@ impl Debugger {
     /// Drop `owner`'s hold on a breakpoint; false if it had none.
     pub fn remove_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<bool> {
         self.inf.remove_breakpoint(pid, addr, owner)
+    }
+
+    /// Insert a hardware breakpoint (`HwKind::Exec`) or watchpoint.
+    pub fn insert_hw(&mut self, pid: Pid, addr: VirtAddr, len: u64, kind: HwKind) -> Result<()> {
+        self.inf.insert_hw(pid, addr.0, len, kind)
+    }
+
+    /// Remove a hardware breakpoint or watchpoint; false if there was none.
+    pub fn remove_hw(&mut self, pid: Pid, addr: VirtAddr, len: u64, kind: HwKind) -> Result<bool> {
+        self.inf.remove_hw(pid, addr.0, len, kind)
     }
 
     /// The breakpoints of a process with their owners.

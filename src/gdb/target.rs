@@ -4,7 +4,7 @@
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
 use crate::debugger::{Debugger, StopEvent, StopKind};
-use crate::inferior::{Action, SpawnSpec, SyscallFilter};
+use crate::inferior::{Action, HwKind, SpawnSpec, SyscallFilter};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::multithread::{
@@ -12,7 +12,10 @@ use gdbstub::target::ext::base::multithread::{
     MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::single_register_access::{SingleRegisterAccess, SingleRegisterAccessOps};
-use gdbstub::target::ext::breakpoints::{Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps};
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint,
+    SwBreakpointOps, WatchKind,
+};
 use gdbstub::target::ext::catch_syscalls::{CatchSyscallPosition, CatchSyscalls, CatchSyscallsOps, SyscallNumbers};
 use gdbstub::target::ext::extended_mode::{
     Args, AttachKind, ConfigureAslr, ConfigureAslrOps, ConfigureEnv, ConfigureEnvOps, ConfigureStartupShell,
@@ -164,6 +167,16 @@ impl XolTarget {
             StopKind::SyscallExit(n) => {
                 R::CatchSyscall { tid: Some(tid), number: n, position: CatchSyscallPosition::Return }
             }
+            StopKind::HwBreak => R::HwBreak(tid),
+            StopKind::Watch { addr, kind } => R::Watch {
+                tid,
+                kind: match kind {
+                    HwKind::Write | HwKind::Exec => WatchKind::Write,
+                    HwKind::Read => WatchKind::Read,
+                    HwKind::Access => WatchKind::ReadWrite,
+                },
+                addr,
+            },
             StopKind::Exited(code) => {
                 if self.pid == Some(ev.pid) {
                     self.pid = None;
@@ -355,6 +368,46 @@ impl ThreadExtraInfo for XolTarget {
 impl Breakpoints for XolTarget {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+fn hw_kind(kind: WatchKind) -> HwKind {
+    match kind {
+        WatchKind::Write => HwKind::Write,
+        WatchKind::Read => HwKind::Read,
+        WatchKind::ReadWrite => HwKind::Access,
+    }
+}
+
+impl HwBreakpoint for XolTarget {
+    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        Ok(self.dbg.insert_hw(pid, VirtAddr(addr), 1, HwKind::Exec).is_ok())
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        Ok(tri!(self.dbg.remove_hw(pid, VirtAddr(addr), 1, HwKind::Exec)))
+    }
+}
+
+impl HwWatchpoint for XolTarget {
+    fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        Ok(self.dbg.insert_hw(pid, VirtAddr(addr), len, hw_kind(kind)).is_ok())
+    }
+
+    fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
+        let pid = self.cur()?;
+        Ok(tri!(self.dbg.remove_hw(pid, VirtAddr(addr), len, hw_kind(kind))))
     }
 }
 

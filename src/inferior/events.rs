@@ -25,6 +25,7 @@ pub enum WaitOutcome {
 const SI_KERNEL: i32 = 0x80;
 const TRAP_TRACE: i32 = 2;
 const TRAP_BRKPT: i32 = 1;
+const TRAP_HWBKPT: i32 = 4;
 
 impl Inferior {
     /// Resume a stopped process. `actions` name threads explicitly; the others get `default`, or
@@ -88,6 +89,10 @@ impl Inferior {
             }
             let kind = if act.step { ResumeKind::Step } else { base };
             let sig = if act.sig != 0 { act.sig } else { std::mem::take(&mut t.deferred_sig) };
+            if std::mem::take(&mut t.needs_dregs) {
+                super::hw::apply(p, tid)?;
+            }
+            let Some(t) = p.threads.get_mut(&tid) else { continue };
             match ptrace::resume(tid, kind, sig) {
                 Ok(()) => {}
                 Err(e) if e.is_gone() => {}
@@ -267,7 +272,14 @@ impl Inferior {
                         let code = si.si_code;
                         let mut regs = ptrace::get_regs(tid)?;
                         let at = regs.rip.wrapping_sub(1);
-                        if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
+                        let hw_hit = if code == TRAP_HWBKPT || stepping { super::hw::take_hit(p, tid) } else { None };
+                        if let Some(h) = hw_hit {
+                            if h.kind == super::HwKind::Exec {
+                                StopKind::HwBreak
+                            } else {
+                                StopKind::Watch { addr: h.addr, kind: h.kind }
+                            }
+                        } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
                             regs.rip = at;
                             ptrace::set_regs(tid, &regs)?;
                             StopKind::Breakpoint
@@ -447,6 +459,13 @@ impl Inferior {
 }
 
 fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Result<()> {
+    if p.threads.get_mut(&tid).is_some_and(|t| std::mem::take(&mut t.needs_dregs)) {
+        match super::hw::apply(p, tid) {
+            Ok(()) => {}
+            Err(Error::Sys(e)) if e.is_gone() => {}
+            Err(e) => return Err(e),
+        }
+    }
     match ptrace::resume(tid, kind, sig) {
         Ok(()) => {
             if let Some(t) = p.threads.get_mut(&tid) {
@@ -487,7 +506,12 @@ fn step_over_inline(p: &mut Process, tid: RawTid, pc: u64, sig: i32) -> Result<S
             match st {
                 WaitStatus::Stopped(libc::SIGTRAP) => {
                     let si = ptrace::siginfo(tid)?;
-                    if si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT {
+                    if let Some(h) = super::hw::take_hit(p, tid) {
+                        if h.kind != super::HwKind::Exec {
+                            return Ok(StepOver::Event(StopKind::Watch { addr: h.addr, kind: h.kind }));
+                        }
+                    }
+                    if si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT || si.si_code == TRAP_HWBKPT {
                         return Ok(StepOver::Done);
                     }
                     return Ok(StepOver::Event(StopKind::Signal(libc::SIGTRAP)));

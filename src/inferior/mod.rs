@@ -13,6 +13,7 @@
 
 mod breakpoints;
 mod events;
+mod hw;
 
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Owner, Pid, Tid};
@@ -21,6 +22,7 @@ use xol_arch::regs::RegisterFile;
 
 pub use breakpoints::Insertion;
 pub use events::WaitOutcome;
+pub use hw::{HwKind, HwSlot};
 pub use spawn::SpawnSpec;
 
 /// Errors of the inferior layer.
@@ -75,6 +77,15 @@ pub enum StopKind {
     SyscallEntry(u64),
     /// Returning from the syscall with this number.
     SyscallExit(u64),
+    /// A hardware breakpoint fired.
+    HwBreak,
+    /// A hardware watchpoint fired on `addr`.
+    Watch {
+        /// The watched address that was accessed (start of the slot).
+        addr: u64,
+        /// What kind of watchpoint.
+        kind: HwKind,
+    },
     /// The process exited with this status.
     Exited(i32),
     /// The process was killed by this signal.
@@ -126,6 +137,8 @@ struct Thread {
     /// is stepped over the breakpoint on resume; a thread whose hit was cancelled while stopping
     /// the world sits at the same address and must hit it again.
     reported_bp: Option<u64>,
+    /// The process's debug registers must be written into this thread before it runs.
+    needs_dregs: bool,
 }
 
 impl Thread {
@@ -139,6 +152,7 @@ impl Thread {
             last_signal: 0,
             deferred_sig: 0,
             reported_bp: None,
+            needs_dregs: true,
         }
     }
 }
@@ -162,6 +176,8 @@ struct Process {
     /// Breakpoint bytes are temporarily out of memory (vfork child sharing it).
     disarmed: bool,
     catch: Option<SyscallFilter>,
+    /// Debug-register slots (hardware breakpoints and watchpoints).
+    hw: [Option<HwSlot>; 4],
 }
 
 impl Process {
@@ -206,7 +222,15 @@ impl Inferior {
         let pid = Pid(raw);
         self.procs.insert(
             pid,
-            Process { threads, mem, launched: true, insertions: BTreeMap::new(), disarmed: false, catch: None },
+            Process {
+                threads,
+                mem,
+                launched: true,
+                insertions: BTreeMap::new(),
+                disarmed: false,
+                catch: None,
+                hw: [None; 4],
+            },
         );
         Ok(pid)
     }
@@ -263,7 +287,15 @@ impl Inferior {
         let mem = Mem::open(pid.0).map_err(io_mem(0))?;
         self.procs.insert(
             pid,
-            Process { threads, mem, launched: false, insertions: BTreeMap::new(), disarmed: false, catch: None },
+            Process {
+                threads,
+                mem,
+                launched: false,
+                insertions: BTreeMap::new(),
+                disarmed: false,
+                catch: None,
+                hw: [None; 4],
+            },
         );
         self.stop_all(pid)?;
         Ok(())

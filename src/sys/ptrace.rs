@@ -162,3 +162,24 @@ pub fn syscall_info(tid: RawTid) -> SysResult<SyscallStop> {
         _ => SyscallStop::Other,
     })
 }
+
+/// Offset of `u_debugreg` in x86-64 `struct user`.
+const DEBUGREG_OFFSET: usize = 848;
+
+/// Read debug register `i` (0..=7) of a stopped thread.
+pub fn get_debugreg(tid: RawTid, i: usize) -> SysResult<u64> {
+    nix::errno::Errno::clear();
+    let off = DEBUGREG_OFFSET + 8 * i;
+    let v = unsafe { raw(libc::PTRACE_PEEKUSER, tid, off as *mut c_void, std::ptr::null_mut()) };
+    if v == -1 && nix::errno::Errno::last_raw() != 0 {
+        return Err(SysError::last("PTRACE_PEEKUSER(debugreg)", tid));
+    }
+    Ok(v as u64)
+}
+
+/// Write debug register `i` (0..=7) of a stopped thread.
+pub fn set_debugreg(tid: RawTid, i: usize, value: u64) -> SysResult<()> {
+    let off = DEBUGREG_OFFSET + 8 * i;
+    let rc = unsafe { raw(libc::PTRACE_POKEUSER, tid, off as *mut c_void, value as *mut c_void) };
+    check("PTRACE_POKEUSER(debugreg)", tid, rc).map(drop)
+}

@@ -1,0 +1,175 @@
+//! Hardware breakpoints and watchpoints with the x86 debug registers DR0-DR3 (addresses), DR6
+//! (which one fired) and DR7 (enable, access type, length). Slots are per process and applied to
+//! every thread, including threads created later (debug registers are not inherited by clone).
+
+use super::{Error, Inferior, Process, Result};
+use crate::sys::{ptrace, RawTid};
+use crate::types::Pid;
+
+/// What a debug-register slot watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HwKind {
+    /// Instruction execution (hardware breakpoint).
+    Exec,
+    /// Data writes.
+    Write,
+    /// Data reads (x86 can only watch reads together with writes).
+    Read,
+    /// Data reads or writes.
+    Access,
+}
+
+/// One debug-register slot in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HwSlot {
+    /// Aligned address of this piece.
+    pub addr: u64,
+    /// 1, 2, 4 or 8 bytes (1 for Exec).
+    pub len: u64,
+    /// Access kind.
+    pub kind: HwKind,
+    /// The address the front-end asked for (a region may span several slots).
+    pub req_addr: u64,
+    /// The length the front-end asked for.
+    pub req_len: u64,
+}
+
+/// Split `addr..addr+len` into naturally aligned pieces of 1, 2, 4 or 8 bytes.
+pub fn split_region(addr: u64, len: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let (mut a, end) = (addr, addr.saturating_add(len.max(1)));
+    while a < end {
+        let size = [8u64, 4, 2, 1].into_iter().find(|s| a % s == 0 && a + s <= end).unwrap_or(1);
+        out.push((a, size));
+        a += size;
+    }
+    out
+}
+
+/// DR7 value for the slots.
+pub fn dr7_for(slots: &[Option<HwSlot>; 4]) -> u64 {
+    let mut dr7 = 0u64;
+    for (i, s) in slots.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let rw: u64 = match s.kind {
+            HwKind::Exec => 0b00,
+            HwKind::Write => 0b01,
+            HwKind::Read | HwKind::Access => 0b11,
+        };
+        let len: u64 = match (s.kind, s.len) {
+            (HwKind::Exec, _) | (_, 1) => 0b00,
+            (_, 2) => 0b01,
+            (_, 8) => 0b10,
+            _ => 0b11,
+        };
+        dr7 |= 1 << (2 * i);
+        dr7 |= (rw | (len << 2)) << (16 + 4 * i);
+    }
+    dr7
+}
+
+/// Write the process's slots into one stopped thread.
+pub(super) fn apply(p: &Process, tid: RawTid) -> Result<()> {
+    ptrace::set_debugreg(tid, 7, 0)?;
+    for (i, s) in p.hw.iter().enumerate() {
+        if let Some(s) = s {
+            ptrace::set_debugreg(tid, i, s.addr)?;
+        }
+    }
+    ptrace::set_debugreg(tid, 7, dr7_for(&p.hw))?;
+    Ok(())
+}
+
+/// Which slot fired, from DR6 (and clear DR6). `None` if none did.
+pub(super) fn take_hit(p: &Process, tid: RawTid) -> Option<HwSlot> {
+    if p.hw.iter().all(|s| s.is_none()) {
+        return None;
+    }
+    let dr6 = ptrace::get_debugreg(tid, 6).ok()?;
+    let _ = ptrace::set_debugreg(tid, 6, 0);
+    (0..4).find(|i| dr6 & (1 << i) != 0).and_then(|i| p.hw[i])
+}
+
+impl Inferior {
+    /// Insert a hardware breakpoint (`Exec`) or watchpoint on `addr..addr+len`. Errors when the
+    /// four debug registers do not suffice (gdb then falls back to software watchpoints).
+    pub fn insert_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        let pieces = if kind == HwKind::Exec { vec![(addr, 1)] } else { split_region(addr, len) };
+        let free = p.hw.iter().filter(|s| s.is_none()).count();
+        if pieces.len() > free {
+            return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::OutOfMemory, "no free debug register")));
+        }
+        for (a, l) in pieces {
+            if let Some(slot) = p.hw.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(HwSlot { addr: a, len: l, kind, req_addr: addr, req_len: len });
+            }
+        }
+        self.apply_hw_all(pid)
+    }
+
+    /// Remove a hardware breakpoint or watchpoint inserted with the same arguments.
+    pub fn remove_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<bool> {
+        let p = self.proc_mut(pid)?;
+        let mut found = false;
+        for s in p.hw.iter_mut() {
+            if matches!(s, Some(h) if h.req_addr == addr && h.req_len == len && h.kind == kind) {
+                *s = None;
+                found = true;
+            }
+        }
+        if found {
+            self.apply_hw_all(pid)?;
+        }
+        Ok(found)
+    }
+
+    fn apply_hw_all(&mut self, pid: Pid) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        let tids: Vec<RawTid> = p.threads.keys().copied().collect();
+        for tid in tids {
+            match apply(p, tid) {
+                Ok(()) => {
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.needs_dregs = false;
+                    }
+                }
+                Err(Error::Sys(e)) if e.is_gone() => {
+                    // Running (not stopped for us) or gone: apply at its next stop.
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.needs_dregs = true;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_unaligned_regions() {
+        assert_eq!(split_region(0x1000, 4), vec![(0x1000, 4)]);
+        assert_eq!(split_region(0x1001, 4), vec![(0x1001, 1), (0x1002, 2), (0x1004, 1)]);
+        assert_eq!(split_region(0x1000, 16), vec![(0x1000, 8), (0x1008, 8)]);
+        assert_eq!(split_region(0x1006, 2), vec![(0x1006, 2)]);
+    }
+
+    #[test]
+    fn dr7_encodes_kind_and_length() {
+        let mut slots = [None; 4];
+        slots[0] = Some(HwSlot { addr: 0, len: 4, kind: HwKind::Write, req_addr: 0, req_len: 4 });
+        slots[2] = Some(HwSlot { addr: 0, len: 8, kind: HwKind::Access, req_addr: 0, req_len: 8 });
+        let dr7 = dr7_for(&slots);
+        assert_eq!(dr7 & 0xff, 0b0001_0001);
+        assert_eq!((dr7 >> 16) & 0xf, 0b1101); // write, len 4
+        assert_eq!((dr7 >> 24) & 0xf, 0b1011); // rw, len 8
+        let mut exec = [None; 4];
+        exec[1] = Some(HwSlot { addr: 0, len: 1, kind: HwKind::Exec, req_addr: 0, req_len: 1 });
+        assert_eq!(dr7_for(&exec), 0b100);
+    }
+}
