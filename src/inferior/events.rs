@@ -51,6 +51,7 @@ impl Inferior {
         // Step every thread that sits on one of our breakpoints over it first, with the rest of the
         // process stopped so no thread can run past the lifted byte.
         for (tid, act) in &plan {
+            let p = self.proc_mut(pid)?;
             let pc = match ptrace::get_regs(*tid) {
                 Ok(r) => r.rip,
                 Err(e) if e.is_gone() => continue,
@@ -62,7 +63,9 @@ impl Inferior {
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
             let sig = if act.sig != 0 { act.sig } else { sig };
-            match step_over_inline(p, *tid, pc, sig)? {
+            let outcome = self.step_over(pid, *tid, pc, sig)?;
+            let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+            match outcome {
                 StepOver::Done if act.step => {
                     if let Some(t) = p.threads.get_mut(tid) {
                         t.pending = Some(StopKind::Step);
@@ -81,6 +84,7 @@ impl Inferior {
                 }
             }
         }
+        let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
         let base = p.resume_kind();
         for (tid, act) in plan {
             let Some(t) = p.threads.get_mut(&tid) else { continue };
@@ -343,9 +347,7 @@ impl Inferior {
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
-                    let k = p.threads.get(&tid).map(|t| t.last_resume.0).unwrap_or(ResumeKind::Cont);
-                    let k = if k == ResumeKind::Step { p.resume_kind() } else { k };
-                    resume_quiet(p, tid, k, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
@@ -354,8 +356,7 @@ impl Inferior {
                 self.handle_fork(pid, tid, child, event == libc::PTRACE_EVENT_VFORK)?;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
-                    let k = p.resume_kind();
-                    resume_quiet(p, tid, k, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
@@ -363,8 +364,7 @@ impl Inferior {
                 self.set_armed(pid, true)?;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
-                    let k = p.resume_kind();
-                    resume_quiet(p, tid, k, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
@@ -382,15 +382,13 @@ impl Inferior {
                 p.mem = Mem::open(pid.0).map_err(|e| Error::Mem { addr: 0, source: e })?;
                 log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
                 if !stopping {
-                    let k = p.resume_kind();
-                    resume_quiet(p, pid.0, k, 0)?;
+                    continue_internal(p, pid.0)?;
                 }
                 Ok(None)
             }
             _ => {
                 if !stopping {
-                    let k = p.resume_kind();
-                    resume_quiet(p, tid, k, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
@@ -458,6 +456,13 @@ impl Inferior {
     }
 }
 
+/// Resume a thread after an event front-ends do not see (clone, fork, exec...), the way it was
+/// going: a thread in the middle of a requested single-step keeps stepping.
+fn continue_internal(p: &mut Process, tid: RawTid) -> Result<()> {
+    let kind = if p.threads.get(&tid).is_some_and(|t| t.stepping) { ResumeKind::Step } else { p.resume_kind() };
+    resume_quiet(p, tid, kind, 0)
+}
+
 fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Result<()> {
     if p.threads.get_mut(&tid).is_some_and(|t| std::mem::take(&mut t.needs_dregs)) {
         match super::hw::apply(p, tid) {
@@ -484,18 +489,37 @@ fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Res
 enum StepOver {
     /// The instruction ran; the thread is stopped after it.
     Done,
-    /// Something else happened (a signal, a syscall stop): report it.
+    /// Something else happened (a signal, a watchpoint): report it.
     Event(StopKind),
-    /// The thread is gone.
+    /// The thread (or its whole process) is gone.
     Gone,
 }
 
-/// The classic in-line step-over: put the original byte back, single-step this thread with the
-/// rest of the process stopped, put the `int3` back. Displaced stepping replaces this function.
-fn step_over_inline(p: &mut Process, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
-    let shadow = p.insertions.get(&pc).map(|i| i.shadow).ok_or(Error::NoThread(Tid(tid)))?;
-    p.mem.write(pc, &[shadow]).map_err(|e| Error::Mem { addr: pc, source: e })?;
-    let r = (|| -> Result<StepOver> {
+impl Inferior {
+    /// The classic in-line step-over: put the original byte back, single-step this thread with
+    /// the rest of the process stopped, put the `int3` back. Events met on the way (a fork or
+    /// clone from a stepped `syscall`, an exec) are handled as usual. Displaced stepping replaces
+    /// this function.
+    fn step_over(&mut self, pid: Pid, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
+        let p = self.proc_mut(pid)?;
+        let shadow = p.insertions.get(&pc).map(|i| i.shadow).ok_or(Error::NoThread(Tid(tid)))?;
+        p.mem.write(pc, &[shadow]).map_err(|e| Error::Mem { addr: pc, source: e })?;
+        let r = self.step_over_inner(pid, tid, sig);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if p.insertions.contains_key(&pc) && !p.disarmed {
+                if let Err(e) = p.mem.write(pc, &[INT3]) {
+                    log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
+                }
+            }
+            if let Some(t) = p.threads.get_mut(&tid) {
+                t.stopped = true;
+                t.stepping = false;
+            }
+        }
+        r
+    }
+
+    fn step_over_inner(&mut self, pid: Pid, tid: RawTid, sig: i32) -> Result<StepOver> {
         match ptrace::resume(tid, ResumeKind::Step, sig) {
             Ok(()) => {}
             Err(e) if e.is_gone() => return Ok(StepOver::Gone),
@@ -506,6 +530,7 @@ fn step_over_inline(p: &mut Process, tid: RawTid, pc: u64, sig: i32) -> Result<S
             match st {
                 WaitStatus::Stopped(libc::SIGTRAP) => {
                     let si = ptrace::siginfo(tid)?;
+                    let p = self.proc_mut(pid)?;
                     if let Some(h) = super::hw::take_hit(p, tid) {
                         if h.kind != super::HwKind::Exec {
                             return Ok(StepOver::Event(StopKind::Watch { addr: h.addr, kind: h.kind }));
@@ -517,30 +542,25 @@ fn step_over_inline(p: &mut Process, tid: RawTid, pc: u64, sig: i32) -> Result<S
                     return Ok(StepOver::Event(StopKind::Signal(libc::SIGTRAP)));
                 }
                 WaitStatus::Stopped(s) => return Ok(StepOver::Event(StopKind::Signal(s))),
-                WaitStatus::Exited(_) | WaitStatus::Signaled(_) => return Ok(StepOver::Gone),
-                WaitStatus::Event { event: libc::PTRACE_EVENT_STOP, .. } => {
-                    // A stale interrupt: the step has not happened yet.
+                WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                    if let Some(ev) = self.handle_status(tid, st, true)? {
+                        self.reports.push_back(ev);
+                    }
+                    return Ok(StepOver::Gone);
+                }
+                WaitStatus::Event { event: libc::PTRACE_EVENT_STOP, .. } | WaitStatus::Syscall | WaitStatus::Other => {
+                    // A stale interrupt or a syscall stop: the step has not finished yet.
                     ptrace::resume(tid, ResumeKind::Step, 0)?;
                 }
-                WaitStatus::Syscall => {
+                WaitStatus::Event { event, sig } => {
+                    // fork/vfork/clone/exec from a stepped `syscall`: handle it, keep stepping.
+                    self.handle_event(pid, tid, event, sig, true)?;
+                    if !self.procs.get(&pid).is_some_and(|p| p.threads.contains_key(&tid)) {
+                        return Ok(StepOver::Gone);
+                    }
                     ptrace::resume(tid, ResumeKind::Step, 0)?;
-                }
-                WaitStatus::Event { .. } | WaitStatus::Other => {
-                    // clone/fork/exec during a step of a syscall instruction: treat the step
-                    // as done; the event's side effects are handled when it is re-reported.
-                    return Ok(StepOver::Done);
                 }
             }
         }
-    })();
-    if p.insertions.contains_key(&pc) && !p.disarmed {
-        if let Err(e) = p.mem.write(pc, &[INT3]) {
-            log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
-        }
     }
-    if let Some(t) = p.threads.get_mut(&tid) {
-        t.stopped = true;
-        t.stepping = false;
-    }
-    r
 }
