@@ -17,6 +17,7 @@ use crate::inferior::WaitOutcome;
 use crate::types::Pid;
 use conn::{Conn, SharedConn};
 use gdbstub::common::Signal;
+use gdbstub::conn::Connection;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use std::ffi::OsString;
@@ -64,6 +65,8 @@ impl BlockingEventLoop for EventLoop {
         target: &mut XolTarget,
         conn: &mut SharedConn,
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
+        // The engine acknowledged the resume packet into our buffer: send it before blocking.
+        conn.0.borrow_mut().flush().map_err(WaitForStopReasonError::Connection)?;
         if conn.0.borrow().has_buffered() {
             let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;
             return Ok(Event::IncomingData(b));
@@ -193,6 +196,18 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         ..ServeConfig::default()
     };
     let mut target = XolTarget::new(Debugger::new(), cfg, exit_flag.clone());
+    // Check the address before starting anything, so a bad COMM leaves nothing behind.
+    let tcp_addr = match &opts.comm {
+        Comm::Tcp(addr) => match resolve(addr) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+        },
+        Comm::Stdio => None,
+    };
 
     if let Some(pid) = opts.attach {
         if let Err(e) = target.dbg.attach(Pid(pid)) {
@@ -228,16 +243,8 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             c.exit_requested = exit_flag.clone();
             run_session(&mut target, SharedConn::new(c))
         }
-        Comm::Tcp(addr) => {
-            let sa = match resolve(addr) {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("{e}");
-                    eprintln!("Exiting");
-                    target.dbg.release_all();
-                    return Ok(1);
-                }
-            };
+        Comm::Tcp(_) => {
+            let Some(sa) = tcp_addr else { return Ok(1) };
             let listener = match TcpListener::bind(sa) {
                 Ok(l) => l,
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {

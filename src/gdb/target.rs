@@ -509,6 +509,7 @@ impl ExtendedMode for XolTarget {
         let spec = self.spawn_spec(argv);
         match self.dbg.launch(&spec) {
             Ok(pid) => {
+                eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
                 self.pid = Some(pid);
                 Ok(NonZeroUsize::new(pid.0 as usize).unwrap_or(NonZeroUsize::MIN))
             }
@@ -523,6 +524,7 @@ impl ExtendedMode for XolTarget {
         let p = Pid(pid.get() as i32);
         match self.dbg.attach(p) {
             Ok(()) => {
+                eprintln!("Attached; pid = {p}");
                 self.pid = Some(p);
                 Ok(())
             }
@@ -643,7 +645,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             ["exit"] => {
                 self.exit_requested.store(true, Ordering::Relaxed);
             }
-            ["help"] | [] => {
+            ["help"] => {
                 gdbstub::outputln!(out, "The following monitor commands are supported:");
                 gdbstub::outputln!(
                     out,
@@ -674,10 +676,17 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             ["stats"] => {
                 gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
             }
-            ["set", "debug", v] | ["set", "remote-debug", v] | ["set", "debug-format", v] => {
-                if *v != "0" && *v != "off" && *v != "none" {
-                    log::set_max_level(log::LevelFilter::Debug);
+            ["set", what @ ("debug" | "remote-debug"), v] => {
+                let on = !matches!(*v, "0" | "off" | "none");
+                if *what == "debug" {
+                    log::set_max_level(if on { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
                 }
+                let which = if *what == "debug" { "Debug" } else { "Protocol debug" };
+                gdbstub::outputln!(out, "{which} output {}.", if on { "enabled" } else { "disabled" });
+            }
+            ["set", "debug-format", v] => {
+                let on = *v != "none";
+                gdbstub::outputln!(out, "All extra debug format options {}.", if on { "enabled" } else { "disabled" });
             }
             ["set", "libthread-db-search-path", ..] => {}
             _ => {
