@@ -1,11 +1,11 @@
 //! gdb's host I/O (`vFile:*`): lets gdb read the program and its libraries through the stub,
-//! as it does with gdbserver (`sysroot target:`). Files are opened read-only unless gdb asks.
+//! as it does with gdbserver (`sysroot target:`), and `remote put/get/delete` move files.
 
 use super::target::XolTarget;
 use gdbstub::target::ext::host_io::{
     FsKind, HostIo, HostIoClose, HostIoCloseOps, HostIoError, HostIoFstat, HostIoFstatOps, HostIoOpen, HostIoOpenFlags,
-    HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps, HostIoReadlink, HostIoReadlinkOps, HostIoResult,
-    HostIoSetfs, HostIoSetfsOps, HostIoStat,
+    HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps, HostIoPwrite, HostIoPwriteOps, HostIoReadlink,
+    HostIoReadlinkOps, HostIoResult, HostIoSetfs, HostIoSetfsOps, HostIoStat, HostIoUnlink, HostIoUnlinkOps,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -24,6 +24,12 @@ impl HostIo for XolTarget {
     fn support_fstat(&mut self) -> Option<HostIoFstatOps<'_, Self>> {
         Some(self)
     }
+    fn support_pwrite(&mut self) -> Option<HostIoPwriteOps<'_, Self>> {
+        Some(self)
+    }
+    fn support_unlink(&mut self) -> Option<HostIoUnlinkOps<'_, Self>> {
+        Some(self)
+    }
     fn support_readlink(&mut self) -> Option<HostIoReadlinkOps<'_, Self>> {
         Some(self)
     }
@@ -33,14 +39,20 @@ impl HostIo for XolTarget {
 }
 
 impl HostIoOpen for XolTarget {
-    fn open(&mut self, filename: &[u8], flags: HostIoOpenFlags, _mode: HostIoOpenMode) -> HostIoResult<u32, Self> {
+    fn open(&mut self, filename: &[u8], flags: HostIoOpenFlags, mode: HostIoOpenMode) -> HostIoResult<u32, Self> {
         let path = std::path::Path::new(OsStr::from_bytes(filename));
-        let write = flags.contains(HostIoOpenFlags::O_WRONLY) || flags.contains(HostIoOpenFlags::O_RDWR);
-        if write {
-            // gdb only reads files through the stub in these sessions; refuse writes explicitly.
-            return Err(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EACCES));
-        }
-        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(path)?;
+        let wr = flags.contains(HostIoOpenFlags::O_WRONLY);
+        let rdwr = flags.contains(HostIoOpenFlags::O_RDWR);
+        let f = std::fs::OpenOptions::new()
+            .read(!wr)
+            .write(wr || rdwr)
+            .append(flags.contains(HostIoOpenFlags::O_APPEND))
+            .truncate(flags.contains(HostIoOpenFlags::O_TRUNC))
+            .create(flags.contains(HostIoOpenFlags::O_CREAT) && !flags.contains(HostIoOpenFlags::O_EXCL))
+            .create_new(flags.contains(HostIoOpenFlags::O_CREAT) && flags.contains(HostIoOpenFlags::O_EXCL))
+            .mode(mode.bits() & 0o777)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)?;
         let fd = self.next_fd;
         self.next_fd += 1;
         self.files.insert(fd, f);
@@ -101,5 +113,18 @@ impl HostIoSetfs for XolTarget {
     fn setfs(&mut self, _fs: FsKind) -> HostIoResult<(), Self> {
         // xol and the inferiors share a mount namespace here.
         Ok(())
+    }
+}
+
+impl HostIoPwrite for XolTarget {
+    fn pwrite(&mut self, fd: u32, offset: u64, data: &[u8]) -> HostIoResult<u64, Self> {
+        let f = self.files.get(&fd).ok_or(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EBADF))?;
+        Ok(f.write_at(data, offset)? as u64)
+    }
+}
+
+impl HostIoUnlink for XolTarget {
+    fn unlink(&mut self, filename: &[u8]) -> HostIoResult<(), Self> {
+        Ok(std::fs::remove_file(OsStr::from_bytes(filename))?)
     }
 }

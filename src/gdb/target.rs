@@ -8,8 +8,8 @@ use crate::inferior::{Action, HwKind, SpawnSpec, SyscallFilter};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
-    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+    MultiThreadBase, MultiThreadRangeStepping, MultiThreadRangeSteppingOps, MultiThreadResume, MultiThreadResumeOps,
+    MultiThreadSchedulerLocking, MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::single_register_access::{SingleRegisterAccess, SingleRegisterAccessOps};
 use gdbstub::target::ext::breakpoints::{
@@ -327,7 +327,7 @@ impl MultiThreadResume for XolTarget {
         signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
         let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
-        self.actions.push((tid_of(tid), Action { step: false, sig }));
+        self.actions.push((tid_of(tid), Action { sig, ..Action::CONTINUE }));
         Ok(())
     }
 
@@ -338,12 +338,28 @@ impl MultiThreadResume for XolTarget {
     fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_range_step(&mut self) -> Option<MultiThreadRangeSteppingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadRangeStepping for XolTarget {
+    fn set_resume_action_range_step(
+        &mut self,
+        tid: gdbstub::common::Tid,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Self::Error> {
+        self.actions.push((tid_of(tid), Action { range: Some((start, end)), ..Action::step(0) }));
+        Ok(())
+    }
 }
 
 impl MultiThreadSingleStep for XolTarget {
     fn set_resume_action_step(&mut self, tid: gdbstub::common::Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
         let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
-        self.actions.push((tid_of(tid), Action { step: true, sig }));
+        self.actions.push((tid_of(tid), Action::step(sig)));
         Ok(())
     }
 }

@@ -65,7 +65,10 @@ impl Inferior {
             let sig = if act.sig != 0 { act.sig } else { sig };
             let outcome = self.step_over(pid, *tid, pc, sig)?;
             let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+            let in_range =
+                act.range.is_some_and(|(a, b)| ptrace::get_regs(*tid).is_ok_and(|r| r.rip >= a && r.rip < b));
             match outcome {
+                StepOver::Done if act.step && in_range => {}
                 StepOver::Done if act.step => {
                     if let Some(t) = p.threads.get_mut(tid) {
                         t.pending = Some(StopKind::Step);
@@ -104,6 +107,7 @@ impl Inferior {
             }
             t.stopped = false;
             t.stepping = act.step;
+            t.range = if act.step { act.range } else { None };
             t.last_resume = (kind, 0);
         }
         Ok(())
@@ -271,6 +275,9 @@ impl Inferior {
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.stopped = true;
                 let stepping = std::mem::take(&mut t.stepping);
+                if !stepping {
+                    t.range = None;
+                }
                 let kind = match insertions_hit {
                     Some(si) => {
                         let code = si.si_code;
@@ -288,6 +295,18 @@ impl Inferior {
                             ptrace::set_regs(tid, &regs)?;
                             StopKind::Breakpoint
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT) {
+                            // Range stepping: keep going while ip stays inside the range and is
+                            // not on a breakpoint.
+                            let range = p.threads.get(&tid).and_then(|t| t.range);
+                            if let Some((a, b)) = range {
+                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains_key(&regs.rip) {
+                                    resume_quiet(p, tid, ResumeKind::Step, 0)?;
+                                    if let Some(t) = p.threads.get_mut(&tid) {
+                                        t.range = range;
+                                    }
+                                    return Ok(None);
+                                }
+                            }
                             StopKind::Step
                         } else {
                             StopKind::Signal(libc::SIGTRAP)

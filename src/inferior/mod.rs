@@ -110,11 +110,18 @@ pub struct Action {
     pub step: bool,
     /// Signal to deliver (0 for none).
     pub sig: i32,
+    /// Range stepping (gdb's `vCont;r`): keep stepping while ip stays in `start..end`, and report
+    /// only when it leaves the range.
+    pub range: Option<(u64, u64)>,
 }
 
 impl Action {
     /// Run freely, no signal.
-    pub const CONTINUE: Action = Action { step: false, sig: 0 };
+    pub const CONTINUE: Action = Action { step: false, sig: 0, range: None };
+    /// Single-step one instruction, delivering `sig`.
+    pub const fn step(sig: i32) -> Action {
+        Action { step: true, sig, range: None }
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +132,8 @@ struct Thread {
     expect_stop: bool,
     /// Resumed with PTRACE_SINGLESTEP on behalf of a front-end.
     stepping: bool,
+    /// Range-stepping bounds while `stepping`.
+    range: Option<(u64, u64)>,
     /// How it was last resumed (re-used after a stale interrupt stop).
     last_resume: (ptrace::ResumeKind, i32),
     /// An event not yet reported to the front-end.
@@ -147,6 +156,7 @@ impl Thread {
             stopped: true,
             expect_stop: false,
             stepping: false,
+            range: None,
             last_resume: (ptrace::ResumeKind::Cont, 0),
             pending: None,
             last_signal: 0,
