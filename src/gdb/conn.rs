@@ -34,7 +34,14 @@ pub struct Conn {
     /// Replies of the engine still to be swallowed.
     swallow: usize,
     out_state: u8,
+    /// The last packet sent to gdb, resent when gdb NAKs it.
+    last_sent: Option<Vec<u8>>,
+    /// The last packet handed to the engine (to word the error reply if it fails on it).
+    last_in: Vec<u8>,
 }
+
+/// Packets longer than this are refused (gdbstub's buffer is 4 KiB; gdb honours PacketSize).
+const MAX_PACKET: usize = 64 * 1024;
 
 impl Conn {
     /// A connection reading `rfd` and writing `wfd` (or `rfd` if `None`, for sockets).
@@ -53,6 +60,8 @@ impl Conn {
             inject: std::collections::VecDeque::new(),
             swallow: 0,
             out_state: 0,
+            last_sent: None,
+            last_in: Vec::new(),
         }
     }
 
@@ -85,10 +94,7 @@ impl Conn {
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        if self.has_buffered() {
-            return Ok(());
-        }
-        loop {
+        while !self.has_buffered() {
             if self.exit_requested.load(Ordering::Relaxed) {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "monitor exit"));
             }
@@ -96,65 +102,145 @@ impl Conn {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, format!("terminated by signal {sig}")));
             }
             let r = signals::poll(Some(self.rfd.as_fd()), -1)?;
-            if !r.extra {
-                continue;
+            if r.extra {
+                self.pump()?;
             }
-            let mut buf = [0u8; 4096];
-            let n = unsafe { libc::read(self.rfd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "gdb closed the connection"));
-            }
-            self.rbuf.clear();
-            self.rbuf.extend_from_slice(&buf[..n as usize]);
-            self.rpos = 0;
-            self.note_input();
-            return Ok(());
         }
+        Ok(())
     }
 
-    /// Watch gdb's packets for the negotiation a restarted engine must see again.
-    fn note_input(&mut self) {
-        for i in self.rpos..self.rbuf.len() {
-            let b = self.rbuf[i];
-            match self.in_state {
-                0 if b == b'$' => {
+    /// Read what gdb has sent (the descriptor must be readable) and keep the well-formed part.
+    /// Returns an error only when the connection is gone.
+    pub fn pump(&mut self) -> io::Result<()> {
+        let mut buf = [0u8; 4096];
+        let n = unsafe { libc::read(self.rfd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "gdb closed the connection"));
+        }
+        if self.rpos >= self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+        for &b in &buf[..n as usize] {
+            self.filter(b)?;
+        }
+        Ok(())
+    }
+
+    /// The framing guard in front of the protocol engine (which treats any framing error as
+    /// fatal): only complete packets with a valid checksum, acks and Ctrl-C get through. A bad
+    /// checksum is NAKed (`-`) so gdb retransmits; a NAK from gdb resends our last reply; noise
+    /// between packets and truncated packets are dropped. gdb's negotiation is remembered for
+    /// engine restarts.
+    fn filter(&mut self, b: u8) -> io::Result<()> {
+        match self.in_state {
+            0 => match b {
+                b'$' => {
                     self.cur_in.clear();
                     self.cur_in.push(b);
                     self.in_state = 1;
                 }
-                1 => {
-                    self.cur_in.push(b);
-                    if b == b'#' {
-                        self.in_state = 2;
+                b'+' | 0x03 => self.rbuf.push(b),
+                b'-' => {
+                    if let Some(last) = self.last_sent.clone() {
+                        self.write_raw(&last)?;
                     }
                 }
-                2 => {
+                _ => log::debug!("dropping stray byte {b:#04x} from gdb"),
+            },
+            1 => match b {
+                b'#' => {
                     self.cur_in.push(b);
-                    self.in_state = 3;
+                    self.in_state = 2;
                 }
-                3 => {
+                b'$' => {
+                    log::debug!("dropping a truncated packet from gdb");
+                    self.cur_in.clear();
                     self.cur_in.push(b);
+                }
+                _ if self.cur_in.len() > MAX_PACKET => {
+                    log::debug!("dropping an oversized packet from gdb");
+                    self.cur_in.clear();
                     self.in_state = 0;
-                    if self.cur_in.starts_with(b"$qSupported") {
-                        self.qsupported = Some(self.cur_in.clone());
-                    } else if self.cur_in.starts_with(b"$QStartNoAckMode#") {
-                        self.no_ack = true;
+                    self.write_raw(b"$E01#a6")?;
+                }
+                _ => self.cur_in.push(b),
+            },
+            2 => {
+                self.cur_in.push(b);
+                self.in_state = 3;
+            }
+            _ => {
+                self.cur_in.push(b);
+                self.in_state = 0;
+                let n = self.cur_in.len();
+                let body = &self.cur_in[1..n - 3];
+                let sum = body.iter().fold(0u8, |a, c| a.wrapping_add(*c));
+                let given =
+                    std::str::from_utf8(&self.cur_in[n - 2..]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                if given != Some(sum) {
+                    if self.no_ack {
+                        // No acks to ask for a retransmission: take the body, fix the checksum.
+                        let fixed = format!("{sum:02x}");
+                        self.cur_in.truncate(n - 2);
+                        self.cur_in.extend_from_slice(fixed.as_bytes());
+                    } else {
+                        log::debug!("bad checksum from gdb: NAK");
+                        self.cur_in.clear();
+                        return self.write_raw(b"-");
                     }
                 }
-                _ => {}
-            }
-            if self.cur_in.len() > 4096 {
-                self.cur_in.clear();
-                self.in_state = 0;
+                if self.cur_in.starts_with(b"$qSupported") {
+                    self.qsupported = Some(self.cur_in.clone());
+                } else if self.cur_in.starts_with(b"$QStartNoAckMode#") {
+                    self.no_ack = true;
+                }
+                let pkt = std::mem::take(&mut self.cur_in);
+                if let Some(err) = precheck(&pkt[1..pkt.len() - 3]) {
+                    log::debug!("refusing a request gdbstub would mishandle: {}", String::from_utf8_lossy(&pkt));
+                    let reply = frame(err);
+                    if !self.no_ack {
+                        self.write_raw(b"+")?;
+                    }
+                    return self.write_raw(&reply);
+                }
+                self.last_in = pkt.clone();
+                self.rbuf.extend_from_slice(&pkt);
             }
         }
+        Ok(())
+    }
+
+    /// Write bytes straight to gdb, outside the engine's buffering.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let saved = std::mem::take(&mut self.wbuf);
+        self.wbuf.extend_from_slice(bytes);
+        let r = self.flush();
+        self.wbuf = saved;
+        r
+    }
+
+    /// The error reply for the last packet, in the form its kind uses (`F-1,errno` for vFile).
+    pub fn error_reply(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.no_ack {
+            out.push(b'+');
+        }
+        let body = if self.last_in.starts_with(b"$vFile:") { "F-1,16" } else { "E01" };
+        out.extend_from_slice(&frame(body));
+        out
+    }
+
+    /// True once gdb and xol agreed on no-ack mode.
+    pub fn no_ack(&self) -> bool {
+        self.no_ack
     }
 
     /// Read one byte, blocking.
@@ -199,6 +285,12 @@ impl Connection for Conn {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if let Some(i) = self.wbuf.iter().rposition(|b| *b == b'$') {
+            let tail = &self.wbuf[i..];
+            if tail.len() >= 4 && tail[tail.len() - 3] == b'#' {
+                self.last_sent = Some(tail.to_vec());
+            }
+        }
         let mut off = 0;
         while off < self.wbuf.len() {
             let n = unsafe {
@@ -269,5 +361,65 @@ impl ConnectionExt for SharedConn {
 
     fn peek(&mut self) -> io::Result<Option<u8>> {
         ConnectionExt::peek(&mut *self.0.borrow_mut())
+    }
+}
+
+/// Frame a reply body as a packet.
+pub fn frame(body: &str) -> Vec<u8> {
+    let sum = body.bytes().fold(0u8, |a, c| a.wrapping_add(c));
+    format!("${body}#{sum:02x}").into_bytes()
+}
+
+fn hex_num(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
+/// Requests gdbstub 0.7 would answer wrongly, refused here with an error reply: `m` longer than
+/// any packet (it would stream past its buffer), `M` whose data does not match its length, and
+/// `p`/`P` of a register that does not exist (an empty reply would tell gdb `p` is unsupported).
+pub fn precheck(body: &[u8]) -> Option<&'static str> {
+    const MAX_M: u64 = 0x10000;
+    match body.first()? {
+        b'm' => {
+            let (_, len) = body[1..].split_at(body[1..].iter().position(|c| *c == b',')?);
+            match hex_num(&len[1..]) {
+                Some(n) if n > MAX_M => Some("E01"),
+                _ => None,
+            }
+        }
+        b'M' => {
+            let colon = body.iter().position(|c| *c == b':')?;
+            let comma = body[..colon].iter().position(|c| *c == b',')?;
+            let len = hex_num(&body[comma + 1..colon])?;
+            ((body.len() - colon - 1) as u64 != 2 * len).then_some("E01")
+        }
+        b'p' | b'P' => {
+            let end = body.iter().position(|c| *c == b'=').unwrap_or(body.len());
+            match hex_num(&body[1..end]) {
+                Some(r) if r >= xol_arch::regs::NUM_REGS as u64 => Some("E01"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prechecks_requests_gdbstub_mishandles() {
+        assert_eq!(precheck(b"m401156,ffffffffff"), Some("E01"));
+        assert_eq!(precheck(b"m401156,100"), None);
+        assert_eq!(precheck(b"M40403c,4:01"), Some("E01"));
+        assert_eq!(precheck(b"M40403c,1:01"), None);
+        assert_eq!(precheck(b"p1000"), Some("E01"));
+        assert_eq!(precheck(b"P4b=00"), None);
+        assert_eq!(precheck(b"qSupported"), None);
+        assert_eq!(frame("OK"), b"$OK#9a".to_vec());
     }
 }

@@ -67,28 +67,30 @@ impl BlockingEventLoop for EventLoop {
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         // The engine acknowledged the resume packet into our buffer: send it before blocking.
         conn.0.borrow_mut().flush().map_err(WaitForStopReasonError::Connection)?;
-        if conn.0.borrow().has_buffered() {
-            let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;
-            return Ok(Event::IncomingData(b));
-        }
-        let outcome = {
-            let c = conn.0.borrow();
-            target.dbg.wait(Some(c.read_fd()))
-        }
-        .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
-        match outcome {
-            WaitOutcome::Stopped(ev) => Ok(Event::TargetStopped(target.stop_reason(ev))),
-            WaitOutcome::Input => {
+        loop {
+            if conn.0.borrow().has_buffered() {
                 let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;
-                Ok(Event::IncomingData(b))
+                return Ok(Event::IncomingData(b));
             }
-            WaitOutcome::Terminate => Err(WaitForStopReasonError::Connection(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "xol was asked to terminate",
-            ))),
-            WaitOutcome::NoProcesses => {
-                target.pid = None;
-                Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)))
+            let outcome = {
+                let c = conn.0.borrow();
+                target.dbg.wait(Some(c.read_fd()))
+            }
+            .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
+            match outcome {
+                WaitOutcome::Stopped(ev) => return Ok(Event::TargetStopped(target.stop_reason(ev))),
+                // Only well-formed input reaches the engine; noise just goes back to waiting.
+                WaitOutcome::Input => conn.0.borrow_mut().pump().map_err(WaitForStopReasonError::Connection)?,
+                WaitOutcome::Terminate => {
+                    return Err(WaitForStopReasonError::Connection(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "xol was asked to terminate",
+                    )))
+                }
+                WaitOutcome::NoProcesses => {
+                    target.pid = None;
+                    return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
+                }
             }
         }
     }
@@ -159,7 +161,17 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 if crate::sys::signals::terminate_requested().is_some() {
                     return SessionEnd::Terminated;
                 }
-                return SessionEnd::Lost(e.to_string());
+                if e.is_connection_error() {
+                    return SessionEnd::Lost(e.to_string());
+                }
+                // gdbstub treats a malformed packet (or a failed request) as fatal. The session
+                // is not: answer with an error, as gdbserver does, and restart the engine.
+                log::warn!("bad request from gdb: {e}; replying E01");
+                let mut c = conn.0.borrow_mut();
+                let reply = c.error_reply();
+                if let Err(e) = c.write_raw(&reply) {
+                    return SessionEnd::Lost(e.to_string());
+                }
             }
         }
     }

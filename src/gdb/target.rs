@@ -205,6 +205,21 @@ impl Target for XolTarget {
         true
     }
 
+    // Forks are handled inside xol (gdbstub 0.7 cannot present a second process), so gdb must
+    // not be told fork events exist: `catch fork` then says it is unsupported instead of never
+    // firing.
+    fn use_fork_stop_reason(&self) -> bool {
+        false
+    }
+
+    fn use_vfork_stop_reason(&self) -> bool {
+        false
+    }
+
+    fn use_vforkdone_stop_reason(&self) -> bool {
+        false
+    }
+
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
         Some(self)
     }

@@ -388,8 +388,10 @@ impl Inferior {
                 Ok(None)
             }
             libc::PTRACE_EVENT_EXEC => {
-                // The old image is gone, with its breakpoints and all other threads.
+                // The old image is gone, with its breakpoints, its debug registers (the kernel
+                // clears them on exec) and all other threads.
                 p.insertions.clear();
+                p.hw = [None; 4];
                 p.disarmed = false;
                 let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
                 p.threads.retain(|t, _| *t == former || *t == pid.0);

@@ -428,6 +428,10 @@ impl Inferior {
         self.remove_all_insertions(pid)?;
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
+            if p.hw.iter().any(|s| s.is_some()) {
+                // Leave no armed debug register behind (it would SIGTRAP the program).
+                let _ = ptrace::set_debugreg(*tid, 7, 0);
+            }
             let sig = match t.pending {
                 Some(StopKind::Signal(s)) => s,
                 _ if t.deferred_sig != 0 => t.deferred_sig,
