@@ -38,6 +38,12 @@ pub struct Conn {
     last_sent: Option<Vec<u8>>,
     /// The last packet handed to the engine (to word the error reply if it fails on it).
     last_in: Vec<u8>,
+    /// The body of gdb's last `vRun`, shared with the target: gdbstub 0.7 drops empty
+    /// arguments (`run 1 '' 3`), so the target re-reads them from here.
+    pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    /// gdb asked for the extended protocol (`!`): like gdbserver, the session then outlives the
+    /// process even without `--multi`.
+    pub extended: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 /// Packets longer than this are refused (gdbstub's buffer is 4 KiB; gdb honours PacketSize).
@@ -62,6 +68,8 @@ impl Conn {
             out_state: 0,
             last_sent: None,
             last_in: Vec::new(),
+            last_vrun: Default::default(),
+            extended: Default::default(),
         }
     }
 
@@ -210,6 +218,12 @@ impl Conn {
                         self.write_raw(b"+")?;
                     }
                     return self.write_raw(&reply);
+                }
+                if pkt.starts_with(b"$!#") {
+                    self.extended.set(true);
+                }
+                if pkt.starts_with(b"$vRun;") {
+                    *self.last_vrun.borrow_mut() = Some(pkt[1..pkt.len() - 3].to_vec());
                 }
                 self.last_in = pkt.clone();
                 self.rbuf.extend_from_slice(&pkt);
@@ -421,5 +435,32 @@ mod tests {
         assert_eq!(precheck(b"P4b=00"), None);
         assert_eq!(precheck(b"qSupported"), None);
         assert_eq!(frame("OK"), b"$OK#9a".to_vec());
+    }
+}
+
+/// The arguments of a `vRun` body (`vRun;FILE;ARG;...`, hex), empty ones included.
+pub fn vrun_args(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let rest = body.strip_prefix(b"vRun;")?;
+    let mut parts = rest.split(|c| *c == b';');
+    parts.next()?;
+    parts.map(decode_hex).collect()
+}
+
+fn decode_hex(h: &[u8]) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    h.chunks(2).map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod vrun_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_empty_arguments() {
+        assert_eq!(vrun_args(b"vRun;2f62;31;;33").unwrap(), vec![b"1".to_vec(), vec![], b"3".to_vec()]);
+        assert_eq!(vrun_args(b"vRun;2f62").unwrap(), Vec::<Vec<u8>>::new());
+        assert!(vrun_args(b"vRun;2f62;zz").is_none());
     }
 }

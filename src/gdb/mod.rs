@@ -123,6 +123,7 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
         let stub = GdbStub::new(conn.clone());
         let r = stub.run_blocking::<EventLoop>(target);
         conn.0.borrow_mut().prepare_restart();
+        let extended = target.cfg.multi || target.extended.get();
         match r {
             Ok(DisconnectReason::Disconnect) => {
                 if let Some(pid) = target.pid.take() {
@@ -132,19 +133,19 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                         eprintln!("Detaching from process {pid}");
                     }
                 }
-                if !target.cfg.multi {
+                if !extended {
                     return SessionEnd::Done;
                 }
             }
             Ok(DisconnectReason::TargetExited(code)) => {
                 eprintln!("\nChild exited with status {code}");
-                if !target.cfg.multi {
+                if !extended {
                     return SessionEnd::Done;
                 }
             }
             Ok(DisconnectReason::TargetTerminated(sig)) => {
                 eprintln!("\nChild terminated with signal = {:#x}", sig.0);
-                if !target.cfg.multi {
+                if !extended {
                     return SessionEnd::Done;
                 }
             }
@@ -253,6 +254,8 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             let wfd = unsafe { OwnedFd::from_raw_fd(libc::dup(1)) };
             let mut c = Conn::new(rfd, Some(wfd));
             c.exit_requested = exit_flag.clone();
+            c.last_vrun = target.last_vrun.clone();
+            c.extended = target.extended.clone();
             run_session(&mut target, SharedConn::new(c))
         }
         Comm::Tcp(_) => {
@@ -291,6 +294,9 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 let fd: OwnedFd = stream.into();
                 let mut c = Conn::new(fd, None);
                 c.exit_requested = exit_flag.clone();
+                target.extended.set(false);
+                c.last_vrun = target.last_vrun.clone();
+                c.extended = target.extended.clone();
                 let end = run_session(&mut target, SharedConn::new(c));
                 let again = !opts.once
                     && matches!(end, SessionEnd::Lost(_) | SessionEnd::Done)

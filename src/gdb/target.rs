@@ -68,6 +68,10 @@ pub struct XolTarget {
     /// Open host-I/O files (vFile).
     pub(super) files: BTreeMap<u32, std::fs::File>,
     pub(super) next_fd: u32,
+    /// gdb's last raw `vRun` (see `Conn::last_vrun`).
+    pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    /// gdb sent `!` (see `Conn::extended`).
+    pub extended: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 fn tid_of(t: gdbstub::common::Tid) -> Tid {
@@ -108,6 +112,8 @@ impl XolTarget {
             exit_requested,
             files: BTreeMap::new(),
             next_fd: 3,
+            last_vrun: Default::default(),
+            extended: Default::default(),
         }
     }
 
@@ -528,7 +534,12 @@ impl ExtendedMode for XolTarget {
                 }
             },
         }
-        let given: Vec<OsString> = args.map(|a| OsString::from_vec(a.to_vec())).collect();
+        // gdbstub drops empty arguments; take them from the raw packet when we have it.
+        let raw = self.last_vrun.borrow_mut().take().and_then(|b| super::conn::vrun_args(&b));
+        let given: Vec<OsString> = match raw {
+            Some(list) => list.into_iter().map(OsString::from_vec).collect(),
+            None => args.map(|a| OsString::from_vec(a.to_vec())).collect(),
+        };
         if given.is_empty() && filename.is_none_or(|f| f.is_empty()) {
             argv.extend(self.cfg.program.iter().skip(1).cloned());
         } else {
@@ -581,7 +592,7 @@ impl ExtendedMode for XolTarget {
                 self.pid = None;
             }
         }
-        Ok(if self.cfg.multi { ShouldTerminate::No } else { ShouldTerminate::Yes })
+        Ok(if self.cfg.multi || self.extended.get() { ShouldTerminate::No } else { ShouldTerminate::Yes })
     }
 
     fn restart(&mut self) -> Result<(), Self::Error> {
