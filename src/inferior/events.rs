@@ -188,39 +188,53 @@ impl Inferior {
             }
         }
         loop {
-            let Some(p) = self.procs.get(&pid) else { return Ok(()) };
-            let Some(&tid) = p.threads.iter().find(|(_, t)| !t.stopped).map(|(tid, _)| tid) else {
+            let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+            let unstopped: Vec<RawTid> = p.threads.iter().filter(|(_, t)| !t.stopped).map(|(t, _)| *t).collect();
+            if unstopped.is_empty() {
                 return Ok(());
-            };
-            let (wtid, st) = match wait::wait_tid(tid) {
-                Ok(r) => r,
-                Err(e) if e.errno == nix::errno::Errno::ECHILD => {
-                    // Gone without a status (e.g. reaped by an exec): forget it.
-                    if let Some(p) = self.procs.get_mut(&pid) {
-                        p.threads.remove(&tid);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(ev) = self.handle_status(wtid, st, true)? {
-                match ev.kind {
-                    StopKind::Exited(_) | StopKind::Killed(_) => {
-                        // The process is gone: report its end on the next wait.
-                        self.reports.push_back(ev);
-                        return Ok(());
-                    }
-                    StopKind::Breakpoint => {
-                        // Cancel: the thread hits it again when resumed.
-                    }
-                    kind => {
-                        if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
-                            t.pending = Some(kind);
+            }
+            // A thread that already exited may never report a stop: a zombie leader is not
+            // reported until the whole group is gone. Count such threads as stopped.
+            for tid in &unstopped {
+                if sys::proc::is_zombie(pid.0, *tid) {
+                    if *tid == pid.0 {
+                        if let Some(t) = p.threads.get_mut(tid) {
+                            t.stopped = true;
+                            t.expect_stop = false;
                         }
+                    } else {
+                        p.threads.remove(tid);
+                    }
+                }
+            }
+            match wait::wait_any_nohang()? {
+                Some((wtid, st)) => self.handle_stop_while_stopping(wtid, st)?,
+                None => {
+                    // Nothing yet: wait for SIGCHLD, re-checking for zombies now and then.
+                    sys::signals::poll(None, 50)?;
+                }
+            }
+        }
+    }
+
+    fn handle_stop_while_stopping(&mut self, wtid: RawTid, st: WaitStatus) -> Result<()> {
+        if let Some(ev) = self.handle_status(wtid, st, true)? {
+            match ev.kind {
+                StopKind::Exited(_) | StopKind::Killed(_) => {
+                    // The process is gone: report its end on the next wait.
+                    self.reports.push_back(ev);
+                }
+                StopKind::Breakpoint => {
+                    // Cancelled: the thread hits it again when resumed.
+                }
+                kind => {
+                    if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
+                        t.pending = Some(kind);
                     }
                 }
             }
         }
+        Ok(())
     }
 
     /// Handle one wait status. Returns a reportable event, with the thread marked stopped, or

@@ -453,22 +453,23 @@ impl Inferior {
             return Err(Error::NoProcess(pid));
         }
         let _ = sys::signals::kill(pid.0, libc::SIGKILL);
-        // Reap every thread; the leader is reported last.
+        // Reap every thread: the leader is reported only after all the others, so wait for any
+        // traced thread until the leader's exit arrives. Other processes' statuses are kept.
         loop {
-            match sys::wait::wait_tid(pid.0) {
-                Ok((_, sys::wait::WaitStatus::Exited(_))) | Ok((_, sys::wait::WaitStatus::Signaled(_))) => break,
-                Ok(_) => continue,
+            match sys::wait::wait_any() {
+                Ok((tid, sys::wait::WaitStatus::Exited(_) | sys::wait::WaitStatus::Signaled(_))) if tid == pid.0 => {
+                    break
+                }
+                Ok((tid, st)) => {
+                    let ours = self.procs.get(&pid).is_some_and(|p| p.threads.contains_key(&tid));
+                    if !ours && self.pid_of(Tid(tid)).is_some() {
+                        self.orphans.push((tid, st));
+                    }
+                }
                 Err(_) => break,
             }
         }
-        // Other threads' exit statuses.
-        if let Some(p) = self.procs.remove(&pid) {
-            for tid in p.threads.keys() {
-                if *tid != pid.0 {
-                    let _ = sys::wait::wait_tid_nohang(*tid);
-                }
-            }
-        }
+        self.procs.remove(&pid);
         Ok(())
     }
 

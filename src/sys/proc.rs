@@ -39,3 +39,12 @@ pub fn exe(pid: i32) -> std::io::Result<PathBuf> {
 pub fn exists(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// True if thread `tid` of process `pid` is a zombie (exited, not yet reaped). A zombie thread
+/// group leader is not reported by `waitpid` until every other thread has exited.
+pub fn is_zombie(pid: i32, tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+        .unwrap_or(true)
+}

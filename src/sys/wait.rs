@@ -76,3 +76,15 @@ fn wait_inner(tid: RawTid, flags: i32) -> SysResult<Option<(RawTid, WaitStatus)>
     }
     Ok(Some((rc, decode(status))))
 }
+
+/// Wait (blocking) for any traced thread.
+pub fn wait_any() -> SysResult<(RawTid, WaitStatus)> {
+    loop {
+        match wait_inner(-1, 0) {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => continue,
+            Err(e) if e.errno == nix::errno::Errno::EINTR => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
