@@ -447,7 +447,7 @@ pub fn vrun_args(body: &[u8]) -> Option<Vec<Vec<u8>>> {
 }
 
 fn decode_hex(h: &[u8]) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     h.chunks(2).map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()).collect()
