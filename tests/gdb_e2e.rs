@@ -1390,3 +1390,55 @@ fn monitor_exit_ends_multi_server() {
     monitor_exit_ends("xol serve", &[xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--multi".into()]);
     monitor_exit_ends("xol-gdbserver", &[xol_gdbserver_bin().into(), "--multi".into(), "127.0.0.1:0".into()]);
 }
+
+// ---------------------------------------------------------------------------
+// Regressions: exited thread-group leaders, re-running a threaded program
+// ---------------------------------------------------------------------------
+
+/// The leader exits with pthread_exit while a worker runs on: a zombie leader
+/// must not make xol wait forever when it stops the world at a breakpoint.
+#[test]
+fn zombie_leader_does_not_hang_stops() {
+    let z = fixture("zombie");
+    let script = ["break zombie_work", "continue", "continue", "continue", "delete", "continue"];
+    // gdbserver names the thread in hit lines (qXfer:threads); xol cannot (see docs/protocol.md).
+    fn without_thread_names(s: &str) -> String {
+        normalise_gdb_output(s).replace("Thread TID \"zombie\" hit", "Thread TID hit")
+    }
+    let cmp = compare_and_check(&z, &["3"], &script, without_thread_names, |o| {
+        assert_eq!(count_lines(&o.stdout, "hit Breakpoint 1, zombie_work"), 3, "{o}");
+        o.assert_stdout_contains("exited with code 05]");
+        assert!(o.has_mark("worker-done work=3"), "{o}");
+    });
+    cmp.assert_same();
+}
+
+/// `run` again while a multi-threaded process is stopped kills it first: every
+/// thread must be reaped (the leader is reported last), then the new run starts.
+#[test]
+fn extended_remote_rerun_of_threaded_program() {
+    let t = fixture("threads");
+    for argv in [
+        vec![xol_bin().into_os_string(), "serve".into(), "--stdio".into(), "--multi".into()],
+        vec![xol_gdbserver_bin().into_os_string(), "--multi".into(), "-".into()],
+    ] {
+        let label = argv[0].to_string_lossy().into_owned();
+        let cmds = owned(&[
+            &format!("target extended-remote | {}", shell_join(&argv)),
+            &format!("set remote exec-file {}", t.display()),
+            &format!("file {}", t.display()),
+            "break at_barrier",
+            "run",
+            "echo ==RERUN==\\n",
+            "run",
+            "info threads",
+            "delete",
+            "continue",
+        ]);
+        let s = gdb_session(&label, None, &cmds);
+        let rerun = section(&s.stdout, "RERUN");
+        assert!(rerun.contains("hit Breakpoint 1, at_barrier"), "{s}");
+        assert!(rerun.contains("worker-"), "{s}");
+        assert!(rerun.contains("exited normally]"), "{s}");
+    }
+}
