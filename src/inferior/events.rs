@@ -322,6 +322,26 @@ impl Inferior {
                                 }
                             }
                             StopKind::Step
+                        } else if code == SI_KERNEL && !p.insertions.contains_key(&at) && !byte_is_int3(p, at) {
+                            // A stale trap: the thread executed one of our `int3`s, but the
+                            // breakpoint was removed before its stop was handled. The program
+                            // never saw that byte: rewind and let it run the real instruction.
+                            log::debug!("stale breakpoint trap of {tid} at {at:#x}");
+                            regs.rip = at;
+                            ptrace::set_regs(tid, &regs)?;
+                            if !stopping {
+                                continue_internal(p, tid)?;
+                            }
+                            return Ok(None);
+                        } else if !stepping && code == TRAP_TRACE {
+                            // A single-step trap that arrived after the thread was interrupted
+                            // and then resumed without stepping: left over from an earlier
+                            // request, not something the program did. Drop it.
+                            log::debug!("dropping a stale single-step trap of {tid}");
+                            if !stopping {
+                                continue_internal(p, tid)?;
+                            }
+                            return Ok(None);
                         } else {
                             StopKind::Signal(libc::SIGTRAP)
                         }
@@ -489,6 +509,12 @@ impl Inferior {
         self.orphans.push((tid, st));
         Ok(None)
     }
+}
+
+/// True if the byte at `addr` is an `int3` (the program's own, as xol's are masked elsewhere).
+fn byte_is_int3(p: &Process, addr: u64) -> bool {
+    let mut b = [0u8];
+    matches!(p.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
 }
 
 /// Resume a thread after an event front-ends do not see (clone, fork, exec...), the way it was
