@@ -394,8 +394,14 @@ fn hex_num(s: &[u8]) -> Option<u64> {
 /// Requests gdbstub 0.7 would answer wrongly, refused here with an error reply: `m` longer than
 /// any packet (it would stream past its buffer), `M` whose data does not match its length, and
 /// `p`/`P` of a register that does not exist (an empty reply would tell gdb `p` is unsupported).
+/// Read watchpoints (`Z3`) get the empty reply, as from gdbserver on x86: the debug registers
+/// cannot watch reads alone, and gdb emulates `rwatch` with an access watchpoint plus its own
+/// value check only when the stub says it has no `Z3`.
 pub fn precheck(body: &[u8]) -> Option<&'static str> {
     const MAX_M: u64 = 0x10000;
+    if body.starts_with(b"Z3,") || body.starts_with(b"z3,") {
+        return Some("");
+    }
     match body.first()? {
         b'm' => {
             let (_, len) = body[1..].split_at(body[1..].iter().position(|c| *c == b',')?);
@@ -434,6 +440,8 @@ mod tests {
         assert_eq!(precheck(b"p1000"), Some("E01"));
         assert_eq!(precheck(b"P4b=00"), None);
         assert_eq!(precheck(b"qSupported"), None);
+        assert_eq!(precheck(b"Z3,404040,4"), Some(""));
+        assert_eq!(precheck(b"Z2,404040,4"), None);
         assert_eq!(frame("OK"), b"$OK#9a".to_vec());
     }
 }

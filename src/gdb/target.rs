@@ -174,15 +174,10 @@ impl XolTarget {
                 R::CatchSyscall { tid: Some(tid), number: n, position: CatchSyscallPosition::Return }
             }
             StopKind::HwBreak => R::HwBreak(tid),
-            StopKind::Watch { addr, kind } => R::Watch {
-                tid,
-                kind: match kind {
-                    HwKind::Write | HwKind::Exec => WatchKind::Write,
-                    HwKind::Read => WatchKind::Read,
-                    HwKind::Access => WatchKind::ReadWrite,
-                },
-                addr,
-            },
+            // Like gdbserver, report every data watchpoint as `watch:ADDR`: x86 watches reads
+            // and writes with one condition, so gdb decides from the address and the value
+            // which of its watchpoints (watch, rwatch, awatch) triggered.
+            StopKind::Watch { addr, .. } => R::Watch { tid, kind: WatchKind::Write, addr },
             StopKind::Exited(code) => {
                 if self.pid == Some(ev.pid) {
                     self.pid = None;
