@@ -502,7 +502,9 @@ impl RspClient {
                 return Err(RspError::BadChecksum { expected, got, body: raw });
             }
             if !self.no_ack {
-                self.send_raw(b"+")?;
+                // The server may already be gone after its last reply (`OK` to `D`, `W` on
+                // exit), as with gdbserver; gdb ignores a failed ack there too.
+                let _ = self.send_raw(b"+");
             }
             return decode_body(&raw).map_err(RspError::Protocol);
         }
