@@ -108,7 +108,6 @@ impl Inferior {
             t.stopped = false;
             t.stepping = act.step;
             t.range = if act.step { act.range } else { None };
-            t.last_resume = (kind, 0);
         }
         Ok(())
     }
@@ -390,7 +389,6 @@ impl Inferior {
                     let mut t = Thread::new_stopped();
                     t.stopped = false;
                     t.expect_stop = true;
-                    t.last_resume = (p.resume_kind(), 0);
                     p.threads.insert(new, t);
                     // Its first stop may already have been seen as an orphan.
                     if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
@@ -495,8 +493,7 @@ impl Inferior {
             let pid = Pid(tg);
             if tg != tid {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    let mut t = Thread::new_stopped();
-                    t.last_resume = (p.resume_kind(), 0);
+                    let t = Thread::new_stopped();
                     p.threads.insert(tid, t);
                     if !stopping {
                         let k = p.resume_kind();
@@ -537,7 +534,6 @@ fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Res
             if let Some(t) = p.threads.get_mut(&tid) {
                 t.stopped = false;
                 t.stepping = kind == ResumeKind::Step;
-                t.last_resume = (kind, 0);
             }
             Ok(())
         }

@@ -134,8 +134,6 @@ struct Thread {
     stepping: bool,
     /// Range-stepping bounds while `stepping`.
     range: Option<(u64, u64)>,
-    /// How it was last resumed (re-used after a stale interrupt stop).
-    last_resume: (ptrace::ResumeKind, i32),
     /// An event not yet reported to the front-end.
     pending: Option<StopKind>,
     /// The last signal reported for this thread (delivered on detach if it is a passing signal).
@@ -157,7 +155,6 @@ impl Thread {
             expect_stop: false,
             stepping: false,
             range: None,
-            last_resume: (ptrace::ResumeKind::Cont, 0),
             pending: None,
             last_signal: 0,
             deferred_sig: 0,
