@@ -385,11 +385,11 @@ impl Inferior {
             }
             libc::PTRACE_EVENT_CLONE => {
                 let new = ptrace::event_msg(tid)? as RawTid;
-                if !p.threads.contains_key(&new) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = p.threads.entry(new) {
                     let mut t = Thread::new_stopped();
                     t.stopped = false;
                     t.expect_stop = true;
-                    p.threads.insert(new, t);
+                    slot.insert(t);
                     // Its first stop may already have been seen as an orphan.
                     if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
                         let (_, st) = self.orphans.remove(i);
