@@ -53,11 +53,6 @@ impl Inferior {
         Ok(true)
     }
 
-    /// True if xol has a breakpoint at `addr`.
-    pub fn has_breakpoint(&self, pid: Pid, addr: VirtAddr) -> bool {
-        self.procs.get(&pid).is_some_and(|p| p.insertions.contains_key(&addr.0))
-    }
-
     /// The insertions of a process (address, insertion).
     pub fn insertions(&self, pid: Pid) -> Vec<(VirtAddr, Insertion)> {
         self.procs

@@ -52,13 +52,15 @@ impl Inferior {
         // process stopped so no thread can run past the lifted byte.
         for (tid, act) in &plan {
             let p = self.proc_mut(pid)?;
+            // Only a thread whose breakpoint hit was reported can need a step-over: read its
+            // registers only then.
+            let Some(reported) = p.threads.get_mut(tid).and_then(|t| t.reported_bp.take()) else { continue };
             let pc = match ptrace::get_regs(*tid) {
                 Ok(r) => r.rip,
                 Err(e) if e.is_gone() => continue,
                 Err(e) => return Err(e.into()),
             };
-            let reported = p.threads.get_mut(tid).and_then(|t| t.reported_bp.take());
-            if reported != Some(pc) || !p.insertions.contains_key(&pc) || p.disarmed {
+            if reported != pc || !p.insertions.contains_key(&pc) || p.disarmed {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
@@ -187,30 +189,32 @@ impl Inferior {
             }
         }
         loop {
-            let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
-            let unstopped: Vec<RawTid> = p.threads.iter().filter(|(_, t)| !t.stopped).map(|(t, _)| *t).collect();
-            if unstopped.is_empty() {
+            let Some(p) = self.procs.get(&pid) else { return Ok(()) };
+            if p.threads.values().all(|t| t.stopped) {
                 return Ok(());
             }
-            // A thread that already exited may never report a stop: a zombie leader is not
-            // reported until the whole group is gone. Count such threads as stopped.
-            for tid in &unstopped {
-                if sys::proc::is_zombie(pid.0, *tid) {
-                    if *tid == pid.0 {
-                        if let Some(t) = p.threads.get_mut(tid) {
+            if let Some((wtid, st)) = wait::wait_any_nohang()? {
+                self.handle_stop_while_stopping(wtid, st)?;
+                continue;
+            }
+            // Nothing ready: wait for SIGCHLD. Only if none comes, look for threads that exited
+            // and will never report a stop (a zombie leader is not reported until the whole
+            // group is gone), and count them as stopped. The usual path reads no /proc file.
+            if sys::signals::poll(None, 50)?.child {
+                continue;
+            }
+            let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+            let unstopped: Vec<RawTid> = p.threads.iter().filter(|(_, t)| !t.stopped).map(|(t, _)| *t).collect();
+            for tid in unstopped {
+                if sys::proc::is_zombie(pid.0, tid) {
+                    if tid == pid.0 {
+                        if let Some(t) = p.threads.get_mut(&tid) {
                             t.stopped = true;
                             t.expect_stop = false;
                         }
                     } else {
-                        p.threads.remove(tid);
+                        p.threads.remove(&tid);
                     }
-                }
-            }
-            match wait::wait_any_nohang()? {
-                Some((wtid, st)) => self.handle_stop_while_stopping(wtid, st)?,
-                None => {
-                    // Nothing yet: wait for SIGCHLD, re-checking for zombies now and then.
-                    sys::signals::poll(None, 50)?;
                 }
             }
         }

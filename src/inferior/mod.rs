@@ -378,19 +378,6 @@ impl Inferior {
         Ok(())
     }
 
-    /// Set only the instruction pointer.
-    pub fn set_pc(&self, tid: Tid, pc: u64) -> Result<()> {
-        let mut gp = ptrace::get_regs(tid.0)?;
-        gp.rip = pc;
-        ptrace::set_regs(tid.0, &gp)?;
-        Ok(())
-    }
-
-    /// Read the instruction pointer.
-    pub fn pc(&self, tid: Tid) -> Result<u64> {
-        Ok(ptrace::get_regs(tid.0)?.rip)
-    }
-
     /// Enable (`Some`) or disable (`None`) syscall catching for a process.
     pub fn set_catch_syscalls(&mut self, pid: Pid, filter: Option<SyscallFilter>) -> Result<()> {
         self.proc_mut(pid)?.catch = filter;
