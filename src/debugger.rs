@@ -5,9 +5,11 @@
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
 use crate::inferior::{self, Action, HwKind, Inferior, SpawnSpec, SyscallFilter, WaitOutcome};
+pub use crate::inferior::{ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats};
 use crate::solib::{self, LibraryList};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use std::os::fd::BorrowedFd;
+pub use xol_arch::displaced::PlanKind;
 use xol_arch::regs::RegisterFile;
 
 pub use crate::inferior::{Error, StopEvent, StopKind};
@@ -25,6 +27,12 @@ impl Debugger {
     /// A debugger with nothing traced.
     pub fn new() -> Debugger {
         Debugger::default()
+    }
+
+    /// Prepare this process to trace: block SIGCHLD and the termination signals and read them
+    /// from a signalfd. Call once, from the thread that will trace, before anything else.
+    pub fn init_signals() -> std::io::Result<()> {
+        inferior::init_signals()
     }
 
     /// Start a program, stopped at its first instruction.
@@ -167,5 +175,90 @@ impl Debugger {
     /// Forked children handled so far.
     pub fn forks_handled(&self) -> u64 {
         self.inf.forks_handled
+    }
+
+    /// Resolve a location: `0xADDR` (or `*0xADDR`), or a symbol of the main program (its load
+    /// bias applied).
+    pub fn resolve_location(&self, pid: Pid, loc: &str) -> Result<VirtAddr> {
+        let loc = loc.trim().trim_start_matches('*');
+        let bad = |why: String| Error::Mem { addr: 0, source: std::io::Error::new(std::io::ErrorKind::NotFound, why) };
+        if let Some(h) = loc.strip_prefix("0x").or_else(|| loc.strip_prefix("0X")) {
+            return u64::from_str_radix(h, 16).map(VirtAddr).map_err(|_| bad(format!("bad address {loc:?}")));
+        }
+        if loc.is_empty() {
+            return Err(bad("no location given".into()));
+        }
+        let exe = self.inf.exe(pid)?;
+        let bytes = std::fs::read(&exe).map_err(|e| bad(format!("cannot read {}: {e}", exe.display())))?;
+        let value = crate::symbols::lookup(&bytes, loc)
+            .map_err(|e| bad(format!("{}: {e}", exe.display())))?
+            .ok_or_else(|| bad(format!("no symbol {loc:?} in {}", exe.display())))?;
+        let (entry, ty) = crate::symbols::entry_and_type(&bytes).map_err(|e| bad(e.to_string()))?;
+        let bias = if ty == 3 {
+            let auxv = solib::parse_auxv(&self.inf.auxv(pid)?);
+            let at_entry = auxv.iter().find(|(k, _)| *k == 9).map(|(_, v)| *v).unwrap_or(entry);
+            at_entry.wrapping_sub(entry)
+        } else {
+            0
+        };
+        Ok(VirtAddr(value.wrapping_add(bias)))
+    }
+
+    /// Add a counting probe at `location` (see [`Debugger::resolve_location`]): every hit is
+    /// counted and nothing stops. Returns its id.
+    pub fn count(&mut self, pid: Pid, location: &str) -> Result<u32> {
+        let addr = self.resolve_location(pid, location)?;
+        self.inf.add_count_probe(pid, addr, location)
+    }
+
+    /// Remove the counting probes at `location` (as given to [`Debugger::count`], or its
+    /// address). Returns how many were removed.
+    pub fn uncount(&mut self, pid: Pid, location: &str) -> Result<usize> {
+        let mut ids = self.inf.find_count_probes(location);
+        if ids.is_empty() {
+            if let Ok(a) = self.resolve_location(pid, location) {
+                ids = self.inf.find_count_probes(&format!("{:#x}", a.0));
+            }
+        }
+        for id in &ids {
+            self.inf.remove_count_probe(*id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Every counting probe with its plan kind and hits per process.
+    pub fn probes(&self) -> Vec<ProbeInfo> {
+        self.inf.probes()
+    }
+
+    /// The plan kind chosen for the breakpoint at `addr`, if one is inserted there.
+    pub fn plan_kind(&self, pid: Pid, addr: VirtAddr) -> Option<PlanKind> {
+        self.inf.plan_kind(pid, addr)
+    }
+
+    /// The displaced-stepping slot area of a process (base, length), once mapped.
+    pub fn slot_area(&self, pid: Pid) -> Option<(u64, u64)> {
+        self.inf.slot_area(pid)
+    }
+
+    /// Choose how threads go past breakpoints (displaced by default).
+    pub fn set_step_mode(&mut self, mode: StepMode) {
+        self.inf.set_step_mode(mode)
+    }
+
+    /// How threads go past breakpoints.
+    pub fn step_mode(&self) -> StepMode {
+        self.inf.step_mode
+    }
+
+    /// Counters of the resume paths.
+    pub fn step_stats(&self) -> StepStats {
+        self.inf.step_stats
+    }
+
+    /// Single-step the stopped thread `tid` over the breakpointed instruction at its ip, by the
+    /// given method; returns the stop that ended it (for differential tests and tools).
+    pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
+        self.inf.step_instruction(pid, tid, mode)
     }
 }

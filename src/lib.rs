@@ -9,5 +9,7 @@ pub mod debugger;
 pub mod gdb;
 pub mod inferior;
 pub mod solib;
+pub mod step;
+pub mod symbols;
 pub mod sys;
 pub mod types;

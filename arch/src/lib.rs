@@ -6,10 +6,15 @@
 //!   ptrace structures and gdb's register view, and the `g` packet layout.
 //! * [`tdesc`]: the matching target description XML served to gdb through
 //!   `qXfer:features:read`.
-//!
-//! Instruction analysis for out-of-line stepping will live here too.
+//! * [`displaced`]: displaced stepping over breakpoints: deciding whether
+//!   the instruction under an `int3` is emulated, copied into a slot
+//!   (boosted or single-stepped) or refused, building the slot contents
+//!   (with RIP-relative operands rewritten through a scratch register),
+//!   fixing registers up afterwards, and emulating branches and simple
+//!   instructions exactly.
 
 #![warn(missing_docs)]
 
+pub mod displaced;
 pub mod regs;
 pub mod tdesc;

@@ -3,7 +3,7 @@
 
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
-use crate::debugger::{Debugger, StopEvent, StopKind};
+use crate::debugger::{Debugger, StepMode, StopEvent, StopKind};
 use crate::inferior::{Action, HwKind, SpawnSpec, SyscallFilter};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
@@ -691,6 +691,13 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 gdbstub::outputln!(out, "  breakpoints          -- list xol's breakpoint insertions and their owners");
                 gdbstub::outputln!(out, "  threads              -- list threads with their names");
                 gdbstub::outputln!(out, "  stats                -- counters of the core");
+                gdbstub::outputln!(
+                    out,
+                    "  count LOCATION       -- count hits at LOCATION (0xADDR or a symbol) without stopping"
+                );
+                gdbstub::outputln!(out, "  uncount LOCATION     -- remove the counting probes at LOCATION");
+                gdbstub::outputln!(out, "  probes               -- list probes: location, plan kind, hits per process");
+                gdbstub::outputln!(out, "  set step-mode displaced|in-line -- how threads go past breakpoints");
                 gdbstub::outputln!(out, "  set debug 0|1        -- xol's own logging to stderr");
             }
             ["breakpoints"] => match self.pid {
@@ -712,7 +719,92 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             },
             ["stats"] => {
                 gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
+                let st = self.dbg.step_stats();
+                gdbstub::outputln!(out, "breakpoint traps: {}", st.traps);
+                gdbstub::outputln!(
+                    out,
+                    "resumed by emulation: {}, boosted: {}, out-of-line steps: {}, in-line step-overs: {}, rewound: {}",
+                    st.emulated,
+                    st.boosted,
+                    st.out_of_line,
+                    st.in_line,
+                    st.rewound
+                );
+                let mode = match self.dbg.step_mode() {
+                    StepMode::Displaced => "displaced",
+                    StepMode::InLine => "in-line",
+                };
+                gdbstub::outputln!(out, "step mode: {mode}");
             }
+            ["count", loc] => match self.pid {
+                Some(pid) => match self.dbg.count(pid, loc) {
+                    Ok(id) => {
+                        let info = self.dbg.probes().into_iter().find(|p| p.id == id);
+                        match info {
+                            Some(p) => gdbstub::outputln!(
+                                out,
+                                "probe {id} at {} ({}): {} {}",
+                                p.addr,
+                                p.location,
+                                p.plan,
+                                p.mnemonic
+                            ),
+                            None => gdbstub::outputln!(out, "probe {id}"),
+                        }
+                    }
+                    Err(e) => gdbstub::outputln!(out, "cannot count {loc}: {e}"),
+                },
+                None => gdbstub::outputln!(out, "no process"),
+            },
+            ["uncount", loc] => match self.pid {
+                Some(pid) => match self.dbg.uncount(pid, loc) {
+                    Ok(0) => gdbstub::outputln!(out, "no probe at {loc}"),
+                    Ok(n) => gdbstub::outputln!(out, "removed {n} probe(s) at {loc}"),
+                    Err(e) => gdbstub::outputln!(out, "cannot remove the probe at {loc}: {e}"),
+                },
+                None => gdbstub::outputln!(out, "no process"),
+            },
+            ["probes"] => {
+                let probes = self.dbg.probes();
+                if probes.is_empty() {
+                    gdbstub::outputln!(out, "no probes");
+                }
+                for p in probes {
+                    let plan = match &p.refusal {
+                        Some(r) => format!("{} ({r})", p.plan),
+                        None => p.plan.clone(),
+                    };
+                    let hits: Vec<String> = p.hits.iter().map(|(pid, n)| format!("{pid}:{n}")).collect();
+                    let total: u64 = p.hits.iter().map(|(_, n)| n).sum();
+                    gdbstub::outputln!(
+                        out,
+                        "{} {} at {} [{}] plan {} hits {} ({})",
+                        p.id,
+                        p.location,
+                        p.addr,
+                        p.mnemonic,
+                        plan,
+                        total,
+                        if hits.is_empty() { "none".to_string() } else { hits.join(" ") }
+                    );
+                }
+                if let Some(pid) = self.pid {
+                    if let Some((b, l)) = self.dbg.slot_area(pid) {
+                        gdbstub::outputln!(out, "slot area of {pid}: {:#x}-{:#x}", b, b + l);
+                    }
+                }
+            }
+            ["set", "step-mode", m] => match *m {
+                "displaced" => {
+                    self.dbg.set_step_mode(StepMode::Displaced);
+                    gdbstub::outputln!(out, "step mode: displaced");
+                }
+                "in-line" | "inline" => {
+                    self.dbg.set_step_mode(StepMode::InLine);
+                    gdbstub::outputln!(out, "step mode: in-line");
+                }
+                _ => gdbstub::outputln!(out, "step-mode is displaced or in-line"),
+            },
             ["set", what @ ("debug" | "remote-debug"), v] => {
                 let on = !matches!(*v, "0" | "off" | "none");
                 if *what == "debug" {

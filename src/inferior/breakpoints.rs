@@ -34,6 +34,10 @@ impl Inferior {
             p.mem.write(addr.0, &[INT3]).map_err(io_mem(addr.0))?;
         }
         p.insertions.insert(addr.0, Insertion { shadow: b[0], owners: vec![owner] });
+        // Plan how threads will go past it (and give it a slot) now, while the process is
+        // stopped: the trap path then only looks the plan up.
+        let all_stopped = p.threads.values().all(|t| t.stopped);
+        super::displace::prepare_site(p, addr.0, all_stopped);
         Ok(())
     }
 
@@ -46,6 +50,9 @@ impl Inferior {
         if ins.owners.is_empty() {
             let shadow = ins.shadow;
             p.insertions.remove(&addr.0);
+            // The code may change before a breakpoint comes back here (a library unloaded, a
+            // JIT): plan it again then. Its slot stays, unused, for threads still inside.
+            p.slots.forget(addr.0);
             if !p.disarmed {
                 p.mem.write(addr.0, &[shadow]).map_err(io_mem(addr.0))?;
             }
@@ -65,6 +72,9 @@ impl Inferior {
     pub(super) fn remove_all_insertions(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
         let ins = std::mem::take(&mut p.insertions);
+        for addr in ins.keys() {
+            p.slots.forget(*addr);
+        }
         if !p.disarmed {
             for (addr, i) in ins {
                 if let Err(e) = p.mem.write(addr, &[i.shadow]) {
@@ -113,6 +123,8 @@ impl Inferior {
                 out[off] = INT3;
             }
         }
+        // Instructions under breakpoints may have changed: plan them again on their next hit.
+        p.slots.forget_overlapping(addr.0, end);
         p.mem.write(addr.0, &out).map_err(io_mem(addr.0))
     }
 }

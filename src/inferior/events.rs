@@ -2,12 +2,15 @@
 //! internal events (clone, fork, vfork, exec, stale interrupts) front-ends never see.
 
 use super::breakpoints::{scrub_child, INT3};
+use super::displace::{self, Displaced};
 use super::{Action, Error, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
 use crate::sys::wait::{self, WaitStatus};
 use crate::sys::{self, mem::Mem, RawTid};
+use crate::types::Owner;
 use crate::types::{Pid, Tid};
 use std::os::fd::BorrowedFd;
+use xol_arch::displaced::Fixup;
 
 /// What [`Inferior::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,23 +51,46 @@ impl Inferior {
             }
             return Ok(());
         }
-        // Step every thread that sits on one of our breakpoints over it first, with the rest of the
-        // process stopped so no thread can run past the lifted byte.
+        // Every thread that sits on one of our breakpoints goes past it first: displaced
+        // (emulated, boosted or stepped out of line, the `int3` stays), or, if that cannot be
+        // done, stepped over in line with the rest of the process stopped.
         for (tid, act) in &plan {
             let p = self.proc_mut(pid)?;
             // Only a thread whose breakpoint hit was reported can need a step-over: read its
             // registers only then.
             let Some(reported) = p.threads.get_mut(tid).and_then(|t| t.reported_bp.take()) else { continue };
-            let pc = match ptrace::get_regs(*tid) {
-                Ok(r) => r.rip,
+            let mut regs = match ptrace::get_regs(*tid) {
+                Ok(r) => r,
                 Err(e) if e.is_gone() => continue,
                 Err(e) => return Err(e.into()),
             };
+            let pc = regs.rip;
             if reported != pc || !p.insertions.contains_key(&pc) || p.disarmed {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
             let sig = if act.sig != 0 { act.sig } else { sig };
+            if sig == 0 {
+                // (With a signal to deliver, the in-line step-over keeps gdbserver's order: the
+                // handler runs before the instruction.)
+                let mode = self.step_mode;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                match displace::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats)? {
+                    Displaced::Running | Displaced::Boosted => continue,
+                    Displaced::Emulated => {
+                        let in_range = act.range.is_some_and(|(a, b)| regs.rip >= a && regs.rip < b);
+                        if act.step && !in_range {
+                            if let Some(t) = p.threads.get_mut(tid) {
+                                t.pending = Some(StopKind::Step);
+                            }
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Displaced::InLine => {}
+                }
+            }
+            self.step_stats.in_line += 1;
             let outcome = self.step_over(pid, *tid, pc, sig)?;
             let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
             let in_range =
@@ -288,6 +314,16 @@ impl Inferior {
                 Ok(None)
             }
             WaitStatus::Stopped(sig) => {
+                if p.threads.get(&tid).is_some_and(|t| t.xol.is_some()) {
+                    if let Some(r) = self.xol_stop(pid, tid, sig, stopping)? {
+                        return Ok(r);
+                    }
+                } else if sig != libc::SIGTRAP {
+                    // A boosted copy faulted, or a signal caught the thread in its slot: the
+                    // signal is reported (and its handler frame built) at the original address.
+                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                }
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 let insertions_hit = if sig == libc::SIGTRAP { Some(ptrace::siginfo(tid)?) } else { None };
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.stopped = true;
@@ -308,9 +344,7 @@ impl Inferior {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
                         } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
-                            regs.rip = at;
-                            ptrace::set_regs(tid, &regs)?;
-                            StopKind::Breakpoint
+                            return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
@@ -382,8 +416,18 @@ impl Inferior {
                 if !stopping {
                     // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
                     // report. Resume it as it was going.
-                    let kind = if t.stepping { ResumeKind::Step } else { base };
+                    let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
                     resume_quiet(p, tid, kind, 0)?;
+                } else if let Some((fix, fl, _)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? {
+                    // Stopping the world caught a displaced step: the thread is back at the
+                    // breakpoint (and will step again) or past the instruction.
+                    if fix != Fixup::Rewound && fl.report_step {
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.pending = Some(StopKind::Step);
+                        }
+                    }
+                } else {
+                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 Ok(None)
             }
@@ -427,6 +471,7 @@ impl Inferior {
                 // The old image is gone, with its breakpoints, its debug registers (the kernel
                 // clears them on exec) and all other threads.
                 p.insertions.clear();
+                p.slots.reset();
                 p.hw = [None; 4];
                 p.disarmed = false;
                 let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
@@ -434,6 +479,8 @@ impl Inferior {
                 let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
                 t.stopped = true;
                 t.stepping = false;
+                t.xol = None;
+                t.rehit = None;
                 p.threads.clear();
                 p.threads.insert(pid.0, t);
                 p.mem = Mem::open(pid.0).map_err(|e| Error::Mem { addr: 0, source: e })?;
@@ -521,7 +568,11 @@ fn byte_is_int3(p: &Process, addr: u64) -> bool {
 /// Resume a thread after an event front-ends do not see (clone, fork, exec...), the way it was
 /// going: a thread in the middle of a requested single-step keeps stepping.
 fn continue_internal(p: &mut Process, tid: RawTid) -> Result<()> {
-    let kind = if p.threads.get(&tid).is_some_and(|t| t.stepping) { ResumeKind::Step } else { p.resume_kind() };
+    let kind = if p.threads.get(&tid).is_some_and(|t| t.stepping || t.xol.is_some()) {
+        ResumeKind::Step
+    } else {
+        p.resume_kind()
+    };
     resume_quiet(p, tid, kind, 0)
 }
 
@@ -537,7 +588,7 @@ fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Res
         Ok(()) => {
             if let Some(t) = p.threads.get_mut(&tid) {
                 t.stopped = false;
-                t.stepping = kind == ResumeKind::Step;
+                t.stepping = kind == ResumeKind::Step && t.xol.is_none();
             }
             Ok(())
         }
@@ -621,6 +672,166 @@ impl Inferior {
                     }
                     ptrace::resume(tid, ResumeKind::Step, 0)?;
                 }
+            }
+        }
+    }
+}
+
+impl Inferior {
+    /// A stop of a thread whose displaced step is in flight. `Some(r)`: handled, return `r`;
+    /// `None`: the thread is fixed up, classify the stop as usual.
+    fn xol_stop(&mut self, pid: Pid, tid: RawTid, sig: i32, stopping: bool) -> Result<Option<Option<StopEvent>>> {
+        let code = if sig == libc::SIGTRAP { ptrace::siginfo(tid)?.si_code } else { 0 };
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        if let Some(t) = p.threads.get_mut(&tid) {
+            t.stopped = true;
+        }
+        let Some((fix, fl, mut regs)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? else {
+            return Ok(None);
+        };
+        let ev = |kind| Ok(Some(Some(StopEvent { pid, tid: Tid(tid), kind })));
+        if sig != libc::SIGTRAP || !matches!(code, TRAP_TRACE | TRAP_BRKPT | TRAP_HWBKPT) {
+            // A signal (or a fault of the copy) instead of the end of the step: report it at
+            // the original address (rewound) or after the instruction (finished).
+            return Ok(None);
+        }
+        if let Some(h) = super::hw::take_hit(p, tid) {
+            if h.kind != super::HwKind::Exec {
+                return ev(StopKind::Watch { addr: h.addr, kind: h.kind });
+            }
+        }
+        if fix == Fixup::Rewound {
+            // The copy did not advance: run it again (or, while stopping, later).
+            if stopping {
+                return Ok(Some(None));
+            }
+            if let Some(t) = p.threads.get_mut(&tid) {
+                t.reported_bp = None;
+                t.rehit = None;
+            }
+            let mode = self.step_mode;
+            return match displace::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
+                Displaced::Running => Ok(Some(None)),
+                Displaced::Emulated | Displaced::Boosted if !fl.report_step => {
+                    continue_internal(p, tid)?;
+                    Ok(Some(None))
+                }
+                Displaced::Emulated | Displaced::Boosted => self.after_step(pid, tid, regs.rip, stopping).map(Some),
+                Displaced::InLine => {
+                    let mut r = regs;
+                    r.rip = fl.orig;
+                    ptrace::set_regs(tid, &r)?;
+                    self.in_line_from_trap(pid, tid, fl.orig, fl.report_step, stopping).map(Some)
+                }
+            };
+        }
+        if fl.report_step {
+            return self.after_step(pid, tid, regs.rip, stopping).map(Some);
+        }
+        if !stopping {
+            continue_internal(p, tid)?;
+        }
+        Ok(Some(None))
+    }
+
+    /// A front-end's single-step ended at `rip`: report it, or keep range-stepping.
+    fn after_step(&mut self, pid: Pid, tid: RawTid, rip: u64, stopping: bool) -> Result<Option<StopEvent>> {
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        let range = p.threads.get(&tid).and_then(|t| t.range);
+        if let Some((a, b)) = range {
+            if !stopping && rip >= a && rip < b && !p.insertions.contains_key(&rip) {
+                resume_quiet(p, tid, ResumeKind::Step, 0)?;
+                if let Some(t) = p.threads.get_mut(&tid) {
+                    t.range = range;
+                }
+                return Ok(None);
+            }
+        }
+        Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Step }))
+    }
+
+    /// A thread trapped on one of xol's breakpoints at `at`. A breakpoint gdb owns is reported;
+    /// one only probes own is counted and the thread goes on at once, displaced.
+    fn breakpoint_hit(
+        &mut self,
+        pid: Pid,
+        tid: RawTid,
+        at: u64,
+        mut regs: xol_arch::regs::UserRegs,
+        stepping: bool,
+        stopping: bool,
+    ) -> Result<Option<StopEvent>> {
+        self.step_stats.traps += 1;
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        let gdb = p.insertions.get(&at).is_some_and(|i| i.owners.contains(&Owner::Gdb));
+        let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
+        if stopping || gdb {
+            // Reported to gdb, or cancelled while stopping the world (hit again on resume).
+            regs.rip = at;
+            ptrace::set_regs(tid, &regs)?;
+            if stopping {
+                if rehit {
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.rehit = Some(at);
+                    }
+                }
+                return Ok(gdb.then_some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Breakpoint }));
+            }
+            if !rehit {
+                self.count_hit(pid, at);
+            }
+            return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Breakpoint }));
+        }
+        if !rehit {
+            self.count_hit(pid, at);
+        }
+        let mode = self.step_mode;
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        match displace::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
+            Displaced::Running => Ok(None),
+            Displaced::Emulated | Displaced::Boosted if !stepping => {
+                continue_internal(p, tid)?;
+                Ok(None)
+            }
+            Displaced::Emulated | Displaced::Boosted => self.after_step(pid, tid, regs.rip, stopping),
+            Displaced::InLine => {
+                regs.rip = at;
+                ptrace::set_regs(tid, &regs)?;
+                self.in_line_from_trap(pid, tid, at, stepping, stopping)
+            }
+        }
+    }
+
+    /// The in-line step-over of a probe hit, from the trap path: only this thread is stepped
+    /// while the others keep running (they may run past the lifted byte uncounted; this is the
+    /// method displaced stepping replaces, kept for refused instructions and comparisons).
+    fn in_line_from_trap(
+        &mut self,
+        pid: Pid,
+        tid: RawTid,
+        at: u64,
+        stepping: bool,
+        stopping: bool,
+    ) -> Result<Option<StopEvent>> {
+        self.step_stats.in_line += 1;
+        match self.step_over(pid, tid, at, 0)? {
+            StepOver::Done => {
+                if stepping {
+                    let rip = ptrace::get_regs(tid)?.rip;
+                    return self.after_step(pid, tid, rip, stopping);
+                }
+                if !stopping {
+                    let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                    continue_internal(p, tid)?;
+                }
+                Ok(None)
+            }
+            StepOver::Event(kind) => Ok(Some(StopEvent { pid, tid: Tid(tid), kind })),
+            StepOver::Gone => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.threads.remove(&tid);
+                }
+                Ok(None)
             }
         }
     }

@@ -12,15 +12,18 @@
 //! Only this module and `step` call into `sys`.
 
 mod breakpoints;
+mod displace;
 mod events;
 mod hw;
 
+use crate::step::Slots;
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Owner, Pid, Tid};
 use std::collections::BTreeMap;
 use xol_arch::regs::RegisterFile;
 
 pub use breakpoints::Insertion;
+pub use displace::{ProbeInfo, StepMode, StepStats};
 pub use events::WaitOutcome;
 pub use hw::{HwKind, HwSlot};
 pub use spawn::SpawnSpec;
@@ -146,6 +149,11 @@ struct Thread {
     reported_bp: Option<u64>,
     /// The process's debug registers must be written into this thread before it runs.
     needs_dregs: bool,
+    /// A displaced (out-of-line) step of this thread is in flight.
+    xol: Option<displace::InFlight>,
+    /// The next breakpoint trap of this thread at this address is the same hit again (its
+    /// displaced step was rewound by a signal or an interrupt): do not count it twice.
+    rehit: Option<u64>,
 }
 
 impl Thread {
@@ -160,6 +168,8 @@ impl Thread {
             deferred_sig: 0,
             reported_bp: None,
             needs_dregs: true,
+            xol: None,
+            rehit: None,
         }
     }
 }
@@ -185,6 +195,8 @@ struct Process {
     catch: Option<SyscallFilter>,
     /// Debug-register slots (hardware breakpoints and watchpoints).
     hw: [Option<HwSlot>; 4],
+    /// The displaced-stepping slot area and the plan of every breakpointed address.
+    slots: Slots,
 }
 
 impl Process {
@@ -207,6 +219,15 @@ pub struct Inferior {
     reports: std::collections::VecDeque<StopEvent>,
     /// Forked children handled (and detached) so far.
     pub forks_handled: u64,
+    /// Counting probes by id.
+    probes: BTreeMap<u32, displace::CountProbe>,
+    next_probe: u32,
+    /// Hits of counting probes: (probe id, pid) -> hits. Kept after the process ends.
+    hits: BTreeMap<(u32, i32), u64>,
+    /// How breakpoints are stepped over (displaced by default; in line for comparison).
+    pub step_mode: StepMode,
+    /// Counters of the resume paths.
+    pub step_stats: StepStats,
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
@@ -237,6 +258,7 @@ impl Inferior {
                 disarmed: false,
                 catch: None,
                 hw: [None; 4],
+                slots: Slots::default(),
             },
         );
         Ok(pid)
@@ -302,6 +324,7 @@ impl Inferior {
                 disarmed: false,
                 catch: None,
                 hw: [None; 4],
+                slots: Slots::default(),
             },
         );
         self.stop_all(pid)?;
@@ -479,6 +502,12 @@ impl Inferior {
             }
         }
     }
+}
+
+/// Block SIGCHLD and the termination signals in the calling thread and read them from a
+/// signalfd (see `sys::signals`); call once before tracing.
+pub fn init_signals() -> std::io::Result<()> {
+    sys::signals::init()
 }
 
 /// Whether gdb's default `handle` table passes this signal to the program.

@@ -1,0 +1,423 @@
+//! Resuming a thread from one of xol's breakpoints without lifting it: the instruction under the
+//! `int3` is emulated, run from its slot ("boosted", with a jump back and no second stop), or
+//! single-stepped out of line from its slot and fixed up (see `xol_arch::displaced` for the
+//! plans and `crate::step` for the slots). Only a refused instruction, a missing slot or
+//! [`StepMode::InLine`] falls back to the classic in-line step-over.
+//!
+//! Also here: counting probes (`monitor count`), whose hits are handled entirely on this path
+//! without stopping any other thread or reporting anything.
+//!
+//! Invariants:
+//! - a thread with a displaced step in flight (`Thread::xol`) is always resumed with
+//!   PTRACE_SINGLESTEP until its step completes or is aborted, and any stop of it is fixed up
+//!   first (ip back at the original address, or forward after it; scratch register restored)
+//!   so no front-end ever sees an ip inside a slot;
+//! - a rewound step marks the thread (`reported_bp` for gdb's breakpoints, `rehit` for probes)
+//!   so the same hit is neither reported nor counted twice.
+
+use super::breakpoints::INT3;
+use super::{Error, Inferior, Process, Result, StopKind};
+use crate::sys::ptrace::{self, ResumeKind};
+use crate::sys::RawTid;
+use crate::types::{Owner, Pid, Tid, VirtAddr};
+use xol_arch::displaced::{self, Copy, Fixup, Plan, PlanKind, SlotPos};
+use xol_arch::regs::UserRegs;
+
+/// A displaced single-step in flight.
+#[derive(Debug, Clone)]
+pub(super) struct InFlight {
+    /// The breakpoint address.
+    pub orig: u64,
+    /// The slot the copy runs from.
+    pub slot: u64,
+    /// The copy.
+    pub copy: Copy,
+    /// The scratch register's value before the step (RIP-relative copies).
+    pub saved_scratch: Option<u64>,
+    /// A front-end asked for this single-step: report it when it completes.
+    pub report_step: bool,
+}
+
+/// How threads are resumed from breakpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepMode {
+    /// Displaced: emulate, boost or step out of line; the `int3` stays (the default).
+    #[default]
+    Displaced,
+    /// The classic in-line step-over: lift the byte, single-step, put it back. Kept for
+    /// comparison (benchmarks, differential tests); with several threads it misses hits.
+    InLine,
+}
+
+/// Counters of the resume paths (`monitor stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepStats {
+    /// Breakpoint traps handled.
+    pub traps: u64,
+    /// Resumes by emulation.
+    pub emulated: u64,
+    /// Resumes through a boosted slot (no second stop).
+    pub boosted: u64,
+    /// Out-of-line single-steps.
+    pub out_of_line: u64,
+    /// In-line step-overs (refused instructions, no slot, or the in-line mode).
+    pub in_line: u64,
+    /// Displaced steps rewound by a signal, a fault or an interrupt.
+    pub rewound: u64,
+}
+
+/// A counting probe: counts hits at one address of one process, stops nothing.
+#[derive(Debug, Clone)]
+pub(super) struct CountProbe {
+    pub location: String,
+    pub pid: Pid,
+    pub addr: VirtAddr,
+}
+
+/// A probe as listed by `monitor probes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Its id.
+    pub id: u32,
+    /// The location as given.
+    pub location: String,
+    /// The process it is armed in.
+    pub pid: Pid,
+    /// The address.
+    pub addr: VirtAddr,
+    /// The instruction's mnemonic.
+    pub mnemonic: String,
+    /// The plan kind: emulate, boosted, out-of-line, refused.
+    pub plan: String,
+    /// Why the plan was refused (then the probe is stepped over in line), if it was.
+    pub refusal: Option<String>,
+    /// Hits per process.
+    pub hits: Vec<(Pid, u64)>,
+}
+
+/// What [`displace`] did with the thread.
+pub(super) enum Displaced {
+    /// A single-step of the copy is running.
+    Running,
+    /// Emulated: the thread is stopped after the instruction.
+    Emulated,
+    /// Set to run from its slot: resume it as usual and it comes back by itself.
+    Boosted,
+    /// Not displaceable: step it over in line.
+    InLine,
+}
+
+/// The inferior's memory as the emulator sees it: xol's breakpoints masked on reads, and a
+/// write under one updates its shadow (and invalidates plans of code it overwrites).
+struct ProcMem<'a>(&'a mut Process);
+
+impl displaced::Memory for ProcMem<'_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        if !matches!(self.0.mem.read(addr, buf), Ok(n) if n == buf.len()) {
+            return false;
+        }
+        let end = addr.saturating_add(buf.len() as u64);
+        for (a, i) in self.0.insertions.range(addr..end) {
+            buf[(a - addr) as usize] = i.shadow;
+        }
+        true
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> bool {
+        let end = addr.saturating_add(data.len() as u64);
+        let mut out = data.to_vec();
+        let disarmed = self.0.disarmed;
+        let mut code = false;
+        for (a, i) in self.0.insertions.range_mut(addr..end) {
+            let off = (a - addr) as usize;
+            i.shadow = data[off];
+            code = true;
+            if !disarmed {
+                out[off] = INT3;
+            }
+        }
+        if code {
+            self.0.slots.forget_overlapping(addr, end);
+        }
+        self.0.mem.write(addr, &out).is_ok()
+    }
+}
+
+/// Read the original bytes of the instruction at `addr` (masked, up to 15).
+pub(super) fn original_code(p: &Process, addr: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; displaced::MAX_INSN_LEN];
+    let n = p.mem.read(addr, &mut buf).unwrap_or(0);
+    buf.truncate(n);
+    for (a, i) in p.insertions.range(addr..addr + n as u64) {
+        buf[(a - addr) as usize] = i.shadow;
+    }
+    buf
+}
+
+/// A stopped thread of `p` fit to run an injected syscall (not at a syscall-entry stop).
+fn injection_thread(p: &Process) -> Option<RawTid> {
+    p.threads
+        .iter()
+        .filter(|(_, t)| t.stopped && t.xol.is_none())
+        .map(|(tid, _)| *tid)
+        .find(|tid| !matches!(ptrace::syscall_info(*tid), Ok(ptrace::SyscallStop::Entry(_))))
+}
+
+/// Plan the breakpoint at `addr` (and give it a slot) if not done yet. `all_stopped`: the
+/// whole process is stopped, so a syscall may be injected to map the slot area.
+pub(super) fn prepare_site(p: &mut Process, addr: u64, all_stopped: bool) {
+    if p.slots.site(addr).is_some() {
+        return;
+    }
+    let code = original_code(p, addr);
+    let tid = if all_stopped { injection_thread(p) } else { None };
+    let Process { slots, mem, .. } = p;
+    slots.prepare(mem, tid, addr, &code);
+}
+
+/// Set up the thread `tid`, stopped on the breakpoint at `at` (`regs` already rewound or not:
+/// only `rip` is replaced), to go past the instruction without lifting the breakpoint.
+pub(super) fn displace(
+    p: &mut Process,
+    tid: RawTid,
+    at: u64,
+    regs: &mut UserRegs,
+    step: bool,
+    mode: StepMode,
+    stats: &mut StepStats,
+) -> Result<Displaced> {
+    if mode == StepMode::InLine || p.disarmed {
+        return Ok(Displaced::InLine);
+    }
+    prepare_site(p, at, false);
+    let Some(site) = p.slots.site(at).cloned() else { return Ok(Displaced::InLine) };
+    if let Plan::Emulate(e) = &*site.plan {
+        // A tracer write does not trigger the debug registers: with a data watchpoint armed,
+        // an instruction that touches memory runs for real, from its slot.
+        let watching = p.hw.iter().flatten().any(|s| s.kind != super::HwKind::Exec);
+        if !(watching && e.touches_memory()) {
+            let mut r = *regs;
+            r.rip = at;
+            if e.apply(&mut r, &mut ProcMem(p)).is_ok() {
+                ptrace::set_regs(tid, &r)?;
+                *regs = r;
+                stats.emulated += 1;
+                return Ok(Displaced::Emulated);
+            }
+            // A fault: run it for real so the program gets the real signal.
+        }
+    }
+    let (Some(copy), Some(slot)) = (site.copy.clone(), site.slot) else { return Ok(Displaced::InLine) };
+    let mut r = *regs;
+    r.rip = slot;
+    r.orig_rax = u64::MAX;
+    if site.plan.kind() == PlanKind::Boost && !step {
+        ptrace::set_regs(tid, &r)?;
+        *regs = r;
+        stats.boosted += 1;
+        return Ok(Displaced::Boosted);
+    }
+    let saved_scratch = copy.scratch().map(|g| {
+        let v = g.get(&r);
+        g.set(&mut r, copy.next());
+        v
+    });
+    ptrace::set_regs(tid, &r)?;
+    *regs = r;
+    let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+    t.xol = Some(InFlight { orig: at, slot, copy, saved_scratch, report_step: step });
+    if std::mem::take(&mut t.needs_dregs) {
+        super::hw::apply(p, tid)?;
+    }
+    match ptrace::resume(tid, ResumeKind::Step, 0) {
+        Ok(()) => {}
+        Err(e) if e.is_gone() => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(t) = p.threads.get_mut(&tid) {
+        t.stopped = false;
+        t.stepping = false;
+    }
+    stats.out_of_line += 1;
+    Ok(Displaced::Running)
+}
+
+/// Mark a thread whose displaced step was rewound to `orig`, so the hit is not taken twice.
+fn mark_rewound(p: &mut Process, tid: RawTid, orig: u64, stats: &mut StepStats) {
+    let gdb = p.insertions.get(&orig).is_some_and(|i| i.owners.contains(&Owner::Gdb));
+    if let Some(t) = p.threads.get_mut(&tid) {
+        if gdb {
+            t.reported_bp = Some(orig);
+        } else {
+            t.rehit = Some(orig);
+        }
+    }
+    stats.rewound += 1;
+}
+
+/// Fix up a thread with a displaced step in flight at a stop other than the end of its step
+/// (or at that end: the caller tells by the result). Returns the fix-up and whether it was a
+/// front-end's step. The thread's registers are written.
+pub(super) fn abort_in_flight(
+    p: &mut Process,
+    tid: RawTid,
+    stats: &mut StepStats,
+) -> Result<Option<(Fixup, InFlight, UserRegs)>> {
+    let Some(fl) = p.threads.get_mut(&tid).and_then(|t| t.xol.take()) else { return Ok(None) };
+    let mut regs = ptrace::get_regs(tid)?;
+    let fix = displaced::fixup(&fl.copy, fl.slot, &mut regs, fl.saved_scratch);
+    if fix != Fixup::Absolute {
+        ptrace::set_regs(tid, &regs)?;
+    }
+    if fix == Fixup::Rewound {
+        mark_rewound(p, tid, fl.orig, stats);
+    }
+    Ok(Some((fix, fl, regs)))
+}
+
+/// A thread without a step in flight stopped with its ip inside a slot (a boosted copy faulted,
+/// or a signal or an interrupt caught it there): move it back to the original address or
+/// forward past it, so nobody sees a slot address.
+pub(super) fn fix_in_slot(p: &mut Process, tid: RawTid, stats: &mut StepStats) -> Result<()> {
+    if p.slots.area().is_none() {
+        return Ok(());
+    }
+    let mut regs = ptrace::get_regs(tid)?;
+    let Some((orig, site)) = p.slots.site_of_slot(regs.rip) else { return Ok(()) };
+    let (Some(copy), Some(slot)) = (site.copy.clone(), site.slot) else { return Ok(()) };
+    if displaced::slot_pos(&copy, slot, regs.rip) == SlotPos::Outside {
+        return Ok(());
+    }
+    let fix = displaced::fixup(&copy, slot, &mut regs, None);
+    if fix != Fixup::Absolute {
+        ptrace::set_regs(tid, &regs)?;
+    }
+    if fix == Fixup::Rewound {
+        mark_rewound(p, tid, orig, stats);
+    }
+    Ok(())
+}
+
+impl Inferior {
+    /// Choose how breakpoints are stepped over (for comparisons; displaced by default).
+    pub fn set_step_mode(&mut self, mode: StepMode) {
+        self.step_mode = mode;
+    }
+
+    /// Add a counting probe at `addr` of `pid`: every hit is counted and the thread goes on,
+    /// nothing is stopped or reported. `location` is how the user named it. Returns its id.
+    pub fn add_count_probe(&mut self, pid: Pid, addr: VirtAddr, location: &str) -> Result<u32> {
+        self.next_probe += 1;
+        let id = self.next_probe;
+        self.insert_breakpoint(pid, addr, Owner::Probe(id))?;
+        self.probes.insert(id, CountProbe { location: location.to_string(), pid, addr });
+        Ok(id)
+    }
+
+    /// Remove a counting probe; false if there is none with this id.
+    pub fn remove_count_probe(&mut self, id: u32) -> Result<bool> {
+        let Some(pr) = self.probes.remove(&id) else { return Ok(false) };
+        if self.procs.contains_key(&pr.pid) {
+            self.remove_breakpoint(pr.pid, pr.addr, Owner::Probe(id))?;
+        }
+        Ok(true)
+    }
+
+    /// Probe ids whose location or address is `location` (as given, or `0x…`).
+    pub fn find_count_probes(&self, location: &str) -> Vec<u32> {
+        let addr = location.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+        self.probes
+            .iter()
+            .filter(|(_, p)| p.location == location || Some(p.addr.0) == addr)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Hits of a probe, per process (processes that ended included).
+    pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
+        self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect()
+    }
+
+    /// Every counting probe with its plan and hits.
+    pub fn probes(&self) -> Vec<ProbeInfo> {
+        self.probes
+            .iter()
+            .map(|(id, pr)| {
+                let site = self.procs.get(&pr.pid).and_then(|p| p.slots.site(pr.addr.0));
+                let (mnemonic, plan, refusal) = match site {
+                    Some(s) => {
+                        let refusal = match &*s.plan {
+                            Plan::Refuse(r) => Some(r.to_string()),
+                            _ if s.slot.is_none() && s.plan.kind() != PlanKind::Emulate => {
+                                Some("no slot area; stepped over in line".to_string())
+                            }
+                            _ => None,
+                        };
+                        (s.plan.mnemonic(), s.plan.kind().to_string(), refusal)
+                    }
+                    None => ("?".into(), "not armed".into(), None),
+                };
+                ProbeInfo {
+                    id: *id,
+                    location: pr.location.clone(),
+                    pid: pr.pid,
+                    addr: pr.addr,
+                    mnemonic,
+                    plan,
+                    refusal,
+                    hits: self.probe_hits(*id),
+                }
+            })
+            .collect()
+    }
+
+    /// The plan kind of the breakpoint at `addr` (for tests and `monitor probes`).
+    pub fn plan_kind(&self, pid: Pid, addr: VirtAddr) -> Option<PlanKind> {
+        self.procs.get(&pid)?.slots.site(addr.0).map(|s| s.plan.kind())
+    }
+
+    /// The slot area of a process (base, length), if mapped.
+    pub fn slot_area(&self, pid: Pid) -> Option<(u64, u64)> {
+        self.procs.get(&pid)?.slots.area()
+    }
+
+    /// Count a breakpoint hit for every probe owning the insertion at `at`.
+    pub(super) fn count_hit(&mut self, pid: Pid, at: u64) {
+        let Some(p) = self.procs.get(&pid) else { return };
+        let Some(ins) = p.insertions.get(&at) else { return };
+        for o in &ins.owners {
+            if let Owner::Probe(id) = o {
+                *self.hits.entry((*id, pid.0)).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Single-step one thread over the instruction at its ip, for tests and tools that compare
+    /// the two methods: displaced (the plan of a breakpoint inserted there, which must exist) or
+    /// in line. The thread must be stopped; returns the stop that ended the step.
+    pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
+        let pc = ptrace::get_regs(tid.0)?.rip;
+        if !self.proc(pid)?.insertions.contains_key(&pc) {
+            return Err(Error::Mem { addr: pc, source: std::io::Error::other("no breakpoint at the thread's ip") });
+        }
+        if let Some(t) = self.proc_mut(pid)?.threads.get_mut(&tid.0) {
+            t.reported_bp = Some(pc);
+        }
+        let saved = self.step_mode;
+        self.step_mode = mode;
+        let r = self.resume(pid, &[(tid, super::Action::step(0))], None);
+        self.step_mode = saved;
+        r?;
+        loop {
+            match self.wait(None)? {
+                super::WaitOutcome::Stopped(ev) if ev.tid == tid => return Ok(ev.kind),
+                super::WaitOutcome::Stopped(ev) => {
+                    if matches!(ev.kind, StopKind::Exited(_) | StopKind::Killed(_)) && ev.pid == pid {
+                        return Ok(ev.kind);
+                    }
+                }
+                _ => return Err(Error::NoProcess(pid)),
+            }
+        }
+    }
+}
