@@ -78,6 +78,10 @@
 //!   including flags; instructions with undefined flags, `lock`/`rep`
 //!   prefixes or vendor-specific behaviour are copied or refused instead.
 //!
+//! Emulated `call`/`ret` update only the ordinary stack: a process with a
+//! CET user shadow stack enabled must not use emulation for them (the next
+//! real `ret` would fault); copies in slots are unaffected.
+//!
 //! The module is pure: it decodes with `iced-x86` and manipulates plain
 //! values; all process access goes through the caller's [`Memory`].
 
@@ -1026,6 +1030,13 @@ impl Emulation {
         &self.mnemonic
     }
 
+    /// The address the instruction was planned at.  [`Emulation::apply`]
+    /// computes `rip` (and pushed return addresses) from it, not from the
+    /// incoming `regs.rip`.
+    pub fn orig(&self) -> u64 {
+        self.instr.ip()
+    }
+
     /// Whether [`Emulation::apply`] accesses memory (the stack, or a
     /// RIP-relative or indirect-branch operand).
     pub fn touches_memory(&self) -> bool {
@@ -1414,6 +1425,7 @@ mod tests {
         ];
         for (code, mnemonic) in table {
             let e = emulation(code, CODE);
+            assert_eq!(e.orig(), CODE);
             assert_eq!(e.mnemonic(), mnemonic, "{code}");
             assert_eq!(e.len(), hex(code).len(), "{code}");
             assert!(!e.touches_memory(), "{code}");

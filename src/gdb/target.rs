@@ -721,6 +721,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
                 let st = self.dbg.step_stats();
                 gdbstub::outputln!(out, "breakpoint traps: {}", st.traps);
+                gdbstub::outputln!(out, "world stops: {}", st.world_stops);
                 gdbstub::outputln!(
                     out,
                     "resumed by emulation: {}, boosted: {}, out-of-line steps: {}, in-line step-overs: {}, rewound: {}",

@@ -15,7 +15,6 @@
 //! - a rewound step marks the thread (`reported_bp` for gdb's breakpoints, `rehit` for probes)
 //!   so the same hit is neither reported nor counted twice.
 
-use super::breakpoints::INT3;
 use super::{Error, Inferior, Process, Result, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -64,6 +63,8 @@ pub struct StepStats {
     pub in_line: u64,
     /// Displaced steps rewound by a signal, a fault or an interrupt.
     pub rewound: u64,
+    /// Times the world was stopped (every thread of a process interrupted) to report an event.
+    pub world_stops: u64,
 }
 
 /// A counting probe: counts hits at one address of one process, stops nothing.
@@ -107,13 +108,16 @@ pub(super) enum Displaced {
     InLine,
 }
 
-/// The inferior's memory as the emulator sees it: xol's breakpoints masked on reads, and a
-/// write under one updates its shadow (and invalidates plans of code it overwrites).
-struct ProcMem<'a>(&'a mut Process);
+/// The inferior's memory as the emulator sees it: accessed with the program's own page
+/// protections (`process_vm_readv/writev`: a store to read-only memory faults, as on the CPU),
+/// xol's breakpoints masked on reads. (Code is never writable, so a write cannot land on an
+/// `int3`; if it could not be written, the emulation reports a fault and the instruction runs
+/// for real.)
+struct ProcMem<'a>(&'a Process, i32);
 
 impl displaced::Memory for ProcMem<'_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
-        if !matches!(self.0.mem.read(addr, buf), Ok(n) if n == buf.len()) {
+        if !crate::sys::mem::vm_read(self.1, addr, buf) {
             return false;
         }
         let end = addr.saturating_add(buf.len() as u64);
@@ -125,21 +129,12 @@ impl displaced::Memory for ProcMem<'_> {
 
     fn write(&mut self, addr: u64, data: &[u8]) -> bool {
         let end = addr.saturating_add(data.len() as u64);
-        let mut out = data.to_vec();
-        let disarmed = self.0.disarmed;
-        let mut code = false;
-        for (a, i) in self.0.insertions.range_mut(addr..end) {
-            let off = (a - addr) as usize;
-            i.shadow = data[off];
-            code = true;
-            if !disarmed {
-                out[off] = INT3;
-            }
+        if self.0.insertions.range(addr..end).next().is_some() {
+            // A store over one of our breakpoints (writable code): let the real instruction
+            // do it, from its slot, and the breakpoint sees the change through the shadow.
+            return false;
         }
-        if code {
-            self.0.slots.forget_overlapping(addr, end);
-        }
-        self.0.mem.write(addr, &out).is_ok()
+        crate::sys::mem::vm_write(self.1, addr, data)
     }
 }
 
@@ -198,7 +193,7 @@ pub(super) fn displace(
         if !(watching && e.touches_memory()) {
             let mut r = *regs;
             r.rip = at;
-            if e.apply(&mut r, &mut ProcMem(p)).is_ok() {
+            if e.apply(&mut r, &mut ProcMem(p, tid)).is_ok() {
                 ptrace::set_regs(tid, &r)?;
                 *regs = r;
                 stats.emulated += 1;

@@ -205,6 +205,9 @@ impl Inferior {
     /// meanwhile become pending (breakpoint hits are cancelled: ip rewound, hit again on resume).
     pub fn stop_all(&mut self, pid: Pid) -> Result<()> {
         let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+        if p.threads.values().any(|t| !t.stopped && !t.expect_stop) {
+            self.step_stats.world_stops += 1;
+        }
         for (tid, t) in p.threads.iter_mut() {
             if !t.stopped && !t.expect_stop {
                 match ptrace::interrupt(*tid) {

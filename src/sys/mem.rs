@@ -47,3 +47,21 @@ impl Mem {
         Ok(())
     }
 }
+
+/// Read `buf.len()` bytes at `addr` of process `pid` with `process_vm_readv`, which honours
+/// page protections as the program's own access would (no FOLL_FORCE). True if all were read.
+pub fn vm_read(pid: i32, addr: u64, buf: &mut [u8]) -> bool {
+    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    n >= 0 && n as usize == buf.len()
+}
+
+/// Write `data` at `addr` of process `pid` with `process_vm_writev`: fails on a page the
+/// program could not write itself (read-only text or data), unlike `/proc/PID/mem`.
+pub fn vm_write(pid: i32, addr: u64, data: &[u8]) -> bool {
+    let local = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    n >= 0 && n as usize == data.len()
+}
