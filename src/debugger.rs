@@ -181,7 +181,7 @@ impl Debugger {
     /// bias applied).
     pub fn resolve_location(&self, pid: Pid, loc: &str) -> Result<VirtAddr> {
         let loc = loc.trim().trim_start_matches('*');
-        let bad = |why: String| Error::Mem { addr: 0, source: std::io::Error::new(std::io::ErrorKind::NotFound, why) };
+        let bad = Error::Location;
         if let Some(h) = loc.strip_prefix("0x").or_else(|| loc.strip_prefix("0X")) {
             return u64::from_str_radix(h, 16).map(VirtAddr).map_err(|_| bad(format!("bad address {loc:?}")));
         }

@@ -64,7 +64,7 @@ fn run(opts: FixtureOpts, which: u32, func: &str, mode: &str) -> Run {
     };
     let world_stops = stat("world stops: ");
     let in_line = stat("in-line step-overs: ");
-    assert!(out.has_mark("MARK:done"), "the program must finish with the right checksum\n{out}");
+    assert!(out.has_mark("done"), "the program must finish with the right checksum\n{out}");
     assert!(all.contains("exited normally"), "{out}");
     Run { out, plan, hits, world_stops, in_line }
 }
@@ -136,7 +136,7 @@ fn uncount_removes_the_probe_and_restores_the_byte() {
     assert!(after.contains("no probes"), "{out}");
     assert!(!after.contains("owners: probe"), "the insertion is gone\n{out}");
     // Memory reads are masked either way; the program runs correctly without the probe.
-    assert!(out.has_mark("MARK:done"), "{out}");
+    assert!(out.has_mark("done"), "{out}");
 }
 
 #[test]
@@ -148,5 +148,5 @@ fn count_rejects_bad_locations_clearly() {
     assert!(all.contains("cannot count no_such_function: ") && all.contains("no symbol"), "{out}");
     assert!(all.contains("cannot count 0xzz"), "{out}");
     assert!(all.contains("no probe at nothing"), "{out}");
-    assert!(out.has_mark("MARK:done"), "{out}");
+    assert!(out.has_mark("done"), "{out}");
 }

@@ -62,6 +62,9 @@ pub enum Error {
     /// Any other I/O error (poll, /proc).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A location (symbol or address) that cannot be resolved, with the reason.
+    #[error("{0}")]
+    Location(String),
 }
 
 /// Result of the inferior layer.
