@@ -30,6 +30,9 @@ const PAGE: u64 = 4096;
 /// The name the area gets in `/proc/PID/maps` (`[anon:xol-slots]`) where the kernel supports it.
 pub const AREA_NAME: &str = "xol-slots";
 
+/// Where the area is put if free (see `map_area`).
+const AREA_HINTS: [u64; 3] = [0x7e00_0000_0000, 0x6e00_0000_0000, 0x1e00_0000_0000];
+const MAP_FIXED_NOREPLACE: u64 = 0x100000;
 const SYS_MMAP: u64 = 9;
 const SYS_MUNMAP: u64 = 11;
 const SYS_PRCTL: u64 = 157;
@@ -196,8 +199,27 @@ fn map_area(mem: &Mem, tid: RawTid) -> Result<u64, StepError> {
     let len = AREA_PAGES * PAGE;
     let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-    let base = inject_syscall(mem, tid, SYS_MMAP, [0, len, prot, flags, u64::MAX, 0])?;
-    if base > u64::MAX - 4096 {
+    // Far below where the kernel puts mappings (top-down from under the stack), so the area
+    // does not shift the program's libraries and mmaps: their addresses stay what they are
+    // without xol (as under gdbserver). Another address is tried if that one is taken.
+    let failed = |v: u64| v > u64::MAX - 4096;
+    let mut base = u64::MAX;
+    for hint in AREA_HINTS {
+        base = inject_syscall(mem, tid, SYS_MMAP, [hint, len, prot, flags | MAP_FIXED_NOREPLACE, u64::MAX, 0])?;
+        if !failed(base) && base != hint {
+            // A kernel without MAP_FIXED_NOREPLACE took it as a hint and put it elsewhere.
+            let _ = inject_syscall(mem, tid, SYS_MUNMAP, [base, len, 0, 0, 0, 0]);
+            base = u64::MAX;
+            continue;
+        }
+        if !failed(base) {
+            break;
+        }
+    }
+    if failed(base) {
+        base = inject_syscall(mem, tid, SYS_MMAP, [0, len, prot, flags, u64::MAX, 0])?;
+    }
+    if failed(base) {
         return Err(StepError::Inject {
             what: "mmap",
             why: std::io::Error::from_raw_os_error(-(base as i64) as i32).to_string(),
