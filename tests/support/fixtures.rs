@@ -19,8 +19,20 @@ use super::proc::run_with_timeout;
 
 /// Every fixture program (a `fixtures/<name>.c` or `fixtures/<name>.S`).
 /// `libfix` is not listed: it is the shared library built along with `solib`.
-pub const FIXTURES: &[&str] =
-    &["loop", "threads", "solib", "sighandle", "sigdie", "spin", "forker", "syscalls", "insns", "zombie"];
+pub const FIXTURES: &[&str] = &[
+    "loop",
+    "threads",
+    "solib",
+    "sighandle",
+    "sigdie",
+    "spin",
+    "forker",
+    "syscalls",
+    "insns",
+    "zombie",
+    "countthreads",
+    "slotsys",
+];
 
 /// How to compile a fixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
