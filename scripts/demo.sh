@@ -18,3 +18,14 @@ gdb -nx -batch \
   -ex 'next' -ex 'continue' -ex 'finish' \
   -ex 'delete' -ex 'continue' \
   "$out/loop"
+gcc -g -O0 -pthread -o "$out/countthreads" fixtures/countthreads.c
+echo
+echo "== displaced stepping: a counting probe on counted(), called 20000 times by each of 4 threads"
+gdb -nx -batch \
+  -ex 'set pagination off' -ex 'set confirm off' \
+  -ex "target remote | target/release/xol serve --stdio -- $out/countthreads 20000 4" \
+  -ex 'monitor count counted' \
+  -ex 'break after_threads' -ex 'continue' \
+  -ex 'monitor probes' -ex 'monitor stats' \
+  -ex 'continue' \
+  "$out/countthreads"
