@@ -3,7 +3,8 @@
 //!
 //! Layers, from the kernel up: [`sys`] (the only code that calls ptrace), [`inferior`]
 //! (processes, threads, the all-stop event machine, breakpoint insertions), [`debugger`] (the
-//! facade every front-end uses), and the front-ends: [`gdb`] (the remote stub on gdbstub).
+//! facade every front-end uses), and the front-ends: [`gdb`] (the remote stub on gdbstub) and
+//! [`verify`] (`xol verify-steps`, differential checks of displaced stepping).
 
 pub mod debugger;
 pub mod gdb;
@@ -13,3 +14,4 @@ pub mod step;
 pub mod symbols;
 pub mod sys;
 pub mod types;
+pub mod verify;

@@ -1,4 +1,5 @@
-//! The `xol` command line: `xol serve` runs the gdb remote stub.
+//! The `xol` command line: `xol serve` runs the gdb remote stub; `xol verify-steps` checks displaced
+//! stepping against in-line stepping instruction by instruction.
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -44,6 +45,33 @@ enum Cmd {
         #[arg(last = true)]
         program: Vec<OsString>,
     },
+    /// Check displaced stepping against in-line stepping, instruction by instruction.
+    ///
+    /// Runs PROGRAM to main, then executes its `insn_*` labels and the first instructions of
+    /// every function (with --libc, of libc's too) from synthetic machine states, in line and
+    /// displaced, and compares registers, flags, SSE/AVX state and memory. PROGRAM must own a
+    /// global `scratch` buffer (e.g. fixtures/diffhost.c). Exits 0 only if nothing differs.
+    ///
+    /// Example:
+    ///   xol verify-steps --libc -- ./diffhost
+    #[command(verbatim_doc_comment)]
+    VerifySteps {
+        /// Also check the first instructions of every libc function.
+        #[arg(long)]
+        libc: bool,
+        /// Check at most N candidate instructions (the `insn_*` labels come first).
+        #[arg(long, value_name = "N")]
+        max: Option<usize>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds one instruction may take before the program is killed and relaunched.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
+        /// The host program and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        program: Vec<OsString>,
+    },
 }
 
 fn main() {
@@ -68,6 +96,20 @@ fn main() {
                     1
                 }
             }
+        }
+        Cmd::VerifySteps { libc, max, json, timeout, program } => {
+            if let Err(e) = xol::debugger::Debugger::init_signals() {
+                eprintln!("xol: cannot set up signal handling: {e}");
+                std::process::exit(2);
+            }
+            let opts = xol::verify::Options {
+                libc,
+                max,
+                json,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+                program,
+            };
+            xol::verify::run_cli(&opts)
         }
     };
     std::process::exit(code);

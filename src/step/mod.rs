@@ -157,9 +157,7 @@ impl Slots {
             if self.failed.is_some() {
                 return None;
             }
-            let Some(tid) = tid else {
-                return None;
-            };
+            let tid = tid?;
             match map_area(mem, tid) {
                 Ok(base) => {
                     self.area = Some((base, AREA_PAGES * PAGE));

@@ -31,13 +31,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use xol_arch::displaced::{self, Plan, FLAG_RF, FLAG_TF, MAX_INSN_LEN};
+use xol_arch::displaced::{self, Plan, MAX_INSN_LEN};
 use xol_arch::regs::RegisterFile;
 
-/// Flag bits not compared: none by default (see docs/displaced-stepping.md). Kept as a named
-/// mask so any kernel difference in RF/TF handling is documented in one place.
+/// Flag bits not compared: none so far (see docs/displaced-stepping.md). Kept as a named mask
+/// so any kernel difference in RF/TF handling is documented in one place.
 pub const EFLAGS_IGNORED: u64 = 0;
-const _: u64 = FLAG_RF | FLAG_TF;
 
 /// The two flag states every instruction runs under.
 pub const FLAG_STATES: [u64; 2] = [0x202, 0xad7];
@@ -165,7 +164,7 @@ pub struct Report {
 }
 
 /// Run `xol verify-steps` and print its report; returns the exit status (0: no mismatch).
-pub fn main(opts: &Options) -> i32 {
+pub fn run_cli(opts: &Options) -> i32 {
     match verify(opts) {
         Ok(r) => {
             if opts.json {
@@ -208,7 +207,8 @@ pub fn writable_segments(b: &[u8]) -> Vec<(u64, u64)> {
     };
     for i in 0..phnum as usize {
         let o = phoff as usize + i * phentsize as usize;
-        let (Some(ty), Some(flags), Some(vaddr), Some(memsz)) = (rd_u32(b, o), rd_u32(b, o + 4), rd_u64(b, o + 16), rd_u64(b, o + 40))
+        let (Some(ty), Some(flags), Some(vaddr), Some(memsz)) =
+            (rd_u32(b, o), rd_u32(b, o + 4), rd_u64(b, o + 16), rd_u64(b, o + 40))
         else {
             continue;
         };
@@ -360,18 +360,17 @@ impl Host {
         let exe = dbg.exe(pid).map_err(|e| err(format!("executable: {e}")))?;
         let bytes = std::fs::read(&exe).map_err(|e| err(format!("cannot read {}: {e}", exe.display())))?;
         let syms = crate::symbols::symbols(&bytes).map_err(|e| err(format!("{}: {e}", exe.display())))?;
-        let main_sym = syms
-            .iter()
-            .find(|s| s.name == "main")
-            .ok_or_else(|| err(format!("{}: no symbol main", exe.display())))?;
+        let main_sym =
+            syms.iter().find(|s| s.name == "main").ok_or_else(|| err(format!("{}: no symbol main", exe.display())))?;
         let bias = main.0.wrapping_sub(main_sym.value);
-        let scratch_sym = syms.iter().find(|s| s.name == "scratch" && !s.is_func && s.size >= 64 * 1024).ok_or_else(|| {
-            err(format!(
-                "{} has no `scratch` buffer (a global of at least 64 KiB, e.g. `char scratch[1 << 20];`): \
+        let scratch_sym =
+            syms.iter().find(|s| s.name == "scratch" && !s.is_func && s.size >= 64 * 1024).ok_or_else(|| {
+                err(format!(
+                    "{} has no `scratch` buffer (a global of at least 64 KiB, e.g. `char scratch[1 << 20];`): \
                  the synthetic machine states point into it",
-                exe.display()
-            ))
-        })?;
+                    exe.display()
+                ))
+            })?;
         let scratch = (scratch_sym.value.wrapping_add(bias), scratch_sym.size);
         let mut ranges = vec![(scratch.0, scratch.1, "scratch".to_string())];
         for (v, l) in writable_segments(&bytes) {
@@ -407,7 +406,10 @@ impl Host {
         self.dbg.write_memory(self.pid, VirtAddr(s), &fill).map_err(|e| err(format!("filling scratch: {e}")))?;
         for (start, len, what) in &layout.regions {
             let mut buf = vec![0u8; *len as usize];
-            let got = self.dbg.read_memory(self.pid, VirtAddr(*start), &mut buf).map_err(|e| err(format!("reading {what}: {e}")))?;
+            let got = self
+                .dbg
+                .read_memory(self.pid, VirtAddr(*start), &mut buf)
+                .map_err(|e| err(format!("reading {what}: {e}")))?;
             buf.truncate(got);
             self.regions.push(Region { start: *start, what: what.clone(), current: buf.clone(), baseline: buf });
         }
@@ -458,6 +460,8 @@ impl Host {
 
 /// What one run produced.
 struct Outcome {
+    /// The upper ymm halves the run started from (see [`prepare_run`]).
+    start_ymmh: [[u8; 16]; 16],
     kind: StopKind,
     regs: RegisterFile,
     mem: Vec<Vec<u8>>,
@@ -478,7 +482,14 @@ fn is_rep_string(code: &[u8]) -> bool {
 }
 
 /// The synthetic machine state `state` (0 or 1) for the instruction at `addr`.
-fn synth_state(base: &RegisterFile, scratch: (u64, u64), state: usize, addr: u64, code: &[u8], syscall: bool) -> RegisterFile {
+fn synth_state(
+    base: &RegisterFile,
+    scratch: (u64, u64),
+    state: usize,
+    addr: u64,
+    code: &[u8],
+    syscall: bool,
+) -> RegisterFile {
     let mut rf = base.clone();
     let (s, n) = scratch;
     let unit = (n / 16) & !63;
@@ -517,9 +528,6 @@ fn synth_state(base: &RegisterFile, scratch: (u64, u64), state: usize, addr: u64
             *b = (0x10 * i as u8).wrapping_add(j as u8).wrapping_add(0x3 * state as u8);
         }
         let _ = rf.fx.set_xmm(i, x);
-        for (j, b) in rf.ymmh[i].iter_mut().enumerate() {
-            *b = 0x80u8.wrapping_add(0x10 * i as u8).wrapping_add(j as u8).wrapping_add(state as u8);
-        }
     }
     rf
 }
@@ -531,8 +539,8 @@ const GP_NAMES: [&str; 27] = [
 
 fn gp_array(r: &xol_arch::regs::UserRegs) -> [u64; 27] {
     [
-        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx, r.rsi, r.rdi, r.orig_rax,
-        r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds, r.es, r.fs, r.gs,
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx, r.rsi, r.rdi,
+        r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds, r.es, r.fs, r.gs,
     ]
 }
 
@@ -598,7 +606,11 @@ fn compare(a: &Outcome, b: &Outcome, regions: &[Region], continue_path: bool) ->
     }
     for i in 0..16 {
         if a.regs.ymmh[i] != b.regs.ymmh[i] {
-            d.push(format!("ymm{i}h: in-line {}, displaced {}", hex_bytes(&a.regs.ymmh[i]), hex_bytes(&b.regs.ymmh[i])));
+            d.push(format!(
+                "ymm{i}h: in-line {}, displaced {}",
+                hex_bytes(&a.regs.ymmh[i]),
+                hex_bytes(&b.regs.ymmh[i])
+            ));
         }
     }
     for (k, r) in regions.iter().enumerate() {
@@ -663,7 +675,8 @@ fn leading_instructions(dbg: &Debugger, pid: Pid, addr: u64, size: u64) -> Vec<u
 }
 
 fn gather(host: &Host, layout: &Layout, opts: &Options) -> anyhow::Result<Vec<Candidate>> {
-    let exe_bytes = std::fs::read(&layout.exe).map_err(|e| err(format!("cannot read {}: {e}", layout.exe.display())))?;
+    let exe_bytes =
+        std::fs::read(&layout.exe).map_err(|e| err(format!("cannot read {}: {e}", layout.exe.display())))?;
     let syms = crate::symbols::symbols(&exe_bytes).map_err(|e| err(format!("{}: {e}", layout.exe.display())))?;
     let main_value = syms.iter().find(|s| s.name == "main").map(|s| s.value).unwrap_or(layout.main);
     let bias = layout.main.wrapping_sub(main_value);
@@ -716,21 +729,31 @@ impl From<anyhow::Error> for Broken {
     }
 }
 
-fn run_step(host: &mut Host, synth: &RegisterFile, mode: StepMode) -> Result<Outcome, Broken> {
+/// Restore memory and write the synthetic registers. The upper ymm halves are left as they are
+/// (xol cannot write them where the XSAVE area exceeds 1024 bytes, e.g. with AVX-512: see
+/// docs/displaced-stepping.md); returns the values the run starts from.
+fn prepare_run(host: &mut Host, synth: &RegisterFile) -> Result<[[u8; 16]; 16], Broken> {
     host.restore_memory()?;
-    host.dbg.write_registers(host.tid, synth).map_err(|e| Broken(format!("writing registers: {e}")))?;
+    let cur = host.dbg.read_registers(host.tid).map_err(|e| Broken(format!("reading registers: {e}")))?;
+    let mut synth = synth.clone();
+    synth.ymmh = cur.ymmh;
+    host.dbg.write_registers(host.tid, &synth).map_err(|e| Broken(format!("writing registers: {e}")))?;
+    Ok(cur.ymmh)
+}
+
+fn run_step(host: &mut Host, synth: &RegisterFile, mode: StepMode) -> Result<Outcome, Broken> {
+    let start_ymmh = prepare_run(host, synth)?;
     let kind = host.dbg.step_instruction(host.pid, host.tid, mode).map_err(|e| Broken(format!("step: {e}")))?;
     if matches!(kind, StopKind::Exited(_) | StopKind::Killed(_)) {
         return Err(Broken(format!("the inferior ended: {kind:?}")));
     }
     let regs = host.dbg.read_registers(host.tid).map_err(|e| Broken(format!("reading registers: {e}")))?;
     let mem = host.snapshot()?;
-    Ok(Outcome { kind, regs, mem })
+    Ok(Outcome { start_ymmh, kind, regs, mem })
 }
 
 fn run_continue(host: &mut Host, synth: &RegisterFile, next: u64) -> Result<Outcome, Broken> {
-    host.restore_memory()?;
-    host.dbg.write_registers(host.tid, synth).map_err(|e| Broken(format!("writing registers: {e}")))?;
+    let start_ymmh = prepare_run(host, synth)?;
     host.dbg.resume(host.pid, &[], Some(Action::CONTINUE)).map_err(|e| Broken(format!("resume: {e}")))?;
     let kind = loop {
         match host.dbg.wait(None).map_err(|e| Broken(format!("wait: {e}")))? {
@@ -748,7 +771,7 @@ fn run_continue(host: &mut Host, synth: &RegisterFile, next: u64) -> Result<Outc
     let regs = host.dbg.read_registers(host.tid).map_err(|e| Broken(format!("reading registers: {e}")))?;
     let mem = host.snapshot()?;
     let _ = next;
-    Ok(Outcome { kind, regs, mem })
+    Ok(Outcome { start_ymmh, kind, regs, mem })
 }
 
 fn stats_delta(a: StepStats, b: StepStats) -> (u64, u64, u64, u64) {
@@ -757,7 +780,10 @@ fn stats_delta(a: StepStats, b: StepStats) -> (u64, u64, u64, u64) {
 
 fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked, Broken> {
     let mut code = vec![0u8; MAX_INSN_LEN];
-    let n = host.dbg.read_memory(host.pid, VirtAddr(c.addr), &mut code).map_err(|e| Broken(format!("reading code: {e}")))?;
+    let n = host
+        .dbg
+        .read_memory(host.pid, VirtAddr(c.addr), &mut code)
+        .map_err(|e| Broken(format!("reading code: {e}")))?;
     code.truncate(n);
     let plan = displaced::plan(&code, c.addr);
     if let Plan::Refuse(r) = &plan {
@@ -773,7 +799,9 @@ fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked,
     if NONDETERMINISTIC.contains(&mnemonic.as_str()) {
         return Ok(Checked::Skipped(format!("{mnemonic}: result differs from run to run")));
     }
-    host.dbg.insert_breakpoint(host.pid, VirtAddr(c.addr), Owner::Internal).map_err(|e| Broken(format!("insert: {e}")))?;
+    host.dbg
+        .insert_breakpoint(host.pid, VirtAddr(c.addr), Owner::Internal)
+        .map_err(|e| Broken(format!("insert: {e}")))?;
     host.used += 1;
     let kind = host.dbg.plan_kind(host.pid, VirtAddr(c.addr)).unwrap_or(plan.kind());
     let mut mismatches = Vec::new();
@@ -791,10 +819,23 @@ fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked,
     let result = (|| -> Result<(), Broken> {
         for state in 0..FLAG_STATES.len() {
             let synth = synth_state(&host.base, layout.scratch, state, c.addr, &code, syscall);
-            let reference = run_step(host, &synth, StepMode::InLine)?;
-            let before = host.dbg.step_stats();
-            let disp = run_step(host, &synth, StepMode::Displaced)?;
-            let (emu, _boost, ool, inl) = stats_delta(before, host.dbg.step_stats());
+            // The ymm upper halves cannot be restored (see prepare_run): repeat the pair until
+            // both runs start from the same values (at once unless the instruction writes them).
+            let mut tries = 0;
+            let (reference, disp, before, after) = loop {
+                let reference = run_step(host, &synth, StepMode::InLine)?;
+                let before = host.dbg.step_stats();
+                let disp = run_step(host, &synth, StepMode::Displaced)?;
+                let after = host.dbg.step_stats();
+                tries += 1;
+                if reference.start_ymmh == disp.start_ymmh {
+                    break (reference, disp, before, after);
+                }
+                if tries == 3 {
+                    return Err(Broken("the ymm registers do not settle between runs and cannot be restored".into()));
+                }
+            };
+            let (emu, _boost, ool, inl) = stats_delta(before, after);
             if inl > 0 || emu + ool == 0 {
                 return Err(Broken(format!(
                     "the displaced step of this {kind} instruction was not displaced (emulated {emu}, \
@@ -810,7 +851,9 @@ fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked,
             let next = c.addr + len as u64;
             let falls_through = reference.kind == StopKind::Step && reference.regs.gp.rip == next;
             if falls_through && host.dbg.breakpoints(host.pid).iter().all(|(a, _)| a.0 != next) {
-                host.dbg.insert_breakpoint(host.pid, VirtAddr(next), Owner::Gdb).map_err(|e| Broken(format!("insert: {e}")))?;
+                host.dbg
+                    .insert_breakpoint(host.pid, VirtAddr(next), Owner::Gdb)
+                    .map_err(|e| Broken(format!("insert: {e}")))?;
                 host.used += 1;
                 let before = host.dbg.step_stats();
                 let cont = run_continue(host, &synth, next);
@@ -823,6 +866,9 @@ fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked,
                         "the displaced resume of this {kind} instruction was not displaced (emulated {emu}, \
                          boosted {boost}, out-of-line {ool}, in-line {inl}): no slot?"
                     )));
+                }
+                if cont.start_ymmh != reference.start_ymmh {
+                    return Err(Broken("the ymm registers changed between runs and cannot be restored".into()));
                 }
                 comparisons += 1;
                 let d = compare(&reference, &cont, &host.regions, true);
@@ -923,14 +969,24 @@ fn label_status(report: &mut Report, host: &Host, c: &Candidate, status: &str) {
     code.truncate(n);
     let p = displaced::plan(&code, c.addr);
     let len = p.len().min(code.len());
-    report.labels.push((c.name.clone(), c.addr, p.kind().to_string(), p.mnemonic(), code[..len].to_vec(), status.into()));
+    report.labels.push((
+        c.name.clone(),
+        c.addr,
+        p.kind().to_string(),
+        p.mnemonic(),
+        code[..len].to_vec(),
+        status.into(),
+    ));
 }
 
 fn relaunch(mut host: Host, layout: &Layout, opts: &Options, report: &mut Report) -> anyhow::Result<Host> {
     host.kill();
     drop(host);
     let (h, l2) = Host::launch(&opts.program, opts.libc)?;
-    if l2.main != layout.main || l2.scratch != layout.scratch || l2.libc.as_ref().map(|l| l.1) != layout.libc.as_ref().map(|l| l.1) {
+    if l2.main != layout.main
+        || l2.scratch != layout.scratch
+        || l2.libc.as_ref().map(|l| l.1) != layout.libc.as_ref().map(|l| l.1)
+    {
         return Err(err("the program loaded at different addresses after a relaunch (is ASLR forced on?)"));
     }
     report.launches += 1;
@@ -1050,7 +1106,12 @@ impl Report {
     /// The report for people.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "xol verify-steps: {}{}", self.program, self.libc.as_ref().map_or(String::new(), |l| format!(" and {l}")));
+        let _ = writeln!(
+            o,
+            "xol verify-steps: {}{}",
+            self.program,
+            self.libc.as_ref().map_or(String::new(), |l| format!(" and {l}"))
+        );
         let c: Vec<String> = self.candidates.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(o, "candidates: {} ({})", self.candidates.values().sum::<usize>(), c.join(", "));
         let _ = writeln!(
@@ -1118,7 +1179,8 @@ mod tests {
 
     #[test]
     fn ranges_merge() {
-        let m = merge_ranges(vec![(100, 10, "a".into()), (0, 50, "b".into()), (105, 20, "c".into()), (60, 5, "d".into())]);
+        let m =
+            merge_ranges(vec![(100, 10, "a".into()), (0, 50, "b".into()), (105, 20, "c".into()), (60, 5, "d".into())]);
         assert_eq!(m.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(0, 50), (60, 5), (100, 25)]);
         assert_eq!(m[2].2, "a+c");
     }
