@@ -327,18 +327,27 @@ impl Inferior {
                     displace::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-                let insertions_hit = if sig == libc::SIGTRAP { Some(ptrace::siginfo(tid)?) } else { None };
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.stopped = true;
                 let stepping = std::mem::take(&mut t.stepping);
                 if !stepping {
                     t.range = None;
                 }
-                let kind = match insertions_hit {
-                    Some(si) => {
-                        let code = si.si_code;
-                        let mut regs = ptrace::get_regs(tid)?;
+                let trap_regs = if sig == libc::SIGTRAP { Some(ptrace::get_regs(tid)?) } else { None };
+                let kind = match trap_regs {
+                    Some(mut regs) => {
                         let at = regs.rip.wrapping_sub(1);
+                        // The hot path skips PTRACE_GETSIGINFO when the stop can only be our
+                        // `int3`: ip is just past an armed insertion whose instruction is longer
+                        // than one byte (so ip is inside it, reachable only by executing the
+                        // `int3`), the thread was not single-stepping and no debug register is
+                        // armed. Anything else asks the kernel why the thread stopped.
+                        let sure = !stepping
+                            && !p.disarmed
+                            && p.insertions.contains_key(&at)
+                            && p.hw.iter().all(|h| h.is_none())
+                            && p.slots.site(at).is_some_and(|s| s.plan.len() > 1);
+                        let code = if sure { SI_KERNEL } else { ptrace::siginfo(tid)?.si_code };
                         let hw_hit = if code == TRAP_HWBKPT || stepping { super::hw::take_hit(p, tid) } else { None };
                         if let Some(h) = hw_hit {
                             if h.kind == super::HwKind::Exec {
