@@ -6,8 +6,9 @@
 
 use crate::inferior::{self, Action, HwKind, Inferior, SpawnSpec, SyscallFilter, WaitOutcome};
 pub use crate::inferior::{ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats};
+use crate::probe::{Consumer, Scope};
 use crate::solib::{self, LibraryList};
-use crate::types::{Owner, Pid, Tid, VirtAddr};
+use crate::types::{FileSite, Owner, Pid, Tid, VirtAddr};
 use std::os::fd::BorrowedFd;
 pub use xol_arch::displaced::PlanKind;
 use xol_arch::regs::RegisterFile;
@@ -17,10 +18,24 @@ pub use crate::inferior::{Error, StopEvent, StopKind};
 /// Result of a facade call.
 pub type Result<T> = inferior::Result<T>;
 
+/// What new gdb breakpoints and new counting probes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbeMode {
+    /// Confined to the address space they were set in (gdb's breakpoints by default).
+    #[default]
+    PerProcess,
+    /// Keyed by (device, inode, offset): armed in every traced process mapping the file,
+    /// forked children, exec'd programs and libraries loaded later included.
+    PerFile,
+}
+
 /// The debugger core.
 #[derive(Debug, Default)]
 pub struct Debugger {
     inf: Inferior,
+    mode: ProbeMode,
+    /// gdb breakpoints made per-file: (pid, address) -> probe id.
+    gdb_file_bps: std::collections::BTreeMap<(Pid, u64), u32>,
 }
 
 impl Debugger {
@@ -204,15 +219,105 @@ impl Debugger {
         Ok(VirtAddr(value.wrapping_add(bias)))
     }
 
-    /// Add a counting probe at `location` (see [`Debugger::resolve_location`]): every hit is
-    /// counted and nothing stops. Returns its id.
+    /// What new gdb breakpoints and counting probes are.
+    pub fn set_probe_mode(&mut self, mode: ProbeMode) {
+        self.mode = mode;
+    }
+
+    /// The current probe mode.
+    pub fn probe_mode(&self) -> ProbeMode {
+        self.mode
+    }
+
+    /// A place in a file for `location`: `FILE:SYMBOL` or `FILE:0xOFFSET` (FILE a path, or the
+    /// name of a file mapped in `pid`, e.g. `libc.so.6`), or an address/symbol of `pid`
+    /// translated through its mappings.
+    pub fn resolve_file_site(&mut self, pid: Pid, location: &str) -> Result<(FileSite, std::path::PathBuf)> {
+        let bad = Error::Location;
+        if let Some((file, what)) = location.rsplit_once(':').filter(|(f, _)| !f.is_empty() && !f.starts_with("0x")) {
+            let path = self.find_file(pid, file)?;
+            let id = Inferior::file_id(&path)?;
+            let offset = if let Some(h) = what.strip_prefix("0x") {
+                u64::from_str_radix(h, 16).map_err(|_| bad(format!("bad offset {what:?}")))?
+            } else {
+                let bytes = std::fs::read(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                let v = crate::symbols::lookup(&bytes, what)
+                    .map_err(|e| bad(format!("{}: {e}", path.display())))?
+                    .ok_or_else(|| bad(format!("no symbol {what:?} in {}", path.display())))?;
+                crate::symbols::vaddr_to_offset(&bytes, v)
+                    .map_err(|e| bad(e.to_string()))?
+                    .ok_or_else(|| bad(format!("{what} is not in a loaded segment of {}", path.display())))?
+            };
+            return Ok((FileSite { file: id, offset }, path));
+        }
+        let addr = self.resolve_location(pid, location)?;
+        match self.inf.file_site(pid, addr)? {
+            Some((site, path)) => Ok((site, path.map(Into::into).unwrap_or_default())),
+            None => Err(bad(format!("{addr} is not in a file mapped by process {pid}"))),
+        }
+    }
+
+    /// A file named by the user: a path, or the name of a file mapped in `pid`.
+    fn find_file(&mut self, pid: Pid, name: &str) -> Result<std::path::PathBuf> {
+        let p = std::path::Path::new(name);
+        if p.is_absolute() || p.exists() {
+            return Ok(p.to_path_buf());
+        }
+        for m in self.inf.mappings(pid)? {
+            if let Some(path) = m.path {
+                let base = std::path::Path::new(&path).file_name().map(|f| f.to_string_lossy().into_owned());
+                if base.as_deref() == Some(name) || path.ends_with(&format!("/{name}")) {
+                    return Ok(path.into());
+                }
+            }
+        }
+        Err(Error::Location(format!("no file {name:?} is mapped in process {pid} (give a path)")))
+    }
+
+    /// Add a counting probe at `location` (see [`Debugger::resolve_location`]; `FILE:SYMBOL`
+    /// and `FILE:0xOFFSET` make a per-file probe): every hit is counted and nothing stops.
+    /// Per-file or per-process as the probe mode says. Returns its id.
     pub fn count(&mut self, pid: Pid, location: &str) -> Result<u32> {
+        let file_form = location.rsplit_once(':').is_some_and(|(f, _)| !f.is_empty() && !f.starts_with("0x"));
+        if self.mode == ProbeMode::PerFile || file_form {
+            let (site, path) = self.resolve_file_site(pid, location)?;
+            return self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location);
+        }
         let addr = self.resolve_location(pid, location)?;
         self.inf.add_count_probe(pid, addr, location)
     }
 
-    /// Remove the counting probes at `location` (as given to [`Debugger::count`], or its
-    /// address). Returns how many were removed.
+    /// A gdb breakpoint (`Z0`) at `addr`: per-process (an `Owner::Gdb` hold) or, in per-file
+    /// mode, a per-file probe whose hits are reported to gdb in its process and counted in
+    /// forked children.
+    pub fn insert_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<()> {
+        if self.mode == ProbeMode::PerFile && !self.gdb_file_bps.contains_key(&(pid, addr.0)) {
+            if let Some((site, path)) = self.inf.file_site(pid, addr)? {
+                let id = self.inf.add_probe(
+                    Scope::PerFile { site, path: path.map(Into::into).unwrap_or_default() },
+                    Consumer::Gdb,
+                    &format!("gdb breakpoint at {addr}"),
+                )?;
+                self.gdb_file_bps.insert((pid, addr.0), id);
+                return Ok(());
+            }
+        }
+        if self.gdb_file_bps.contains_key(&(pid, addr.0)) {
+            return Ok(());
+        }
+        self.inf.insert_breakpoint(pid, addr, Owner::Gdb)
+    }
+
+    /// Remove gdb's breakpoint at `addr` (`z0`); other owners' holds stay. False if gdb had none.
+    pub fn remove_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<bool> {
+        if let Some(id) = self.gdb_file_bps.remove(&(pid, addr.0)) {
+            return self.inf.remove_probe(id);
+        }
+        self.inf.remove_breakpoint(pid, addr, Owner::Gdb)
+    }
+
+    /// Remove the probes at `location` (as given to [`Debugger::count`], or its address).
+    /// Returns how many were removed.
     pub fn uncount(&mut self, pid: Pid, location: &str) -> Result<usize> {
         let mut ids = self.inf.find_count_probes(location);
         if ids.is_empty() {
@@ -221,9 +326,25 @@ impl Debugger {
             }
         }
         for id in &ids {
-            self.inf.remove_count_probe(*id)?;
+            self.remove_probe(*id)?;
         }
         Ok(ids.len())
+    }
+
+    /// Remove a probe by id; false if there is none.
+    pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
+        self.gdb_file_bps.retain(|_, v| *v != id);
+        self.inf.remove_probe(id)
+    }
+
+    /// Counters of the maps cache (lookups, cache hits, kernel queries, full reads).
+    pub fn maps_stats(&self) -> crate::maps::MapsStats {
+        self.inf.maps_stats()
+    }
+
+    /// Forked children followed (traced for per-file probes).
+    pub fn children_followed(&self) -> u64 {
+        self.inf.children_followed
     }
 
     /// Every counting probe with its plan kind and hits per process.

@@ -9,6 +9,8 @@
 pub mod debugger;
 pub mod gdb;
 pub mod inferior;
+pub mod maps;
+pub mod probe;
 pub mod solib;
 pub mod step;
 pub mod symbols;

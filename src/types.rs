@@ -50,3 +50,27 @@ impl fmt::Display for VirtAddr {
         write!(f, "{:#x}", self.0)
     }
 }
+
+/// A file, as the kernel identifies it: device and inode (`st_dev`, `st_ino` of stat(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId {
+    /// `st_dev` (the kernel's `makedev(major, minor)` encoding, as `MetadataExt::dev`).
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+/// A place in a file: the same in every process that maps the file, wherever it is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileSite {
+    /// The file.
+    pub file: FileId,
+    /// Byte offset in the file.
+    pub offset: u64,
+}
+
+impl fmt::Display for FileSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}:{}+{:#x}", self.file.dev, self.file.ino, self.offset)
+    }
+}

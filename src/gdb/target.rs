@@ -3,9 +3,9 @@
 
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
-use crate::debugger::{Debugger, StepMode, StopEvent, StopKind};
+use crate::debugger::{Debugger, ProbeMode, StepMode, StopEvent, StopKind};
 use crate::inferior::{Action, HwKind, SpawnSpec, SyscallFilter};
-use crate::types::{Owner, Pid, Tid, VirtAddr};
+use crate::types::{Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::multithread::{
     MultiThreadBase, MultiThreadRangeStepping, MultiThreadRangeSteppingOps, MultiThreadResume, MultiThreadResumeOps,
@@ -446,13 +446,13 @@ impl HwWatchpoint for XolTarget {
 impl SwBreakpoint for XolTarget {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        tri!(self.dbg.insert_breakpoint(pid, VirtAddr(addr), Owner::Gdb));
+        tri!(self.dbg.insert_gdb_breakpoint(pid, VirtAddr(addr)));
         Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        Ok(tri!(self.dbg.remove_breakpoint(pid, VirtAddr(addr), Owner::Gdb)))
+        Ok(tri!(self.dbg.remove_gdb_breakpoint(pid, VirtAddr(addr))))
     }
 }
 
@@ -698,6 +698,14 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 gdbstub::outputln!(out, "  uncount LOCATION     -- remove the counting probes at LOCATION");
                 gdbstub::outputln!(out, "  probes               -- list probes: location, plan kind, hits per process");
                 gdbstub::outputln!(out, "  set step-mode displaced|in-line -- how threads go past breakpoints");
+                gdbstub::outputln!(
+                    out,
+                    "  probe-mode [per-file|per-process] -- what new breakpoints and counting probes are"
+                );
+                gdbstub::outputln!(
+                    out,
+                    "  count FILE:SYMBOL | FILE:0xOFFSET -- a per-file counting probe (e.g. libc.so.6:puts)"
+                );
                 gdbstub::outputln!(out, "  set debug 0|1        -- xol's own logging to stderr");
             }
             ["breakpoints"] => match self.pid {
@@ -719,6 +727,16 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             },
             ["stats"] => {
                 gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
+                gdbstub::outputln!(out, "children followed: {}", self.dbg.children_followed());
+                let m = self.dbg.maps_stats();
+                gdbstub::outputln!(
+                    out,
+                    "maps: lookups {}, cache hits {}, kernel queries {}, full maps reads {}",
+                    m.lookups,
+                    m.cache_hits,
+                    m.kernel_queries,
+                    m.full_reads
+                );
                 let st = self.dbg.step_stats();
                 gdbstub::outputln!(out, "breakpoint traps: {}", st.traps);
                 gdbstub::outputln!(out, "world stops: {}", st.world_stops);
@@ -744,11 +762,13 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                         match info {
                             Some(p) => gdbstub::outputln!(
                                 out,
-                                "probe {id} at {} ({}): {} {}",
-                                p.addr,
+                                "probe {id} at {} ({}): {} {} ({}, armed in {} place(s))",
+                                p.armed.first().map(|(_, a)| a.to_string()).unwrap_or_else(|| "-".into()),
                                 p.location,
                                 p.plan,
-                                p.mnemonic
+                                p.mnemonic,
+                                p.mode,
+                                p.armed.len()
                             ),
                             None => gdbstub::outputln!(out, "probe {id}"),
                         }
@@ -777,16 +797,23 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                     };
                     let hits: Vec<String> = p.hits.iter().map(|(pid, n)| format!("{pid}:{n}")).collect();
                     let total: u64 = p.hits.iter().map(|(_, n)| n).sum();
+                    let at = match p.armed.first() {
+                        Some((_, a)) => a.to_string(),
+                        None => "-".to_string(),
+                    };
                     gdbstub::outputln!(
                         out,
-                        "{} {} at {} [{}] plan {} hits {} ({})",
+                        "{} {} at {} [{}] plan {} hits {} ({}) {} {} armed in {}",
                         p.id,
                         p.location,
-                        p.addr,
+                        at,
                         p.mnemonic,
                         plan,
                         total,
-                        if hits.is_empty() { "none".to_string() } else { hits.join(" ") }
+                        if hits.is_empty() { "none".to_string() } else { hits.join(" ") },
+                        p.mode,
+                        p.consumer,
+                        p.armed.len()
                     );
                 }
                 if let Some(pid) = self.pid {
@@ -795,6 +822,24 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                     }
                 }
             }
+            ["probe-mode"] => {
+                let m = match self.dbg.probe_mode() {
+                    ProbeMode::PerFile => "per-file",
+                    ProbeMode::PerProcess => "per-process",
+                };
+                gdbstub::outputln!(out, "probe mode: {m}");
+            }
+            ["probe-mode", m] => match *m {
+                "per-file" => {
+                    self.dbg.set_probe_mode(ProbeMode::PerFile);
+                    gdbstub::outputln!(out, "probe mode: per-file (new breakpoints and counting probes are armed in every traced process that maps their file)");
+                }
+                "per-process" => {
+                    self.dbg.set_probe_mode(ProbeMode::PerProcess);
+                    gdbstub::outputln!(out, "probe mode: per-process");
+                }
+                _ => gdbstub::outputln!(out, "probe-mode is per-file or per-process"),
+            },
             ["set", "step-mode", m] => match *m {
                 "displaced" => {
                     self.dbg.set_step_mode(StepMode::Displaced);

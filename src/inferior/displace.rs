@@ -16,6 +16,7 @@
 //!   so the same hit is neither reported nor counted twice.
 
 use super::{Error, Inferior, Process, Result, StopKind};
+use crate::probe::{Consumer, Scope};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
 use crate::types::{Owner, Pid, Tid, VirtAddr};
@@ -67,14 +68,6 @@ pub struct StepStats {
     pub world_stops: u64,
 }
 
-/// A counting probe: counts hits at one address of one process, stops nothing.
-#[derive(Debug, Clone)]
-pub(super) struct CountProbe {
-    pub location: String,
-    pub pid: Pid,
-    pub addr: VirtAddr,
-}
-
 /// A probe as listed by `monitor probes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeInfo {
@@ -82,13 +75,15 @@ pub struct ProbeInfo {
     pub id: u32,
     /// The location as given.
     pub location: String,
-    /// The process it is armed in.
-    pub pid: Pid,
-    /// The address.
-    pub addr: VirtAddr,
-    /// The instruction's mnemonic.
+    /// "per-file" or "per-process".
+    pub mode: &'static str,
+    /// "count" or "gdb".
+    pub consumer: &'static str,
+    /// Where it is armed: (process, address).
+    pub armed: Vec<(Pid, VirtAddr)>,
+    /// The instruction's mnemonic (where armed).
     pub mnemonic: String,
-    /// The plan kind: emulate, boosted, out-of-line, refused.
+    /// The plan kind: emulate, boosted, out-of-line, refused ("not armed" if nowhere).
     pub plan: String,
     /// Why the plan was refused (then the probe is stepped over in line), if it was.
     pub refusal: Option<String>,
@@ -237,15 +232,13 @@ pub(super) fn displace(
     Ok(Displaced::Running)
 }
 
-/// Mark a thread whose displaced step was rewound to `orig`, so the hit is not taken twice.
+/// Mark a thread whose displaced step was rewound to `orig`, so the hit is not taken twice:
+/// gdb's resume steps it over at once (`reported_bp`), and a trap there is not counted again
+/// (`rehit`).
 fn mark_rewound(p: &mut Process, tid: RawTid, orig: u64, stats: &mut StepStats) {
-    let gdb = p.insertions.get(&orig).is_some_and(|i| i.owners.contains(&Owner::Gdb));
     if let Some(t) = p.threads.get_mut(&tid) {
-        if gdb {
-            t.reported_bp = Some(orig);
-        } else {
-            t.rehit = Some(orig);
-        }
+        t.reported_bp = Some(orig);
+        t.rehit = Some(orig);
     }
     stats.rewound += 1;
 }
@@ -299,32 +292,27 @@ impl Inferior {
         self.step_mode = mode;
     }
 
-    /// Add a counting probe at `addr` of `pid`: every hit is counted and the thread goes on,
-    /// nothing is stopped or reported. `location` is how the user named it. Returns its id.
+    /// Add a per-process counting probe at `addr` of `pid`: every hit is counted and the thread
+    /// goes on, nothing is stopped or reported. `location` is how the user named it.
     pub fn add_count_probe(&mut self, pid: Pid, addr: VirtAddr, location: &str) -> Result<u32> {
-        self.next_probe += 1;
-        let id = self.next_probe;
-        self.insert_breakpoint(pid, addr, Owner::Probe(id))?;
-        self.probes.insert(id, CountProbe { location: location.to_string(), pid, addr });
-        Ok(id)
+        self.add_probe(Scope::PerProcess { pid, addr }, Consumer::Count, location)
     }
 
-    /// Remove a counting probe; false if there is none with this id.
+    /// Remove a probe; false if there is none with this id.
     pub fn remove_count_probe(&mut self, id: u32) -> Result<bool> {
-        let Some(pr) = self.probes.remove(&id) else { return Ok(false) };
-        if self.procs.contains_key(&pr.pid) {
-            self.remove_breakpoint(pr.pid, pr.addr, Owner::Probe(id))?;
-        }
-        Ok(true)
+        self.remove_probe(id)
     }
 
     /// Probe ids whose location or address is `location` (as given, or `0x…`).
     pub fn find_count_probes(&self, location: &str) -> Vec<u32> {
         let addr = location.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
-        self.probes
+        self.table
+            .snapshot()
             .iter()
-            .filter(|(_, p)| p.location == location || Some(p.addr.0) == addr)
-            .map(|(id, _)| *id)
+            .filter(|p| {
+                p.location == location || matches!(p.scope, Scope::PerProcess { addr: a, .. } if Some(a.0) == addr)
+            })
+            .map(|p| p.id)
             .collect()
     }
 
@@ -333,12 +321,20 @@ impl Inferior {
         self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect()
     }
 
-    /// Every counting probe with its plan and hits.
+    /// Every probe with its mode, plan and hits.
     pub fn probes(&self) -> Vec<ProbeInfo> {
-        self.probes
-            .iter()
-            .map(|(id, pr)| {
-                let site = self.procs.get(&pr.pid).and_then(|p| p.slots.site(pr.addr.0));
+        let snap = self.table.snapshot();
+        snap.iter()
+            .map(|pr| {
+                let mut armed = Vec::new();
+                for (pid, p) in &self.procs {
+                    for (a, i) in &p.insertions {
+                        if i.owners.contains(&Owner::Probe(pr.id)) {
+                            armed.push((*pid, VirtAddr(*a)));
+                        }
+                    }
+                }
+                let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.slots.site(a.0));
                 let (mnemonic, plan, refusal) = match site {
                     Some(s) => {
                         let refusal = match &*s.plan {
@@ -353,14 +349,18 @@ impl Inferior {
                     None => ("?".into(), "not armed".into(), None),
                 };
                 ProbeInfo {
-                    id: *id,
+                    id: pr.id,
                     location: pr.location.clone(),
-                    pid: pr.pid,
-                    addr: pr.addr,
+                    mode: if pr.per_file() { "per-file" } else { "per-process" },
+                    consumer: match pr.consumer {
+                        Consumer::Count => "count",
+                        Consumer::Gdb => "gdb",
+                    },
+                    armed,
                     mnemonic,
                     plan,
                     refusal,
-                    hits: self.probe_hits(*id),
+                    hits: self.probe_hits(pr.id),
                 }
             })
             .collect()

@@ -270,8 +270,37 @@ impl Inferior {
     }
 
     /// Handle one wait status. Returns a reportable event, with the thread marked stopped, or
-    /// handles it internally (resuming the thread unless `stopping`).
+    /// handles it internally (resuming the thread unless `stopping`). Events of followed
+    /// children are never reported: their signals are delivered at once, their exits noted.
     fn handle_status(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+        let ev = self.handle_status_inner(tid, st, stopping)?;
+        let Some(ev) = ev else { return Ok(None) };
+        let followed = match self.procs.get(&ev.pid) {
+            Some(p) => p.followed,
+            None => self.followed_gone.remove(&ev.pid),
+        };
+        if !followed {
+            return Ok(Some(ev));
+        }
+        let Some(p) = self.procs.get_mut(&ev.pid) else { return Ok(None) };
+        match ev.kind {
+            StopKind::Exited(_) | StopKind::Killed(_) => {}
+            StopKind::Signal(sig) if stopping => {
+                if let Some(t) = p.threads.get_mut(&ev.tid.0) {
+                    t.pending = Some(StopKind::Signal(sig));
+                }
+            }
+            StopKind::Signal(sig) => {
+                let rk = p.resume_kind();
+                resume_quiet(p, ev.tid.0, rk, sig)?;
+            }
+            _ if stopping => {}
+            _ => continue_internal(p, ev.tid.0)?,
+        }
+        Ok(None)
+    }
+
+    fn handle_status_inner(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
         let Some(pid) = self.pid_of(Tid(tid)) else {
             return self.handle_unknown(tid, st, stopping);
         };
@@ -280,7 +309,16 @@ impl Inferior {
             WaitStatus::Exited(code) | WaitStatus::Signaled(code) => {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
-                    self.procs.remove(&pid);
+                    if let Some(gone) = self.procs.remove(&pid) {
+                        let m = gone.maps.stats();
+                        self.maps_ended.lookups += m.lookups;
+                        self.maps_ended.cache_hits += m.cache_hits;
+                        self.maps_ended.kernel_queries += m.kernel_queries;
+                        self.maps_ended.full_reads += m.full_reads;
+                        if gone.followed {
+                            self.followed_gone.insert(pid);
+                        }
+                    }
                     let kind = if matches!(st, WaitStatus::Exited(_)) {
                         StopKind::Exited(code)
                     } else {
@@ -496,7 +534,14 @@ impl Inferior {
                 p.threads.clear();
                 p.threads.insert(pid.0, t);
                 p.mem = Mem::open(pid.0).map_err(|e| Error::Mem { addr: 0, source: e })?;
+                if let Err(e) = p.maps.reopen() {
+                    log::warn!("maps of {pid} after exec: {e}");
+                }
                 log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
+                // Per-file probes in the new image (the program and its dynamic linker now;
+                // libraries when the linker reports them).
+                self.after_exec(pid)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, pid.0)?;
                 }
@@ -511,10 +556,14 @@ impl Inferior {
         }
     }
 
-    /// A forked child: take xol's breakpoints out of its copy of memory and let it go. (gdbstub
-    /// 0.7 cannot show gdb a second process; the child runs on untraced, as under gdb's default
-    /// `detach-on-fork on`.) For vfork the memory is shared: disarm in the parent until the
-    /// child execs or exits (`PTRACE_EVENT_VFORK_DONE`).
+    /// A forked child. While per-file probes exist it is **followed**: traced from birth as a
+    /// process of its own, with the per-file probes' `int3`s left armed in its copy of memory
+    /// and every other insertion (gdb's, per-process probes') taken out of it; its events are
+    /// handled here and never reported. Otherwise (gdb's default `detach-on-fork on`) xol's
+    /// breakpoints are taken out of its memory and it runs on untraced. For vfork the memory is
+    /// shared until the child execs or exits: a followed child shares every insertion (a hit of
+    /// one that is not per-file is stepped over silently); an unfollowed one is protected by
+    /// disarming the parent until `PTRACE_EVENT_VFORK_DONE`.
     fn handle_fork(&mut self, pid: Pid, _parent: RawTid, child: RawTid, vfork: bool) -> Result<()> {
         // The child's first stop: maybe already seen.
         if let Some(i) = self.orphans.iter().position(|(o, _)| *o == child) {
@@ -528,6 +577,57 @@ impl Inferior {
                     return Ok(());
                 }
             }
+        }
+        self.forks_handled += 1;
+        let snap = self.table.snapshot();
+        if snap.has_per_file() {
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+            let mem = match Mem::open(child) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::warn!("cannot open memory of forked child {child}: {e}; detaching it");
+                    let _ = ptrace::detach(child, 0);
+                    return Ok(());
+                }
+            };
+            let per_file = |o: &Owner| {
+                *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
+            };
+            let mut insertions = std::collections::BTreeMap::new();
+            for (addr, ins) in &p.insertions {
+                if vfork {
+                    insertions.insert(*addr, ins.clone());
+                    continue;
+                }
+                let owners: Vec<Owner> = ins.owners.iter().copied().filter(per_file).collect();
+                if owners.is_empty() {
+                    if let Err(e) = mem.write(*addr, &[ins.shadow]) {
+                        log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}");
+                    }
+                } else {
+                    insertions.insert(*addr, super::Insertion { shadow: ins.shadow, owners });
+                }
+            }
+            let slots = p.slots.for_child(vfork);
+            let mut threads = std::collections::BTreeMap::new();
+            threads.insert(child, Thread::new_stopped());
+            let proc = Process {
+                threads,
+                mem,
+                launched: false,
+                insertions,
+                disarmed: false,
+                catch: None,
+                hw: [None; 4],
+                slots,
+                followed: true,
+                maps: super::probes::new_maps(child),
+            };
+            self.procs.insert(Pid(child), proc);
+            self.children_followed += 1;
+            let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
+            continue_internal(p, child)?;
+            return Ok(());
         }
         if vfork {
             self.set_armed(pid, false)?;
@@ -543,7 +643,6 @@ impl Inferior {
         if let Err(e) = ptrace::detach(child, 0) {
             log::warn!("detaching forked child {child}: {e}");
         }
-        self.forks_handled += 1;
         Ok(())
     }
 
@@ -774,8 +873,16 @@ impl Inferior {
         stopping: bool,
     ) -> Result<Option<StopEvent>> {
         self.step_stats.traps += 1;
+        let owners =
+            self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map(|i| i.owners.clone()).unwrap_or_default();
+        if owners.contains(&Owner::Internal) && !stopping {
+            // The dynamic linker's r_brk: the library list is changing.
+            if let Err(e) = self.rearm_file_probes(pid) {
+                log::warn!("re-arming per-file probes in {pid}: {e}");
+            }
+        }
+        let gdb = self.reports_to_gdb(pid, &owners);
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-        let gdb = p.insertions.get(&at).is_some_and(|i| i.owners.contains(&Owner::Gdb));
         let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
         if stopping || gdb {
             // Reported to gdb, or cancelled while stopping the world (hit again on resume).

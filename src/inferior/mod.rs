@@ -15,6 +15,7 @@ mod breakpoints;
 mod displace;
 mod events;
 mod hw;
+mod probes;
 
 use crate::step::Slots;
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
@@ -200,6 +201,11 @@ struct Process {
     hw: [Option<HwSlot>; 4],
     /// The displaced-stepping slot area and the plan of every breakpointed address.
     slots: Slots,
+    /// A forked child xol follows on its own (for per-file probes): its events are handled
+    /// inside the core and never reported to the front-end.
+    followed: bool,
+    /// Address -> place-in-file translation (speculative, validated by generation).
+    maps: crate::maps::MapsCache,
 }
 
 impl Process {
@@ -222,9 +228,14 @@ pub struct Inferior {
     reports: std::collections::VecDeque<StopEvent>,
     /// Forked children handled (and detached) so far.
     pub forks_handled: u64,
-    /// Counting probes by id.
-    probes: BTreeMap<u32, displace::CountProbe>,
-    next_probe: u32,
+    /// Every probe (shared, read lock-free on the trap path).
+    pub(crate) table: std::sync::Arc<crate::probe::ProbeTable>,
+    /// Forked children followed (traced on xol's own, never shown to the front-end).
+    pub children_followed: u64,
+    /// Maps-cache counters of processes that ended.
+    maps_ended: crate::maps::MapsStats,
+    /// Followed children whose exit is being handled (so it is not reported).
+    followed_gone: std::collections::BTreeSet<Pid>,
     /// Hits of counting probes: (probe id, pid) -> hits. Kept after the process ends.
     hits: BTreeMap<(u32, i32), u64>,
     /// How breakpoints are stepped over (displaced by default; in line for comparison).
@@ -262,6 +273,8 @@ impl Inferior {
                 catch: None,
                 hw: [None; 4],
                 slots: Slots::default(),
+                followed: false,
+                maps: probes::new_maps(raw),
             },
         );
         Ok(pid)
@@ -328,6 +341,8 @@ impl Inferior {
                 catch: None,
                 hw: [None; 4],
                 slots: Slots::default(),
+                followed: false,
+                maps: probes::new_maps(pid.0),
             },
         );
         self.stop_all(pid)?;
@@ -429,6 +444,11 @@ impl Inferior {
     /// The executable's path.
     pub fn exe(&self, pid: Pid) -> Result<std::path::PathBuf> {
         Ok(sys::proc::exe(pid.0)?)
+    }
+
+    /// True if `pid` is a forked child xol follows on its own (not the front-end's process).
+    pub fn is_followed(&self, pid: Pid) -> bool {
+        self.procs.get(&pid).is_some_and(|p| p.followed)
     }
 
     /// Detach from a process: restore every breakpoint byte, then let all threads run, delivering

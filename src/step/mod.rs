@@ -76,7 +76,7 @@ pub struct Site {
 }
 
 /// The slot area and the sites of one address space.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Slots {
     area: Option<(u64, u64)>,
     next: u64,
@@ -121,6 +121,18 @@ impl Slots {
     pub fn forget_overlapping(&mut self, start: u64, end: u64) {
         let lo = start.saturating_sub(displaced::MAX_INSN_LEN as u64);
         self.sites.retain(|a, _| *a < lo || *a >= end);
+    }
+
+    /// The copy a forked child gets: the same area and slots (its memory is a copy). With
+    /// `shared` (vfork: one address space for both until exec) the child allocates no new
+    /// slots, so the two never write the same free slot.
+    pub fn for_child(&self, shared: bool) -> Slots {
+        let mut s = self.clone();
+        if shared {
+            s.failed = Some("a vfork child shares its parent's slot area".into());
+            s.next = s.area.map(|(b, l)| b + l).unwrap_or(0);
+        }
+        s
     }
 
     /// Drop everything (exec: the area went with the old image).

@@ -87,6 +87,28 @@ pub fn symbols(b: &[u8]) -> Result<Vec<Symbol>, ElfError> {
     Ok(out)
 }
 
+/// The file offset of the link-time address `vaddr`: `vaddr - p_vaddr + p_offset` of the
+/// `PT_LOAD` segment that contains it (what a per-file probe is keyed by).
+pub fn vaddr_to_offset(b: &[u8], vaddr: u64) -> Result<Option<u64>, ElfError> {
+    entry_and_type(b)?;
+    let phoff = u64_at(b, 32)? as usize;
+    let phentsize = u16_at(b, 54)? as usize;
+    let phnum = u16_at(b, 56)? as usize;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        if u32_at(b, o)? != 1 {
+            continue; // not PT_LOAD
+        }
+        let off = u64_at(b, o + 8)?;
+        let va = u64_at(b, o + 16)?;
+        let filesz = u64_at(b, o + 32)?;
+        if vaddr >= va && vaddr < va + filesz {
+            return Ok(Some(vaddr - va + off));
+        }
+    }
+    Ok(None)
+}
+
 /// The link-time value of the symbol `name` (functions first).
 pub fn lookup(b: &[u8], name: &str) -> Result<Option<u64>, ElfError> {
     let syms = symbols(b)?;
@@ -111,5 +133,8 @@ mod tests {
         let syms = symbols(&b).expect("symbols");
         assert!(syms.iter().any(|s| s.is_func && s.name.contains("reads_its_own_test_binary")));
         assert!(lookup(&b, "no_such_symbol_xyz").expect("lookup").is_none());
+        let v = lookup(&b, "main").expect("lookup").expect("main");
+        let off = vaddr_to_offset(&b, v).expect("phdrs").expect("in a PT_LOAD");
+        assert!(off <= v, "text offsets are at most the address in this layout");
     }
 }

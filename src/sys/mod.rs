@@ -7,6 +7,7 @@
 
 pub mod mem;
 pub mod proc;
+pub mod procmap;
 pub mod ptrace;
 pub mod signals;
 pub mod spawn;

@@ -1,0 +1,231 @@
+//! Probes in the core: registering and removing them in the shared table (`crate::probe`), and
+//! arming per-file probes in every traced process that maps their file — at registration, after
+//! an exec, when the dynamic linker reports a library loaded (its `r_brk` breakpoint), and in
+//! forked children (whose memory is a copy, `int3`s included).
+//!
+//! Ordering: registration publishes the probe, then writes the `int3`s; removal restores the
+//! bytes in every process, then unpublishes. An insertion carries one `Owner::Probe(id)` hold
+//! per probe, beside gdb's and xol's own holds, so removing one never disarms another.
+
+use super::{Error, Inferior, Result};
+use crate::maps::MapsCache;
+use crate::probe::{Consumer, Probe, Scope};
+use crate::types::{FileId, FileSite, Owner, Pid, VirtAddr};
+use std::sync::Arc;
+
+impl Inferior {
+    /// The shared probe table (front-ends on other threads may read it).
+    pub fn probe_table(&self) -> Arc<crate::probe::ProbeTable> {
+        self.table.clone()
+    }
+
+    /// Register a probe and arm it. Returns its id.
+    pub fn add_probe(&mut self, scope: Scope, consumer: Consumer, location: &str) -> Result<u32> {
+        let id = self.table.next_id();
+        let probe = self.table.publish(Probe { id, scope: scope.clone(), consumer, location: location.to_string() });
+        let armed = match &scope {
+            Scope::PerProcess { pid, addr } => self.insert_breakpoint(*pid, *addr, Owner::Probe(id)).map(|_| 1),
+            Scope::PerFile { .. } => {
+                let mut n = 0;
+                for pid in self.pids() {
+                    if let Err(e) = self.ensure_rbrk(pid) {
+                        log::warn!("watching the dynamic linker of {pid}: {e}");
+                    }
+                    match self.arm_file_probe(pid, &probe) {
+                        Ok(k) => n += k,
+                        Err(e) => log::warn!("arming probe {id} in {pid}: {e}"),
+                    }
+                }
+                Ok(n)
+            }
+        };
+        match armed {
+            Ok(_) => Ok(id),
+            Err(e) => {
+                self.table.unpublish(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Remove a probe: its bytes go back in every process first, then it is unpublished.
+    /// False if there is no probe with this id.
+    pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
+        if self.table.snapshot().get(id).is_none() {
+            return Ok(false);
+        }
+        for pid in self.pids() {
+            let addrs: Vec<u64> = match self.procs.get(&pid) {
+                Some(p) => {
+                    p.insertions.iter().filter(|(_, i)| i.owners.contains(&Owner::Probe(id))).map(|(a, _)| *a).collect()
+                }
+                None => continue,
+            };
+            for a in addrs {
+                while self.remove_breakpoint(pid, VirtAddr(a), Owner::Probe(id))? {}
+            }
+        }
+        self.table.unpublish(id);
+        Ok(true)
+    }
+
+    /// Where a per-file probe is armed in `pid` (addresses).
+    pub fn armed_at(&self, pid: Pid, id: u32) -> Vec<VirtAddr> {
+        self.procs
+            .get(&pid)
+            .map(|p| {
+                p.insertions
+                    .iter()
+                    .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
+                    .map(|(a, _)| VirtAddr(*a))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Translate an address of `pid` to a place in a file (the maps cache: cached translations
+    /// are trusted only at the generation they were made at; otherwise the kernel is asked).
+    pub fn file_site(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<(FileSite, Option<String>)>> {
+        let p = self.proc_mut(pid)?;
+        let m = p.maps.lookup(addr.0).map_err(|e| Error::Location(e.to_string()))?;
+        Ok(m.and_then(|m| m.site_of(addr.0).map(|s| (s, m.path.clone()))))
+    }
+
+    /// Arm one per-file probe in `pid` wherever its file is mapped executable. Returns how many
+    /// insertions it made (0 if the file is not mapped there, or already armed).
+    pub(super) fn arm_file_probe(&mut self, pid: Pid, probe: &Probe) -> Result<usize> {
+        let Scope::PerFile { site, .. } = probe.scope else { return Ok(0) };
+        let p = self.proc_mut(pid)?;
+        let maps = p.maps.mappings_of(site.file).map_err(|e| Error::Location(e.to_string()))?;
+        let mut n = 0;
+        for m in maps.iter().filter(|m| m.perms.exec) {
+            let Some(addr) = m.addr_of(site.offset) else { continue };
+            let p = self.proc_mut(pid)?;
+            if p.insertions.get(&addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
+                continue;
+            }
+            self.insert_breakpoint(pid, VirtAddr(addr), Owner::Probe(probe.id))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The address space of `pid` changed (exec, a library loaded or unloaded): forget
+    /// insertions of per-file probes whose file is no longer mapped there (the memory went with
+    /// it, nothing to restore), and arm every per-file probe whose file is now mapped.
+    pub(super) fn rearm_file_probes(&mut self, pid: Pid) -> Result<()> {
+        let snap = self.table.snapshot();
+        if !snap.has_per_file() {
+            return Ok(());
+        }
+        let p = self.proc_mut(pid)?;
+        p.maps.invalidate();
+        let all = p.maps.all().map_err(|e| Error::Location(e.to_string()))?;
+        // Insertions whose mapping is gone or now holds another file.
+        let mut dead = Vec::new();
+        for (addr, ins) in &p.insertions {
+            for o in &ins.owners {
+                let Owner::Probe(id) = o else { continue };
+                let Some(pr) = snap.get(*id) else { continue };
+                let Scope::PerFile { site, .. } = pr.scope else { continue };
+                let still = all.iter().any(|m| m.start <= *addr && *addr < m.end && m.site_of(*addr) == Some(site));
+                if !still {
+                    dead.push((*addr, *o));
+                }
+            }
+        }
+        for (addr, o) in dead {
+            if let Some(ins) = p.insertions.get_mut(&addr) {
+                ins.owners.retain(|x| *x != o);
+                if ins.owners.is_empty() {
+                    p.insertions.remove(&addr);
+                    p.slots.forget(addr);
+                }
+            }
+        }
+        for pr in snap.per_file() {
+            if let Err(e) = self.arm_file_probe(pid, pr) {
+                log::warn!("arming probe {} in {pid}: {e}", pr.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The mappings of `pid` (a full read of its maps).
+    pub fn mappings(&mut self, pid: Pid) -> Result<Vec<crate::maps::Mapping>> {
+        self.proc_mut(pid)?.maps.all().map_err(|e| Error::Location(e.to_string()))
+    }
+
+    /// The file (device, inode) at `path`.
+    pub fn file_id(path: &std::path::Path) -> Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(path).map_err(|e| Error::Location(format!("{}: {e}", path.display())))?;
+        Ok(FileId { dev: md.dev(), ino: md.ino() })
+    }
+
+    /// Counters of the maps cache, summed over the traced processes (and those that ended).
+    pub fn maps_stats(&self) -> crate::maps::MapsStats {
+        let mut s = self.maps_ended;
+        for p in self.procs.values() {
+            let t = p.maps.stats();
+            s.lookups += t.lookups;
+            s.cache_hits += t.cache_hits;
+            s.kernel_queries += t.kernel_queries;
+            s.full_reads += t.full_reads;
+        }
+        s
+    }
+
+    /// Is this consumer gdb's, in the process gdb debugs? (Then a hit is reported.)
+    pub(super) fn reports_to_gdb(&self, pid: Pid, owners: &[Owner]) -> bool {
+        if self.procs.get(&pid).is_none_or(|p| p.followed) {
+            return false;
+        }
+        let snap = self.table.snapshot();
+        owners.iter().any(|o| match o {
+            Owner::Gdb => true,
+            Owner::Probe(id) => snap.get(*id).is_some_and(|p| p.consumer == Consumer::Gdb),
+            Owner::Internal => false,
+        })
+    }
+}
+
+impl Inferior {
+    /// After an exec (the new image is mapped, its libraries not yet): arm the per-file
+    /// probes and watch the dynamic linker for libraries.
+    pub(super) fn after_exec(&mut self, pid: Pid) -> Result<()> {
+        if !self.table.snapshot().has_per_file() {
+            return Ok(());
+        }
+        self.rearm_file_probes(pid)?;
+        self.ensure_rbrk(pid)
+    }
+
+    /// Put xol's own breakpoint on the dynamic linker's `_dl_debug_state` (the `r_brk` it calls
+    /// before and after every change to the library list), so libraries loaded or unloaded
+    /// later get or lose their per-file probes. Nothing to do for a static program.
+    pub(super) fn ensure_rbrk(&mut self, pid: Pid) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        if p.insertions.values().any(|i| i.owners.contains(&Owner::Internal)) {
+            return Ok(());
+        }
+        let auxv = crate::solib::parse_auxv(&crate::sys::proc::auxv(pid.0)?);
+        let Some(base) = auxv.iter().find(|(k, _)| *k == 7).map(|(_, v)| *v).filter(|b| *b != 0) else {
+            return Ok(());
+        };
+        let m = p.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
+        let Some(path) = m.and_then(|m| m.path) else { return Ok(()) };
+        let bytes = std::fs::read(&path).map_err(|e| Error::Location(format!("{path}: {e}")))?;
+        let Some(v) = crate::symbols::lookup(&bytes, "_dl_debug_state").map_err(|e| Error::Location(e.to_string()))?
+        else {
+            log::info!("{path} has no _dl_debug_state: libraries loaded later are not probed");
+            return Ok(());
+        };
+        self.insert_breakpoint(pid, VirtAddr(base + v), Owner::Internal)
+    }
+}
+
+/// A fresh maps cache for a process.
+pub(super) fn new_maps(pid: i32) -> MapsCache {
+    MapsCache::new(pid)
+}

@@ -1,0 +1,535 @@
+//! Displaced stepping end to end:
+//!
+//! - `xol verify-steps --json` on the `insns` fixture (non-PIE and PIE) and on `diffhost` with
+//!   `--libc`: in-line and displaced execution of thousands of instructions must agree, except
+//!   for the open bugs `verify-steps` recognises (docs/displaced-stepping.md, "Open bugs"; set
+//!   `XOL_VERIFY_STRICT=1` to fail on those too);
+//! - a natural run of `insns` under xol with a counting probe (`monitor count`) on every
+//!   `insn_*` label: the program's own checks pass and every probe counts exactly its hits;
+//! - real gdb breakpoints on labels of each plan kind, `continue` and `stepi` through them, with
+//!   the same output as GNU gdbserver.
+//!
+//! Every process runs under the rig's guards and timeouts.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// Timeout of one `xol verify-steps` run (debug build, libc: about half a minute).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(300);
+
+// ---------------------------------------------------------------------------
+// A minimal JSON reader (the crate has no JSON dependency)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(s: &str) -> Json {
+        let mut p = Parser { b: s.as_bytes(), i: 0 };
+        let v = p.value();
+        p.ws();
+        assert_eq!(p.i, p.b.len(), "trailing bytes after JSON value");
+        v
+    }
+
+    fn get(&self, k: &str) -> &Json {
+        match self {
+            Json::Obj(m) => m.iter().find(|(n, _)| n == k).map(|(_, v)| v).unwrap_or(&Json::Null),
+            _ => &Json::Null,
+        }
+    }
+
+    fn num(&self) -> u64 {
+        match self {
+            Json::Num(n) => *n as u64,
+            _ => 0,
+        }
+    }
+
+    fn str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            _ => "",
+        }
+    }
+
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(a) => a,
+            _ => &[],
+        }
+    }
+
+    fn counts(&self) -> BTreeMap<String, u64> {
+        match self {
+            Json::Obj(m) => m.iter().map(|(k, v)| (k.clone(), v.num())).collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) {
+        self.ws();
+        assert_eq!(self.b.get(self.i), Some(&c), "JSON: expected {:?} at {}", c as char, self.i);
+        self.i += 1;
+    }
+
+    fn value(&mut self) -> Json {
+        self.ws();
+        match self.b[self.i] {
+            b'{' => {
+                self.i += 1;
+                let mut m = Vec::new();
+                self.ws();
+                if self.b[self.i] == b'}' {
+                    self.i += 1;
+                    return Json::Obj(m);
+                }
+                loop {
+                    self.ws();
+                    let Json::Str(k) = self.value() else { panic!("JSON: key expected at {}", self.i) };
+                    self.eat(b':');
+                    m.push((k, self.value()));
+                    self.ws();
+                    self.i += 1;
+                    if self.b[self.i - 1] == b'}' {
+                        return Json::Obj(m);
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut a = Vec::new();
+                self.ws();
+                if self.b[self.i] == b']' {
+                    self.i += 1;
+                    return Json::Arr(a);
+                }
+                loop {
+                    a.push(self.value());
+                    self.ws();
+                    self.i += 1;
+                    if self.b[self.i - 1] == b']' {
+                        return Json::Arr(a);
+                    }
+                }
+            }
+            b'"' => {
+                self.i += 1;
+                let mut s = String::new();
+                loop {
+                    let c = self.b[self.i];
+                    self.i += 1;
+                    match c {
+                        b'"' => return Json::Str(s),
+                        b'\\' => {
+                            let e = self.b[self.i];
+                            self.i += 1;
+                            match e {
+                                b'n' => s.push('\n'),
+                                b't' => s.push('\t'),
+                                b'u' => {
+                                    let h = std::str::from_utf8(&self.b[self.i..self.i + 4]).unwrap();
+                                    s.push(char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap_or('?'));
+                                    self.i += 4;
+                                }
+                                other => s.push(other as char),
+                            }
+                        }
+                        _ => {
+                            // Re-decode multi-byte UTF-8 sequences.
+                            let start = self.i - 1;
+                            let len = match c {
+                                0..=0x7f => 1,
+                                0xc0..=0xdf => 2,
+                                0xe0..=0xef => 3,
+                                _ => 4,
+                            };
+                            s.push_str(std::str::from_utf8(&self.b[start..start + len]).unwrap_or("?"));
+                            self.i = start + len;
+                        }
+                    }
+                }
+            }
+            b't' => {
+                self.i += 4;
+                Json::Bool(true)
+            }
+            b'f' => {
+                self.i += 5;
+                Json::Bool(false)
+            }
+            b'n' => {
+                self.i += 4;
+                Json::Null
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    self.i += 1;
+                }
+                Json::Num(std::str::from_utf8(&self.b[start..self.i]).unwrap().parse().unwrap())
+            }
+        }
+    }
+}
+
+#[test]
+fn json_reader_reads_what_verify_steps_writes() {
+    let v = Json::parse(r#"{"a": [1, 2.5, "x\"y\u0041"], "b": {"c": null, "d": true}, "e": []}"#);
+    assert_eq!(v.get("a").arr().len(), 3);
+    assert_eq!(v.get("a").arr()[2].str(), "x\"yA");
+    assert_eq!(v.get("b").get("d"), &Json::Bool(true));
+    assert_eq!(v.get("missing"), &Json::Null);
+}
+
+// ---------------------------------------------------------------------------
+// xol verify-steps
+// ---------------------------------------------------------------------------
+
+/// Run `xol verify-steps --json ARGS -- PROG` and parse its report. Exit status 0 means no
+/// mismatch, 1 mismatches (possibly only known open bugs); anything else fails here.
+fn verify_steps(prog: &Path, args: &[&str]) -> Json {
+    let mut cmd = Command::new(xol_bin());
+    cmd.arg("verify-steps").arg("--json").args(args).arg("--").arg(prog);
+    let out = run_with_timeout(cmd, VERIFY_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "xol verify-steps failed ({}):\n{stderr}\n{stdout}",
+        describe_status(&out.status)
+    );
+    let start = stdout.find('{').unwrap_or_else(|| panic!("no JSON in the output:\n{stdout}\n{stderr}"));
+    let v = Json::parse(stdout[start..].trim_end());
+    let mismatches = v.get("mismatch_count").num();
+    assert_eq!(code == Some(0), mismatches == 0, "exit status {code:?} with {mismatches} mismatches");
+    v
+}
+
+/// Print the counts of a report, and check what every run must satisfy: no incident, no
+/// unexplained mismatch (and, with XOL_VERIFY_STRICT=1, no mismatch at all).
+fn check_report(what: &str, v: &Json) {
+    eprintln!(
+        "{what}: candidates {:?}, plan kinds {:?}, checked {} ({:?}, by source {:?}), comparisons {}, \
+         skipped {:?}, launches {}, mismatches {} (by bug: {:?}), {} s",
+        v.get("candidates").counts(),
+        v.get("kinds").counts(),
+        v.get("checked").num(),
+        v.get("checked_kinds").counts(),
+        v.get("checked_sources").counts(),
+        v.get("comparisons").num(),
+        v.get("skipped").counts(),
+        v.get("launches").num(),
+        v.get("mismatch_count").num(),
+        v.get("known_bugs").counts(),
+        match v.get("seconds") {
+            Json::Num(s) => *s,
+            _ => 0.0,
+        },
+    );
+    for r in v.get("refusals").arr() {
+        eprintln!("  refused {:>4}: {}", r.get("count").num(), r.get("reason").str());
+    }
+    let describe = |m: &Json| {
+        let diffs: Vec<&str> = m.get("diffs").arr().iter().map(Json::str).collect();
+        format!(
+            "{} {} [{}] {} ({}, {} path, eflags {}, known: {:?}): {}",
+            m.get("address").str(),
+            m.get("symbol").str(),
+            m.get("bytes").str(),
+            m.get("mnemonic").str(),
+            m.get("kind").str(),
+            m.get("path").str(),
+            m.get("eflags").str(),
+            m.get("known"),
+            diffs.join("; ")
+        )
+    };
+    let unknown: Vec<String> =
+        v.get("mismatches").arr().iter().filter(|m| m.get("known") == &Json::Null).map(describe).collect();
+    assert!(unknown.is_empty(), "{what}: displaced and in-line execution differ:\n{}", unknown.join("\n"));
+    let incidents: Vec<String> = v
+        .get("incidents")
+        .arr()
+        .iter()
+        .map(|i| format!("{} {}: {}", i.get("address").str(), i.get("symbol").str(), i.get("what").str()))
+        .collect();
+    assert!(incidents.is_empty(), "{what}: the inferior misbehaved:\n{}", incidents.join("\n"));
+    if v.get("mismatch_count").num() > 0 {
+        let known: Vec<String> = v.get("mismatches").arr().iter().map(describe).collect();
+        eprintln!("{what}: OPEN BUGS (docs/displaced-stepping.md):\n  {}", known.join("\n  "));
+        assert!(
+            std::env::var_os("XOL_VERIFY_STRICT").is_none(),
+            "{what}: XOL_VERIFY_STRICT is set and there are mismatches (open bugs)"
+        );
+    }
+}
+
+fn check_insns_report(what: &str, v: &Json) {
+    check_report(what, v);
+    let kinds = v.get("kinds").counts();
+    for k in ["emulate", "boosted", "out-of-line", "refused"] {
+        assert!(kinds.get(k).copied().unwrap_or(0) > 0, "{what}: no {k} instruction among {kinds:?}");
+    }
+    // Every label was looked at, and the plan of each class is the expected one.
+    let labels: BTreeMap<&str, &Json> = v.get("labels").arr().iter().map(|l| (l.get("name").str(), l)).collect();
+    let expect = [
+        ("insn_push", "emulate"),
+        ("insn_rip_load", "emulate"),
+        ("insn_call_ind_rip", "emulate"),
+        ("insn_jmp_ind_reg", "emulate"),
+        ("insn_jcc32_not_taken", "emulate"),
+        ("insn_loop", "emulate"),
+        ("insn_jrcxz_taken", "emulate"),
+        ("insn_ret_imm", "emulate"),
+        ("insn_sub_rsp", "emulate"),
+        ("insn_lea_sib", "emulate"),
+        ("insn_cmov_taken", "boosted"),
+        ("insn_lock_cmpxchg", "boosted"),
+        ("insn_movaps_load_reg", "boosted"),
+        ("insn_vmovdqu_ymm_store", "boosted"),
+        ("insn_rep_movsb", "boosted"),
+        ("insn_lock_cmpxchg_rip", "out-of-line"),
+        ("insn_movdqu_rip_load", "out-of-line"),
+        ("insn_movdqu_rip_store", "out-of-line"),
+        ("insn_vmovdqu_ymm_rip", "out-of-line"),
+        ("insn_syscall", "out-of-line"),
+        ("insn_ud2", "out-of-line"),
+        ("insn_int80", "refused"),
+        ("insn_hlt", "refused"),
+    ];
+    for (name, kind) in expect {
+        let l = labels.get(name).unwrap_or_else(|| panic!("{what}: label {name} not checked"));
+        assert_eq!(l.get("kind").str(), kind, "{what}: {name}");
+        let status = l.get("status").str();
+        assert!(matches!(status, "ok" | "refused" | "mismatch"), "{what}: {name}: {status}");
+    }
+    let n_labels = nm_symbols(&fixture("insns")).iter().filter(|(n, _, _)| n.starts_with("insn_")).count();
+    assert_eq!(labels.len(), n_labels, "{what}: every insn_ label is reported");
+}
+
+#[test]
+fn verify_steps_insns_nopie() {
+    let v = verify_steps(&fixture("insns"), &[]);
+    check_insns_report("insns (non-PIE)", &v);
+}
+
+#[test]
+fn verify_steps_insns_pie() {
+    let v = verify_steps(&fixture_with("insns", FixtureOpts::PIE), &[]);
+    check_insns_report("insns (PIE)", &v);
+}
+
+#[test]
+fn verify_steps_libc() {
+    let v = verify_steps(&fixture("diffhost"), &["--libc"]);
+    check_report("diffhost + libc", &v);
+    assert!(v.get("libc").str().contains("libc"), "libc not found: {:?}", v.get("libc"));
+    let libc = v.get("checked_sources").get("libc").num();
+    assert!(libc >= 1000, "only {libc} libc instructions checked");
+    let kinds = v.get("checked_kinds").counts();
+    for k in ["emulate", "boosted", "out-of-line"] {
+        assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k} instruction checked in libc: {kinds:?}");
+    }
+}
+
+#[test]
+fn verify_steps_needs_a_scratch_buffer() {
+    let mut cmd = Command::new(xol_bin());
+    cmd.args(["verify-steps", "--"]).arg(fixture("loop")).arg("1");
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("scratch"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// Under gdb
+// ---------------------------------------------------------------------------
+
+/// How often each `insn_*` label runs in a natural run of `insns` (1 unless listed).
+fn expected_hits(label: &str) -> u64 {
+    match label {
+        "insn_loop" => 3,
+        "insn_int80" | "insn_ud2" | "insn_hlt" | "insn_rip_store_ro" | "insn_jmp_noncanon" | "insn_call_noncanon" => 0,
+        _ => 1,
+    }
+}
+
+#[test]
+fn counting_probes_on_every_label() {
+    let prog = fixture("insns");
+    let labels: Vec<String> =
+        nm_symbols(&prog).into_iter().filter(|(n, _, _)| n.starts_with("insn_")).map(|(n, _, _)| n).collect();
+    assert!(labels.len() > 40, "{labels:?}");
+    let mut script: Vec<String> = labels.iter().map(|l| format!("monitor count {l}")).collect();
+    script.extend(["break *checks_done", "continue", "monitor probes", "continue"].map(String::from));
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    let o = gdb_batch(Server::XolStdio, &prog, &[], &script);
+    let all = o.all_output();
+    assert!(o.has_mark("start") && o.has_mark("done"), "{o}");
+    assert!(all.contains("exited normally"), "the program's own checks failed under xol:\n{o}");
+    // gdb -batch prints the monitor's console output on stderr.
+    let probes: String =
+        o.stderr.lines().filter(|x| x.contains(" plan ") && x.contains(" hits ")).map(|x| format!("{x}\n")).collect();
+    let mut seen = 0;
+    for l in &labels {
+        // "<id> <location> at <addr> [<mnemonic>] plan <plan> hits <n> (...)"
+        let line = probes
+            .lines()
+            .find(|x| x.split_whitespace().nth(1) == Some(l.as_str()))
+            .unwrap_or_else(|| panic!("no probe line for {l}:\n{probes}"));
+        let hits: u64 = line
+            .split(" hits ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse {line:?}"));
+        assert_eq!(hits, expected_hits(l), "{l}: {line}");
+        seen += 1;
+    }
+    assert_eq!(seen, labels.len());
+    for plan in ["plan emulate", "plan boosted", "plan out-of-line", "plan refused"] {
+        assert!(probes.contains(plan), "no probe with {plan}:\n{probes}");
+    }
+}
+
+/// Labels with a gdb breakpoint, in execution order, and what to print after a `stepi` there.
+const BREAK_AT: &[(&str, &[&str])] = &[
+    ("insn_push", &["p/d *(long *)$rsp", "p/d $rbx"]), // emulate
+    ("insn_call_rel32", &["p/d *(long *)$rsp - (long)&insn_call_rel32"]), // emulate (branch)
+    ("insn_jcc_taken", &["p $eflags"]),                // emulate (branch)
+    ("insn_cmov_taken", &["p/d $rax", "p $eflags"]),   // boosted
+    ("insn_lock_cmpxchg_rip", &["p/d $rax", "p/d *(int *)&g_lock", "p $eflags"]), // out-of-line
+    ("insn_lock_cmpxchg", &["p/d *(int *)&g_lock", "p $eflags"]), // boosted
+    ("insn_movdqu_rip_load", &["p $xmm0.v4_int32"]),   // out-of-line
+    ("insn_vmovdqu_ymm_rip", &["p $ymm2.v8_int32"]),   // out-of-line
+    ("insn_syscall", &["p/d $rcx - (long)&insn_syscall", "p/d $r11 & 0xff"]), // out-of-line
+];
+
+#[test]
+fn gdb_breakpoints_and_stepi_match_gdbserver() {
+    let prog = fixture("insns");
+    let mut script: Vec<String> = BREAK_AT.iter().map(|(l, _)| format!("break *{l}")).collect();
+    for (l, prints) in BREAK_AT {
+        script.push("continue".into());
+        script.push(format!("echo =={l}==\\n"));
+        script.push(format!("p/d $pc - (long)&{l}"));
+        script.push("stepi".into());
+        script.push(format!("p/d $pc - (long)&{l}"));
+        script.extend(prints.iter().map(|p| p.to_string()));
+    }
+    script.push("echo ==end==\\n".into());
+    script.push("continue".into());
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    let cmp = gdb_script_compare(&prog, &[], &script, normalise_gdb_output);
+    let check = |o: &GdbOutput| {
+        assert!(o.stdout.contains("exited normally"), "{o}");
+        for (l, _) in BREAK_AT {
+            let s = &o.stdout[o.stdout.find(&format!("=={l}==")).unwrap_or_else(|| panic!("{l} not reached:\n{o}"))..];
+            assert!(s.lines().nth(1).is_some_and(|x| x.ends_with("= 0")), "{l}: not stopped at the label:\n{s}");
+        }
+    };
+    if let Some(gs) = &cmp.gdbserver {
+        check(gs);
+    }
+    check(&cmp.xol);
+    cmp.assert_same();
+}
+
+/// Run `script` under gdb through xol and return the values gdb printed (`$N = V` lines).
+fn xol_values(script: &[&str]) -> Vec<String> {
+    let o = gdb_batch(Server::XolStdio, &fixture("insns"), &[], script);
+    o.stdout
+        .lines()
+        .filter_map(|l| l.split_once(" = ").filter(|(k, _)| k.starts_with('$')).map(|(_, v)| v.to_string()))
+        .collect()
+}
+
+/// Open bug `rep-stepi` (docs/displaced-stepping.md): `stepi` on a `rep movsb` must run one
+/// iteration (rcx 8 -> 7, pc unchanged), as it does under gdbserver and under xol without a
+/// probe there; with a counting probe on the same address (so the `int3` stays while gdb steps)
+/// xol runs every iteration (pc +2, rcx 0). Run with `cargo test --test displaced -- --ignored`.
+#[test]
+#[ignore = "open bug rep-stepi: a displaced stepi of a rep string instruction runs every iteration"]
+fn open_bug_rep_stepi() {
+    let script = [
+        "monitor count insn_rep_movsb",
+        "break *insn_rep_movsb",
+        "continue",
+        "stepi",
+        "p/d $pc - (long)&insn_rep_movsb",
+        "p/d $rcx",
+        "kill",
+    ];
+    assert_eq!(xol_values(&script), ["0", "7"]);
+}
+
+/// Open bug `x87-fip`: an x87 instruction run from its slot leaves the slot's address in the
+/// FPU instruction pointer (gdb's `$fioff`); under gdbserver it is the instruction's address.
+#[test]
+#[ignore = "open bug x87-fip: the FPU instruction pointer shows the slot"]
+fn open_bug_x87_fip() {
+    let script =
+        ["monitor count insn_fld_rip", "break *f_x87+6", "continue", "p/d $fioff - (int)&insn_fld_rip", "kill"];
+    assert_eq!(xol_values(&script), ["0"]);
+}
+
+/// Open bug `noncanonical-branch`: an emulated `jmp *mem` to a non-canonical address must raise
+/// SIGSEGV at the jmp (pc unchanged), as the CPU does; xol's emulation sets pc to the target.
+#[test]
+#[ignore = "open bug noncanonical-branch: emulated branches to non-canonical addresses do not fault"]
+fn open_bug_noncanonical_branch() {
+    let script = [
+        "monitor count insn_jmp_noncanon",
+        "break *checks_done",
+        "continue",
+        "set $pc = &insn_jmp_noncanon",
+        "stepi",
+        "p/d $pc - (long)&insn_jmp_noncanon",
+        "kill",
+    ];
+    let o = gdb_batch(Server::XolStdio, &fixture("insns"), &[], &script);
+    assert!(o.stdout.contains("SIGSEGV"), "{o}");
+    assert!(o.stdout.contains("$1 = 0"), "{o}");
+}
+
+/// Open bug (not in displaced stepping): writing a ymm register's upper half fails (`E05`) where
+/// the XSAVE area is larger than the 1024 bytes xol reads and writes (AVX-512 machines): the
+/// kernel's PTRACE_SETREGSET(NT_X86_XSTATE) wants the whole area. `verify-steps` works around
+/// it by never writing the upper halves.
+#[test]
+#[ignore = "open bug: ymm upper halves cannot be written on CPUs with a large XSAVE area"]
+fn open_bug_ymm_write() {
+    let script = ["break main", "continue", "set $ymm0.v8_int32[7] = 5", "p $ymm0.v8_int32[7]", "kill"];
+    assert_eq!(xol_values(&script), ["5"]);
+}
