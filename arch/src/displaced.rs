@@ -88,8 +88,8 @@
 use std::fmt;
 
 use iced_x86::{
-    Code, ConditionCode, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory,
-    Mnemonic, OpKind, Register,
+    Code, ConditionCode, CpuidFeature, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction,
+    InstructionInfoFactory, Mnemonic, OpKind, Register,
 };
 
 use crate::regs::UserRegs;
@@ -339,6 +339,10 @@ fn copy_plan(instr: &Instruction, code: &[u8], addr: u64) -> Plan {
         bytes: code[..len].to_vec(),
         scratch: None,
         syscall: false,
+        x87: instr
+            .cpuid_features()
+            .iter()
+            .any(|f| matches!(f, CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387)),
         mnemonic: mnemonic_of(instr),
     };
     let m = instr.mnemonic();
@@ -378,8 +382,12 @@ fn copy_plan(instr: &Instruction, code: &[u8], addr: u64) -> Plan {
             Err(reason) => Plan::Refuse(Refusal::new(reason, Some(instr))),
         };
     }
-    if fc == FlowControl::Next {
+    if fc == FlowControl::Next && !copy.x87 {
         Plan::Boost(copy)
+    } else if copy.x87 {
+        // The FPU records the address of the last x87 instruction (FIP): run from a slot it
+        // would show the slot, so the copy is stepped and the caller puts the original back.
+        Plan::Step(copy)
     } else {
         // ud0/ud1/ud2 raise #UD in the slot: fixup rewinds, and the SIGILL is
         // delivered at the original address, as it would have been.
@@ -651,6 +659,7 @@ pub struct Copy {
     bytes: Vec<u8>,
     scratch: Option<Gpr>,
     syscall: bool,
+    x87: bool,
     mnemonic: String,
 }
 
@@ -659,6 +668,12 @@ impl Copy {
     /// The original instruction's address.
     pub fn orig(&self) -> u64 {
         self.orig
+    }
+
+    /// An x87 instruction: after it ran from the slot, the FPU instruction pointer (FXSAVE
+    /// FIP) holds the slot's address and must be set back to [`Copy::orig`].
+    pub fn is_x87(&self) -> bool {
+        self.x87
     }
 
     /// The original instruction's length, which is also the copy's length.
@@ -787,7 +802,11 @@ pub fn fixup(copy: &Copy, slot: u64, regs: &mut UserRegs, saved_scratch: Option<
     if let (Some(g), Some(v)) = (copy.scratch, saved_scratch) {
         g.set(regs, v);
     }
-    regs.orig_rax = u64::MAX;
+    // A completed `syscall` leaves its number in orig_rax, as in line; otherwise ip was
+    // rewritten outside a syscall restart.
+    if !(copy.syscall && result == Fixup::Finished) {
+        regs.orig_rax = u64::MAX;
+    }
     result
 }
 
@@ -1159,6 +1178,10 @@ impl Emulation {
                 r.rip = target;
             }
         }
+        // A branch to a non-canonical address faults at the branch (#GP), not at the target.
+        if ((r.rip as i64) << 16 >> 16) as u64 != r.rip {
+            return Err(EmuFault { addr: r.rip });
+        }
         if let Some((addr, size, value)) = write {
             if !mem.write(addr, &value.to_le_bytes()[..size]) {
                 return Err(EmuFault { addr });
@@ -1516,7 +1539,9 @@ mod tests {
             let mut mem = Mem::new();
             let before = mem.snapshot();
             let err = run(code, &r, &mut mem).unwrap_err();
-            assert!(err.addr >= UNMAPPED - 8 && err.addr <= UNMAPPED + 4, "{code}: {err}");
+            // (`call rax` with a non-canonical rax faults on the target before the push.)
+            let noncanon = ((err.addr as i64) << 16 >> 16) as u64 != err.addr;
+            assert!(noncanon || (err.addr >= UNMAPPED - 8 && err.addr <= UNMAPPED + 4), "{code}: {err}");
             assert_eq!(mem.snapshot(), before, "{code}: memory changed on a fault");
         }
         // call [mem] whose target read succeeds but whose push faults.
@@ -1975,7 +2000,6 @@ mod tests {
             ("c6 f8 00", "xabort"),
             ("48 8b 44 24 08", "mov"),
             ("f3 0f 6f 04 24", "movdqu"),
-            ("d9 ee", "fldz"),
             ("0f ae 5c 24 fc", "stmxcsr"),
         ];
         for (code, mnemonic) in table {
@@ -2073,6 +2097,27 @@ mod tests {
     }
 
     #[test]
+    fn x87_is_stepped_for_its_instruction_pointer() {
+        for code in ["d9 ee", "dd 05 60 2d 00 00", "db 6c 24 18", "d9 e5"] {
+            let p = plan(&hex(code), CODE);
+            assert_eq!(p.kind(), PlanKind::Step, "{code}");
+            assert!(p.copy().unwrap().is_x87(), "{code}");
+        }
+        assert!(!plan(&hex("48 8b 44 24 08"), CODE).copy().unwrap().is_x87());
+    }
+
+    #[test]
+    fn emulated_branch_to_non_canonical_address_faults() {
+        let mut r = regs();
+        r.rax = 0x8000_0000_0000_0000;
+        let mut mem = Mem::new();
+        let before = r;
+        assert!(run("ff e0", &r, &mut mem).is_err(), "jmp rax");
+        assert!(run("ff d0", &r, &mut mem).is_err(), "call rax");
+        assert_eq!(r, before);
+    }
+
+    #[test]
     fn syscall_copy_and_fixup() {
         let p = plan(&hex("0f 05"), CODE);
         assert_eq!((p.kind(), p.mnemonic().as_str(), p.len()), (PlanKind::Step, "syscall", 2));
@@ -2089,12 +2134,14 @@ mod tests {
         r.rax = 0; // syscall result
         let before = r;
         assert_eq!(fixup(c, SLOT, &mut r, None), Fixup::Finished);
-        check_regs("syscall finished", &before, &r, &[("rip", CODE + 2), ("rcx", CODE + 2)]);
+        // orig_rax keeps the number of the syscall that ran, as in line.
+        let nr = before.orig_rax;
+        check_regs("syscall finished", &before, &r, &[("rip", CODE + 2), ("rcx", CODE + 2), ("orig_rax", nr)]);
         // rcx not holding the slot return address is left alone.
         let mut r = before;
         r.rcx = 77;
         assert_eq!(fixup(c, SLOT, &mut r, None), Fixup::Finished);
-        check_regs("syscall rcx", &before, &r, &[("rip", CODE + 2), ("rcx", 77)]);
+        check_regs("syscall rcx", &before, &r, &[("rip", CODE + 2), ("rcx", 77), ("orig_rax", nr)]);
         // Restarted / interrupted before running: rewound.
         let mut r = before;
         r.rip = SLOT;

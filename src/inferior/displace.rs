@@ -257,6 +257,15 @@ pub(super) fn abort_in_flight(
     if fix != Fixup::Absolute {
         ptrace::set_regs(tid, &regs)?;
     }
+    if fl.copy.is_x87() {
+        // The FPU remembers where the last x87 instruction was: the slot. Put the original
+        // address there, as if the instruction had run in place.
+        let mut fx = ptrace::get_fpregs(tid)?;
+        if (fl.slot..fl.slot + displaced::SLOT_SIZE as u64).contains(&fx.fip()) {
+            fx.set_fip(fl.orig);
+            ptrace::set_fpregs(tid, &fx)?;
+        }
+    }
     if fix == Fixup::Rewound {
         mark_rewound(p, tid, fl.orig, stats);
     }

@@ -811,6 +811,11 @@ impl Inferior {
                 return ev(StopKind::Watch { addr: h.addr, kind: h.kind });
             }
         }
+        if fix == Fixup::Rewound && fl.report_step {
+            // A string instruction did one iteration (ip stays on it, as in line): that is the
+            // step gdb asked for. It is marked to step the next iteration displaced too.
+            return self.after_step(pid, tid, regs.rip, stopping).map(Some);
+        }
         if fix == Fixup::Rewound {
             // The copy did not advance: run it again (or, while stopping, later).
             if stopping {

@@ -14,8 +14,10 @@ pub const BASE_OPTIONS: c_long = (libc::PTRACE_O_TRACESYSGOOD
 
 /// `NT_X86_XSTATE` regset note type.
 const NT_X86_XSTATE: usize = 0x202;
-/// Size of the XSAVE buffer we ask for (covers legacy + header + AVX state).
-pub const XSTATE_LEN: usize = 1024;
+/// Size of the XSAVE buffer we ask for. The kernel writes the whole XSAVE area on
+/// PTRACE_SETREGSET and refuses a shorter buffer, and with AVX-512 that area is about 2.7 KiB
+/// (more with AMX): ask for enough for every state component.
+pub const XSTATE_LEN: usize = 16384;
 /// Offset of the AVX (YMM high halves) component in the standard XSAVE layout.
 pub const XSAVE_YMMH_OFFSET: usize = 576;
 /// Offset of XSTATE_BV in the XSAVE header.
