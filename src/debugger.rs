@@ -4,8 +4,8 @@
 //! ptrace requires). Front-ends never call ptrace and never see a breakpoint byte: memory read
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
-use crate::inferior::{self, Action, HwKind, Inferior, SpawnSpec, SyscallFilter, WaitOutcome};
-pub use crate::inferior::{ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats};
+use crate::inferior::{self, HwKind, Inferior, SpawnSpec, SyscallFilter};
+pub use crate::inferior::{Action, ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats, WaitOutcome};
 use crate::probe::{Consumer, Scope};
 use crate::solib::{self, LibraryList};
 use crate::types::{FileSite, Owner, Pid, Tid, VirtAddr};
@@ -98,6 +98,12 @@ impl Debugger {
     /// Wait for a stop, input on `input`, or a termination request.
     pub fn wait(&mut self, input: Option<BorrowedFd<'_>>) -> Result<WaitOutcome> {
         self.inf.wait(input)
+    }
+
+    /// [`Debugger::wait`] with a timeout ([`WaitOutcome::Timeout`]); probe hits and other
+    /// internal events are handled meanwhile.
+    pub fn wait_timeout(&mut self, input: Option<BorrowedFd<'_>>, timeout: std::time::Duration) -> Result<WaitOutcome> {
+        self.inf.wait_for(input, Some(timeout))
     }
 
     /// Interrupt a running process as Ctrl-C would (SIGINT).
@@ -335,6 +341,11 @@ impl Debugger {
     pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
         self.gdb_file_bps.retain(|_, v| *v != id);
         self.inf.remove_probe(id)
+    }
+
+    /// Hits of a probe per process (processes that ended included).
+    pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
+        self.inf.probe_hits(id)
     }
 
     /// Counters of the maps cache (lookups, cache hits, kernel queries, full reads).

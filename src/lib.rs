@@ -6,6 +6,7 @@
 //! facade every front-end uses), and the front-ends: [`gdb`] (the remote stub on gdbstub) and
 //! [`verify`] (`xol verify-steps`, differential checks of displaced stepping).
 
+pub mod count;
 pub mod debugger;
 pub mod gdb;
 pub mod inferior;

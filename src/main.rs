@@ -14,6 +14,33 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Count hits of probes while a program runs, without stopping it; print hits per process.
+    ///
+    /// Examples:
+    ///   xol count main -- ./prog                    (a symbol of the program)
+    ///   xol count --per-file work -- ./forker       (children, exec'd programs too)
+    ///   xol count /lib/x86_64-linux-gnu/libc.so.6:puts -- sh -c 'a | b'
+    #[command(verbatim_doc_comment)]
+    Count {
+        /// Make the probes per-file: armed in every traced process that maps the file.
+        #[arg(long)]
+        per_file: bool,
+        /// Stress: unregister and re-register every probe every MS milliseconds.
+        #[arg(long, value_name = "MS")]
+        churn: Option<u64>,
+        /// With --churn: how many cycles (then the probes stay unregistered).
+        #[arg(long, default_value_t = 100)]
+        churn_cycles: u64,
+        /// Print the result as JSON (on stderr).
+        #[arg(long)]
+        json: bool,
+        /// Locations: 0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET.
+        #[arg(required = true)]
+        locations: Vec<String>,
+        /// Program to run and its arguments (after `--`).
+        #[arg(last = true)]
+        program: Vec<OsString>,
+    },
     /// Serve gdb's remote protocol (a drop-in for gdbserver).
     ///
     /// Examples:
@@ -78,6 +105,16 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
     let cli = Cli::parse();
     let code = match cli.cmd {
+        Cmd::Count { per_file, churn, churn_cycles, json, locations, program } => {
+            xol::count::run(xol::count::CountOptions {
+                locations,
+                per_file,
+                churn: churn.map(std::time::Duration::from_millis),
+                churn_cycles,
+                json,
+                program,
+            })
+        }
         Cmd::Serve { stdio, addr, once, multi, attach, wrapper, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,

@@ -87,6 +87,8 @@ impl BlockingEventLoop for EventLoop {
                         "xol was asked to terminate",
                     )))
                 }
+                // (No timeout is given here.)
+                WaitOutcome::Timeout => {}
                 WaitOutcome::NoProcesses => {
                     target.pid = None;
                     return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));

@@ -23,12 +23,18 @@ pub enum WaitOutcome {
     Terminate,
     /// Nothing is traced any more.
     NoProcesses,
+    /// The timeout of [`Inferior::wait_for`] passed with nothing to report.
+    Timeout,
 }
 
 const SI_KERNEL: i32 = 0x80;
 const TRAP_TRACE: i32 = 2;
 const TRAP_BRKPT: i32 = 1;
 const TRAP_HWBKPT: i32 = 4;
+/// si_code of the SIGTRAP a single-stepped thread reports when the step delivered a signal
+/// and entered its handler (the kernel's `ptrace_notify(SIGTRAP)`): the step is done, at the
+/// handler's first instruction.
+const TRAP_SIGNAL_ENTRY: i32 = libc::SIGTRAP;
 
 impl Inferior {
     /// Resume a stopped process. `actions` name threads explicitly; the others get `default`, or
@@ -143,6 +149,17 @@ impl Inferior {
     /// Wait for the next reportable stop of any process, for input on `input`, or for a
     /// termination request. After a stop, the whole process of the reporting thread is stopped.
     pub fn wait(&mut self, input: Option<BorrowedFd<'_>>) -> Result<WaitOutcome> {
+        self.wait_for(input, None)
+    }
+
+    /// [`Inferior::wait`], giving up with [`WaitOutcome::Timeout`] after `timeout` with
+    /// nothing to report (meanwhile, internal events such as probe hits are handled).
+    pub fn wait_for(
+        &mut self,
+        input: Option<BorrowedFd<'_>>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<WaitOutcome> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut input_ready = false;
         loop {
             if let Some(ev) = self.take_pending() {
@@ -168,7 +185,17 @@ impl Inferior {
             if self.procs.is_empty() {
                 return Ok(WaitOutcome::NoProcesses);
             }
-            let r = sys::signals::poll(input, -1)?;
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(WaitOutcome::Timeout);
+                    }
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32
+                }
+            };
+            let r = sys::signals::poll(input, ms)?;
             input_ready = r.extra;
         }
     }
@@ -395,7 +422,7 @@ impl Inferior {
                             }
                         } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
                             return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
-                        } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT) {
+                        } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
                             let range = p.threads.get(&tid).and_then(|t| t.range);
@@ -608,6 +635,21 @@ impl Inferior {
                     insertions.insert(*addr, super::Insertion { shadow: ins.shadow, owners });
                 }
             }
+            // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
+            // so nothing could have lifted a byte while the kernel copied its memory and the
+            // child's copy holds every `int3` as they are. With other threads running, one of
+            // them may have been in an in-line step-over (a byte lifted) at the moment of the
+            // copy: only then are the child's `int3`s written again.
+            let single = p.threads.len() == 1;
+            if !single && !vfork {
+                for addr in insertions.keys() {
+                    if let Err(e) = mem.write(*addr, &[INT3]) {
+                        log::warn!("re-arming {addr:#x} in forked child {child}: {e}");
+                    }
+                }
+                self.forks_multithreaded += 1;
+            }
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
             let slots = p.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
@@ -759,7 +801,7 @@ impl Inferior {
                             return Ok(StepOver::Event(StopKind::Watch { addr: h.addr, kind: h.kind }));
                         }
                     }
-                    if si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT || si.si_code == TRAP_HWBKPT {
+                    if matches!(si.si_code, TRAP_TRACE | TRAP_BRKPT | TRAP_HWBKPT | TRAP_SIGNAL_ENTRY) {
                         return Ok(StepOver::Done);
                     }
                     return Ok(StepOver::Event(StopKind::Signal(libc::SIGTRAP)));

@@ -232,6 +232,8 @@ pub struct Inferior {
     pub(crate) table: std::sync::Arc<crate::probe::ProbeTable>,
     /// Forked children followed (traced on xol's own, never shown to the front-end).
     pub children_followed: u64,
+    /// Of those, forked by a multi-threaded parent (the slow path: `int3`s re-written).
+    pub forks_multithreaded: u64,
     /// Maps-cache counters of processes that ended.
     maps_ended: crate::maps::MapsStats,
     /// Followed children whose exit is being handled (so it is not reported).

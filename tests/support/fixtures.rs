@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime};
 use super::proc::run_with_timeout;
 
 /// Every fixture program (a `fixtures/<name>.c` or `fixtures/<name>.S`).
-/// `libfix` is not listed: it is the shared library built along with `solib`.
+/// `libfix` is not listed: it is the shared library built along with `solib`
+/// (and `pf_leaf`, `pf_libexec`); nor is `pf_plugin`, the library `pf_dlopen` loads.
 pub const FIXTURES: &[&str] = &[
     "loop",
     "threads",
@@ -32,7 +33,19 @@ pub const FIXTURES: &[&str] = &[
     "zombie",
     "countthreads",
     "slotsys",
+    "pf_forkn",
+    "pf_forkthreads",
+    "pf_leaf",
+    "pf_libexec",
+    "pf_pipe",
+    "pf_dlopen",
+    "pf_detach",
+    "pf_forkbench",
 ];
+
+/// Fixtures linked against `libfix.so` (built next to them, found through
+/// `-rpath $ORIGIN`).
+const LIBFIX_USERS: &[&str] = &["solib", "pf_leaf", "pf_libexec"];
 
 /// How to compile a fixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,6 +129,23 @@ pub fn libfix_path(opts: FixtureOpts) -> PathBuf {
     fixture_out_dir(opts).join("libfix.so")
 }
 
+/// Path of `libpf_plugin.so` for the variant (built by `fixture_with("pf_dlopen", opts)`;
+/// the program finds it next to itself).
+pub fn pf_plugin_path(opts: FixtureOpts) -> PathBuf {
+    fixture_with("pf_dlopen", opts);
+    fixture_out_dir(opts).join("libpf_plugin.so")
+}
+
+/// Builds the shared library `lib_out` from `lib_src` unless it is up to date.
+fn build_shared_lib(lib_src: &Path, lib_out: &Path, opt: &str) -> Result<(), String> {
+    if !up_to_date(lib_out, &[lib_src.to_path_buf()]) {
+        let args: Vec<OsString> =
+            vec!["-g".into(), opt.into(), "-shared".into(), "-fPIC".into(), lib_src.as_os_str().to_owned()];
+        gcc(&args, lib_out)?;
+    }
+    Ok(())
+}
+
 fn mtime(p: &Path) -> Option<SystemTime> {
     p.metadata().and_then(|m| m.modified()).ok()
 }
@@ -178,14 +208,19 @@ fn build_fixture(name: &str, opts: FixtureOpts) -> Result<PathBuf, String> {
     }
 
     let mut sources = vec![src.clone()];
-    if name == "solib" {
-        let lib_src = src_dir.join("libfix.c");
-        let lib_out = dir.join("libfix.so");
-        if !up_to_date(&lib_out, std::slice::from_ref(&lib_src)) {
-            let args: Vec<OsString> =
-                vec!["-g".into(), opt.clone().into(), "-shared".into(), "-fPIC".into(), lib_src.clone().into()];
-            gcc(&args, &lib_out)?;
-        }
+    let lib = if LIBFIX_USERS.contains(&name) {
+        Some("libfix")
+    } else if name == "pf_dlopen" {
+        Some("pf_plugin")
+    } else {
+        None
+    };
+    if let Some(lib) = lib {
+        // libfix.c -> libfix.so, pf_plugin.c -> libpf_plugin.so
+        let lib_src = src_dir.join(format!("{lib}.c"));
+        let file = if lib.starts_with("lib") { format!("{lib}.so") } else { format!("lib{lib}.so") };
+        let lib_out = dir.join(file);
+        build_shared_lib(&lib_src, &lib_out, &opt)?;
         sources.push(lib_src);
         sources.push(lib_out);
     }
@@ -196,10 +231,13 @@ fn build_fixture(name: &str, opts: FixtureOpts) -> Result<PathBuf, String> {
     let mut args = common;
     args.push(src.into());
     args.push("-pthread".into());
-    if name == "solib" {
+    if LIBFIX_USERS.contains(&name) {
         args.push("-Wl,-rpath,$ORIGIN".into());
         args.push(format!("-L{}", dir.display()).into());
         args.push("-lfix".into());
+    }
+    if name == "pf_dlopen" {
+        args.push("-ldl".into());
     }
     gcc(&args, &out)?;
     Ok(out)

@@ -1,0 +1,179 @@
+//! `xol count`: the standalone counting front-end. It runs a program under counting probes
+//! (per-process, or per-file with `--per-file` or a `FILE:SYMBOL` location) and prints the
+//! hits per location and per process when the program ends, in the spirit of
+//! `bpftrace -e 'uprobe:FILE:SYM { @[pid] = count(); }'` — on ptrace, with displaced stepping.
+//!
+//! `--churn MS` unregisters and re-registers every probe every MS milliseconds while the
+//! program runs (`--churn-cycles N` times, then leaves them unregistered): a stress of the
+//! probe table's ordering rules (registration publishes then writes the `int3`s, removal
+//! restores the bytes then unpublishes; a trap on a removed probe is a stale trap, rewound).
+//!
+//! Uses only the core facade.
+
+use crate::debugger::{Action, Debugger, LaunchSpec, StopKind, WaitOutcome};
+
+use crate::types::Pid;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// What `xol count` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct CountOptions {
+    /// Locations: `0xADDR`, a symbol of the program, `FILE:SYMBOL`, `FILE:0xOFFSET`.
+    pub locations: Vec<String>,
+    /// Make every probe per-file (armed in forked children, exec'd programs, libraries).
+    pub per_file: bool,
+    /// Re-register every probe this often while the program runs.
+    pub churn: Option<Duration>,
+    /// How many churn cycles (then the probes stay unregistered).
+    pub churn_cycles: u64,
+    /// Print the result as JSON.
+    pub json: bool,
+    /// The program and its arguments.
+    pub program: Vec<OsString>,
+}
+
+/// Run `xol count`; returns the exit code (the program's, or 2 for a usage or start error).
+pub fn run(opts: CountOptions) -> i32 {
+    match run_inner(&opts) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xol count: {e}");
+            2
+        }
+    }
+}
+
+fn run_inner(opts: &CountOptions) -> Result<i32, String> {
+    if opts.program.is_empty() {
+        return Err("name the program to run after `--`".into());
+    }
+    if opts.locations.is_empty() {
+        return Err("name at least one location to count (0xADDR, SYMBOL, FILE:SYMBOL)".into());
+    }
+    Debugger::init_signals().map_err(|e| format!("signals: {e}"))?;
+    let mut dbg = Debugger::new();
+    if opts.per_file {
+        dbg.set_probe_mode(crate::debugger::ProbeMode::PerFile);
+    }
+    let spec = LaunchSpec {
+        argv: opts.program.clone(),
+        wrapper: Vec::new(),
+        env: None,
+        cwd: None,
+        disable_aslr: false,
+        stdio_is_protocol: false,
+    };
+    let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
+    // Probe ids of each location, over churn cycles: hits are summed per location.
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let register = |dbg: &mut Debugger, ids: &mut BTreeMap<String, Vec<u32>>| -> Result<Vec<u32>, String> {
+        let mut now = Vec::new();
+        for loc in &opts.locations {
+            let id = dbg.count(pid, loc).map_err(|e| format!("cannot count {loc}: {e}"))?;
+            ids.entry(loc.clone()).or_default().push(id);
+            now.push(id);
+        }
+        Ok(now)
+    };
+    let mut live = match register(&mut dbg, &mut ids) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = dbg.kill(pid);
+            return Err(e);
+        }
+    };
+    dbg.resume(pid, &[], Some(Action::CONTINUE)).map_err(|e| e.to_string())?;
+    let mut cycles = 0u64;
+    let mut churning = opts.churn.is_some() && opts.churn_cycles > 0;
+    let code = loop {
+        let outcome = match (churning, opts.churn) {
+            (true, Some(t)) => dbg.wait_timeout(None, t),
+            _ => dbg.wait(None),
+        }
+        .map_err(|e| e.to_string())?;
+        match outcome {
+            WaitOutcome::Timeout => {
+                // Unregister (bytes restored first, then unpublished) and register again
+                // (published first, then the int3s), with the program running.
+                for id in live.drain(..) {
+                    dbg.remove_probe(id).map_err(|e| e.to_string())?;
+                }
+                cycles += 1;
+                if cycles >= opts.churn_cycles {
+                    churning = false;
+                    eprintln!("xol count: churn done after {cycles} cycles; probes unregistered");
+                } else {
+                    live = register(&mut dbg, &mut ids)?;
+                }
+            }
+            WaitOutcome::Stopped(ev) if ev.pid == pid => match ev.kind {
+                StopKind::Exited(c) => break c,
+                StopKind::Killed(s) => {
+                    eprintln!("xol count: the program was killed by signal {s}");
+                    break 128 + s;
+                }
+                StopKind::Signal(s) => dbg
+                    .resume(pid, &[(ev.tid, Action { step: false, sig: s, range: None })], Some(Action::CONTINUE))
+                    .map_err(|e| e.to_string())?,
+                _ => dbg.resume(pid, &[], Some(Action::CONTINUE)).map_err(|e| e.to_string())?,
+            },
+            WaitOutcome::Stopped(_) => {}
+            WaitOutcome::NoProcesses => break 0,
+            WaitOutcome::Input => {}
+            WaitOutcome::Terminate => {
+                dbg.release_all();
+                return Err("terminated".into());
+            }
+        }
+    };
+    report(&dbg, &ids, opts.json);
+    dbg.release_all();
+    Ok(code)
+}
+
+fn report(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) {
+    // Hits of every probe id ever registered (probes removed by churn included).
+    let mut per: BTreeMap<&str, BTreeMap<Pid, u64>> = BTreeMap::new();
+    for (loc, list) in ids {
+        let e = per.entry(loc.as_str()).or_default();
+        for id in list {
+            for (pid, n) in dbg.probe_hits(*id) {
+                *e.entry(pid).or_insert(0) += n;
+            }
+        }
+    }
+    let st = dbg.step_stats();
+    if json {
+        let mut out = String::from("{\"locations\": [");
+        for (i, (loc, hits)) in per.iter().enumerate() {
+            let total: u64 = hits.values().sum();
+            let pids: Vec<String> = hits.iter().map(|(p, n)| format!("\"{}\": {n}", p.0)).collect();
+            out.push_str(&format!(
+                "{}{{\"location\": {:?}, \"total\": {total}, \"per_pid\": {{{}}}}}",
+                if i > 0 { ", " } else { "" },
+                loc,
+                pids.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "], \"traps\": {}, \"emulated\": {}, \"boosted\": {}, \"out_of_line\": {}, \"in_line\": {}, \"rewound\": {}, \"forks\": {}, \"children_followed\": {}}}",
+            st.traps,
+            st.emulated,
+            st.boosted,
+            st.out_of_line,
+            st.in_line,
+            st.rewound,
+            dbg.forks_handled(),
+            dbg.children_followed()
+        ));
+        eprintln!("{out}");
+        return;
+    }
+    for (loc, hits) in &per {
+        let total: u64 = hits.values().sum();
+        let pids: Vec<String> = hits.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+        eprintln!("{loc}: {total} hits ({})", if pids.is_empty() { "none".into() } else { pids.join(" ") });
+    }
+}
