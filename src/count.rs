@@ -158,8 +158,9 @@ fn report(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) {
             ));
         }
         out.push_str(&format!(
-            "], \"traps\": {}, \"emulated\": {}, \"boosted\": {}, \"out_of_line\": {}, \"in_line\": {}, \"rewound\": {}, \"forks\": {}, \"children_followed\": {}}}",
+            "], \"traps\": {}, \"stale_traps\": {}, \"emulated\": {}, \"boosted\": {}, \"out_of_line\": {}, \"in_line\": {}, \"rewound\": {}, \"forks\": {}, \"children_followed\": {}}}",
             st.traps,
+            st.stale_traps,
             st.emulated,
             st.boosted,
             st.out_of_line,

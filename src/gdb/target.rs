@@ -740,6 +740,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 let st = self.dbg.step_stats();
                 gdbstub::outputln!(out, "breakpoint traps: {}", st.traps);
                 gdbstub::outputln!(out, "world stops: {}", st.world_stops);
+                gdbstub::outputln!(out, "stale traps: {}", st.stale_traps);
                 gdbstub::outputln!(
                     out,
                     "resumed by emulation: {}, boosted: {}, out-of-line steps: {}, in-line step-overs: {}, rewound: {}",

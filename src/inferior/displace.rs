@@ -66,6 +66,8 @@ pub struct StepStats {
     pub rewound: u64,
     /// Times the world was stopped (every thread of a process interrupted) to report an event.
     pub world_stops: u64,
+    /// Stale traps: an `int3` of xol's executed after its probe was removed (rewound, resumed).
+    pub stale_traps: u64,
 }
 
 /// A probe as listed by `monitor probes`.

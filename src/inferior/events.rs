@@ -122,6 +122,9 @@ impl Inferior {
             }
         }
         let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
+        // Once it runs, the program may map and unmap what it likes: translations cached while
+        // it was stopped are not trusted after this (the next lookup asks the kernel).
+        p.maps.invalidate();
         let base = p.resume_kind();
         for (tid, act) in plan {
             let Some(t) = p.threads.get_mut(&tid) else { continue };
@@ -441,6 +444,7 @@ impl Inferior {
                             // breakpoint was removed before its stop was handled. The program
                             // never saw that byte: rewind and let it run the real instruction.
                             log::debug!("stale breakpoint trap of {tid} at {at:#x}");
+                            self.step_stats.stale_traps += 1;
                             regs.rip = at;
                             ptrace::set_regs(tid, &regs)?;
                             if !stopping {
