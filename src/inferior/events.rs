@@ -274,6 +274,16 @@ impl Inferior {
                     } else {
                         p.threads.remove(&tid);
                     }
+                } else if let Some(t) = p.threads.get_mut(&tid) {
+                    // Still running after 50 ms: its interrupt may have been consumed by another
+                    // ptrace stop it took first (the kernel drops a pending PTRACE_INTERRUPT at
+                    // any trap), e.g. a clone event handled since. Ask again; interrupts do not
+                    // pile up, and a stale one is absorbed later.
+                    match ptrace::interrupt(tid) {
+                        Ok(()) => t.expect_stop = true,
+                        Err(e) if e.is_gone() => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }
