@@ -343,6 +343,12 @@ impl Debugger {
         self.inf.remove_probe(id)
     }
 
+    /// Signals (Linux numbers) to deliver to a running thread at once, without stopping or
+    /// reporting (gdb's `QPassSignals`; replaces the previous set).
+    pub fn set_pass_signals(&mut self, sigs: impl IntoIterator<Item = i32>) {
+        self.inf.pass_signals = sigs.into_iter().collect();
+    }
+
     /// Hits of a probe per process (processes that ended included).
     pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
         self.inf.probe_hits(id)

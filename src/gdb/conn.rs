@@ -44,6 +44,11 @@ pub struct Conn {
     /// gdb asked for the extended protocol (`!`): like gdbserver, the session then outlives the
     /// process even without `--multi`.
     pub extended: std::rc::Rc<std::cell::Cell<bool>>,
+    /// The signals of gdb's last `QPassSignals` (gdb numbers), not yet applied. gdbstub 0.7
+    /// does not know the packet: xol answers it here and advertises it in `qSupported`, so
+    /// signals gdb's `handle` says to pass without stopping (SIGCHLD, SIGALRM, ...) are
+    /// delivered at once instead of a round trip to gdb each.
+    pub pass_signals: Option<Vec<u8>>,
 }
 
 /// Packets longer than this are refused (gdbstub's buffer is 4 KiB; gdb honours PacketSize).
@@ -70,6 +75,7 @@ impl Conn {
             last_in: Vec::new(),
             last_vrun: Default::default(),
             extended: Default::default(),
+            pass_signals: None,
         }
     }
 
@@ -211,6 +217,13 @@ impl Conn {
                     self.no_ack = true;
                 }
                 let pkt = std::mem::take(&mut self.cur_in);
+                if let Some(list) = pkt.strip_prefix(b"$QPassSignals:").map(|r| &r[..r.len() - 3]) {
+                    self.pass_signals = Some(parse_pass_signals(list));
+                    if !self.no_ack {
+                        self.write_raw(b"+")?;
+                    }
+                    return self.write_raw(&frame("OK"));
+                }
                 if let Some(err) = precheck(&pkt[1..pkt.len() - 3]) {
                     log::debug!("refusing a request gdbstub would mishandle: {}", String::from_utf8_lossy(&pkt));
                     let reply = frame(err);
@@ -299,6 +312,7 @@ impl Connection for Conn {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        advertise_pass_signals(&mut self.wbuf);
         if let Some(i) = self.wbuf.iter().rposition(|b| *b == b'$') {
             let tail = &self.wbuf[i..];
             if tail.len() >= 4 && tail[tail.len() - 3] == b'#' {
@@ -397,6 +411,31 @@ fn hex_num(s: &[u8]) -> Option<u64> {
 /// Read watchpoints (`Z3`) get the empty reply, as from gdbserver on x86: the debug registers
 /// cannot watch reads alone, and gdb emulates `rwatch` with an access watchpoint plus its own
 /// value check only when the stub says it has no `Z3`.
+/// The signal numbers of a `QPassSignals` body (`sig;sig;...`, hex, gdb numbering).
+fn parse_pass_signals(list: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(list).split(';').filter_map(|h| u8::from_str_radix(h.trim(), 16).ok()).collect()
+}
+
+/// Add `QPassSignals+` to the engine's `qSupported` reply (recognised by its `PacketSize=`
+/// opening), with the checksum recomputed.
+fn advertise_pass_signals(wbuf: &mut Vec<u8>) {
+    let Some(start) = wbuf.windows(12).position(|w| w == b"$PacketSize=") else { return };
+    let Some(hash) = wbuf[start..].iter().position(|b| *b == b'#').map(|h| start + h) else { return };
+    if hash + 3 > wbuf.len() || wbuf[start..hash].windows(12).any(|w| w == b"QPassSignals") {
+        return;
+    }
+    let mut body = wbuf[start + 1..hash].to_vec();
+    body.extend_from_slice(b";QPassSignals+");
+    let mut pkt = frame(std::str::from_utf8(&body).unwrap_or(""));
+    if pkt.len() < 4 {
+        return;
+    }
+    let tail = wbuf.split_off(hash + 3);
+    wbuf.truncate(start);
+    wbuf.append(&mut pkt);
+    wbuf.extend_from_slice(&tail);
+}
+
 pub fn precheck(body: &[u8]) -> Option<&'static str> {
     const MAX_M: u64 = 0x10000;
     if body.starts_with(b"Z3,") || body.starts_with(b"z3,") {
@@ -430,6 +469,18 @@ pub fn precheck(body: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qsupported_reply_advertises_pass_signals() {
+        let mut w = frame("PacketSize=1000;vContSupported+").to_vec();
+        w.splice(0..0, b"+".iter().copied());
+        advertise_pass_signals(&mut w);
+        assert_eq!(w, [b"+".to_vec(), frame("PacketSize=1000;vContSupported+;QPassSignals+")].concat());
+        let before = w.clone();
+        advertise_pass_signals(&mut w);
+        assert_eq!(w, before, "only once");
+        assert_eq!(parse_pass_signals(b"e;14;17"), vec![0x0e, 0x14, 0x17]);
+    }
 
     #[test]
     fn prechecks_requests_gdbstub_mishandles() {

@@ -67,6 +67,9 @@ impl BlockingEventLoop for EventLoop {
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         // The engine acknowledged the resume packet into our buffer: send it before blocking.
         conn.0.borrow_mut().flush().map_err(WaitForStopReasonError::Connection)?;
+        if let Some(list) = conn.0.borrow_mut().pass_signals.take() {
+            target.dbg.set_pass_signals(list.into_iter().map(signals::from_gdb).filter(|s| *s > 0));
+        }
         loop {
             if conn.0.borrow().has_buffered() {
                 let b = conn.0.borrow_mut().read_byte().map_err(WaitForStopReasonError::Connection)?;

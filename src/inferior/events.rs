@@ -477,6 +477,13 @@ impl Inferior {
                     None => StopKind::Signal(sig),
                 };
                 if let StopKind::Signal(s) = kind {
+                    // A signal the front-end said to pass without stopping (gdb's
+                    // `QPassSignals`), to a thread that was running freely: deliver it at once,
+                    // nothing is stopped or reported (as gdbserver does).
+                    if !stopping && !stepping && self.pass_signals.contains(&s) {
+                        resume_quiet(p, tid, p.resume_kind(), s)?;
+                        return Ok(None);
+                    }
                     if let Some(t) = p.threads.get_mut(&tid) {
                         t.last_signal = s;
                     }

@@ -236,6 +236,8 @@ pub struct Inferior {
     pub forks_multithreaded: u64,
     /// Maps-cache counters of processes that ended.
     maps_ended: crate::maps::MapsStats,
+    /// Signals delivered to a running thread at once, without a stop (gdb's `QPassSignals`).
+    pub pass_signals: std::collections::BTreeSet<i32>,
     /// Followed children whose exit is being handled (so it is not reported).
     followed_gone: std::collections::BTreeSet<Pid>,
     /// Hits of counting probes: (probe id, pid) -> hits. Kept after the process ends.
