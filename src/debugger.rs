@@ -36,6 +36,10 @@ pub struct Debugger {
     mode: ProbeMode,
     /// gdb breakpoints made per-file: (pid, address) -> probe id.
     gdb_file_bps: std::collections::BTreeMap<(Pid, u64), u32>,
+    /// Per-file gdb breakpoints gdb removed (`z0`) but that stay armed in followed children
+    /// until gdb continues without inserting them again: gdb removes its breakpoints at every
+    /// stop and to step over one (`z0`, step, `Z0`), and children must not lose hits meanwhile.
+    gdb_file_parked: std::collections::BTreeMap<(Pid, u64), u32>,
 }
 
 impl Debugger {
@@ -92,6 +96,14 @@ impl Debugger {
 
     /// Resume: explicit per-thread actions, and a default for the others (`None`: stay stopped).
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
+        // A continue (not just a step, as in gdb's step-over of a breakpoint) with a per-file
+        // gdb breakpoint still removed: gdb deleted it for good.
+        let continues = default.is_some_and(|a| !a.step) || actions.iter().any(|(_, a)| !a.step);
+        if continues && !self.gdb_file_parked.is_empty() {
+            for (_, id) in std::mem::take(&mut self.gdb_file_parked) {
+                self.inf.remove_probe(id)?;
+            }
+        }
         self.inf.resume(pid, actions, default)
     }
 
@@ -297,6 +309,12 @@ impl Debugger {
     /// mode, a per-file probe whose hits are reported to gdb in its process and counted in
     /// forked children.
     pub fn insert_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<()> {
+        if let Some(id) = self.gdb_file_parked.remove(&(pid, addr.0)) {
+            // Back in gdb's process, the same probe: its hits (children's included) go on.
+            self.inf.rearm_probe_in(pid, id)?;
+            self.gdb_file_bps.insert((pid, addr.0), id);
+            return Ok(());
+        }
         if self.mode == ProbeMode::PerFile && !self.gdb_file_bps.contains_key(&(pid, addr.0)) {
             if let Some((site, path)) = self.inf.file_site(pid, addr)? {
                 let id = self.inf.add_probe(
@@ -317,7 +335,9 @@ impl Debugger {
     /// Remove gdb's breakpoint at `addr` (`z0`); other owners' holds stay. False if gdb had none.
     pub fn remove_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<bool> {
         if let Some(id) = self.gdb_file_bps.remove(&(pid, addr.0)) {
-            return self.inf.remove_probe(id);
+            // Out of gdb's process at once; kept in children until gdb continues without it.
+            self.gdb_file_parked.insert((pid, addr.0), id);
+            return self.inf.disarm_probe_in(pid, id);
         }
         self.inf.remove_breakpoint(pid, addr, Owner::Gdb)
     }
@@ -340,6 +360,7 @@ impl Debugger {
     /// Remove a probe by id; false if there is none.
     pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
         self.gdb_file_bps.retain(|_, v| *v != id);
+        self.gdb_file_parked.retain(|_, v| *v != id);
         self.inf.remove_probe(id)
     }
 

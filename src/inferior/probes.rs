@@ -69,6 +69,25 @@ impl Inferior {
         Ok(true)
     }
 
+    /// Take a probe's `int3`s out of one process only (it stays published and armed
+    /// elsewhere). False if the probe does not exist.
+    pub fn disarm_probe_in(&mut self, pid: Pid, id: u32) -> Result<bool> {
+        if self.table.snapshot().get(id).is_none() {
+            return Ok(false);
+        }
+        for a in self.armed_at(pid, id) {
+            while self.remove_breakpoint(pid, a, Owner::Probe(id))? {}
+        }
+        Ok(true)
+    }
+
+    /// Arm a published per-file probe in one process again (after [`Inferior::disarm_probe_in`]).
+    pub fn rearm_probe_in(&mut self, pid: Pid, id: u32) -> Result<bool> {
+        let Some(probe) = self.table.snapshot().get(id).cloned() else { return Ok(false) };
+        self.arm_file_probe(pid, &probe)?;
+        Ok(true)
+    }
+
     /// Where a per-file probe is armed in `pid` (addresses).
     pub fn armed_at(&self, pid: Pid, id: u32) -> Vec<VirtAddr> {
         self.procs
