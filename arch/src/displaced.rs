@@ -395,25 +395,6 @@ fn copy_plan(instr: &Instruction, code: &[u8], addr: u64) -> Plan {
     }
 }
 
-/// Scratch candidates, in order of preference (never rsp or r12, whose low
-/// three bits 100 select a SIB byte).
-const SCRATCH_CANDIDATES: [Gpr; 14] = [
-    Gpr::Rax,
-    Gpr::Rcx,
-    Gpr::Rdx,
-    Gpr::Rbx,
-    Gpr::Rbp,
-    Gpr::Rsi,
-    Gpr::Rdi,
-    Gpr::R8,
-    Gpr::R9,
-    Gpr::R10,
-    Gpr::R11,
-    Gpr::R13,
-    Gpr::R14,
-    Gpr::R15,
-];
-
 /// Rewrite a RIP-relative instruction to address through a scratch register
 /// instead, keeping its length and every prefix byte.
 fn rewrite_rip_relative(instr: &Instruction, code: &[u8], addr: u64) -> Result<(Vec<u8>, Gpr), String> {
@@ -438,7 +419,10 @@ fn rewrite_rip_relative(instr: &Instruction, code: &[u8], addr: u64) -> Result<(
         }
     }
     let mem_op = (0..instr.op_count()).find(|&i| instr.op_kind(i) == OpKind::Memory);
-    for &cand in SCRATCH_CANDIDATES.iter().filter(|&&g| !used[g as usize]) {
+    // Candidates in register order, never rsp or r12, whose low three bits (100) select a SIB
+    // byte.
+    let candidates = Gpr::ALL.iter().filter(|&&g| g != Gpr::Rsp && g != Gpr::R12);
+    for &cand in candidates.filter(|&&g| !used[g as usize]) {
         let mut bytes = code[..len].to_vec();
         bytes[modrm_at] = 0x80 | (modrm & 0x38) | (cand as u8 & 7);
         let mut d = Decoder::with_ip(64, &bytes, addr, DecoderOptions::NONE);

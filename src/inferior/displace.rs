@@ -30,8 +30,8 @@ pub(super) struct InFlight {
     pub orig: u64,
     /// The slot the copy runs from.
     pub slot: u64,
-    /// The copy.
-    pub copy: Copy,
+    /// The copy (shared with the site: no allocation per hit).
+    pub copy: std::sync::Arc<Copy>,
     /// The scratch register's value before the step (RIP-relative copies).
     pub saved_scratch: Option<u64>,
     /// A front-end asked for this single-step: report it when it completes.
@@ -106,7 +106,7 @@ pub(super) enum Displaced {
 }
 
 /// The inferior's memory as the emulator sees it: accessed with the program's own page
-/// protections (`process_vm_readv/writev`: a store to read-only memory faults, as on the CPU),
+/// protections (`sys::mem::vm_read`/`vm_write`: a store to read-only memory faults, as on the CPU),
 /// xol's breakpoints masked on reads. (Code is never writable, so a write cannot land on an
 /// `int3`; if it could not be written, the emulation reports a fault and the instruction runs
 /// for real.)
@@ -307,11 +307,6 @@ impl Inferior {
     /// goes on, nothing is stopped or reported. `location` is how the user named it.
     pub fn add_count_probe(&mut self, pid: Pid, addr: VirtAddr, location: &str) -> Result<u32> {
         self.add_probe(Scope::PerProcess { pid, addr }, Consumer::Count, location)
-    }
-
-    /// Remove a probe; false if there is none with this id.
-    pub fn remove_count_probe(&mut self, id: u32) -> Result<bool> {
-        self.remove_probe(id)
     }
 
     /// Probe ids whose location or address is `location` (as given, or `0x…`).

@@ -350,11 +350,7 @@ impl Inferior {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
-                        let m = gone.maps.stats();
-                        self.maps_ended.lookups += m.lookups;
-                        self.maps_ended.cache_hits += m.cache_hits;
-                        self.maps_ended.kernel_queries += m.kernel_queries;
-                        self.maps_ended.full_reads += m.full_reads;
+                        self.maps_ended += gone.maps.stats();
                         if gone.followed {
                             self.followed_gone.insert(pid);
                         }
@@ -941,15 +937,17 @@ impl Inferior {
         stopping: bool,
     ) -> Result<Option<StopEvent>> {
         self.step_stats.traps += 1;
-        let owners =
-            self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map(|i| i.owners.clone()).unwrap_or_default();
-        if owners.contains(&Owner::Internal) && !stopping {
+        // (Borrowed, not cloned: the trap path allocates nothing.)
+        let (internal, gdb) = {
+            let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map_or(&[][..], |i| &i.owners);
+            (owners.contains(&Owner::Internal), self.reports_to_gdb(pid, owners))
+        };
+        if internal && !stopping {
             // The dynamic linker's r_brk: the library list is changing.
             if let Err(e) = self.rearm_file_probes(pid) {
                 log::warn!("re-arming per-file probes in {pid}: {e}");
             }
         }
-        let gdb = self.reports_to_gdb(pid, &owners);
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
         if stopping || gdb {

@@ -186,11 +186,7 @@ impl Inferior {
     pub fn maps_stats(&self) -> crate::maps::MapsStats {
         let mut s = self.maps_ended;
         for p in self.procs.values() {
-            let t = p.maps.stats();
-            s.lookups += t.lookups;
-            s.cache_hits += t.cache_hits;
-            s.kernel_queries += t.kernel_queries;
-            s.full_reads += t.full_reads;
+            s += p.maps.stats();
         }
         s
     }

@@ -167,6 +167,15 @@ pub struct MapsStats {
     pub full_reads: u64,
 }
 
+impl std::ops::AddAssign for MapsStats {
+    fn add_assign(&mut self, o: MapsStats) {
+        self.lookups += o.lookups;
+        self.cache_hits += o.cache_hits;
+        self.kernel_queries += o.kernel_queries;
+        self.full_reads += o.full_reads;
+    }
+}
+
 /// Why a translation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {

@@ -70,7 +70,7 @@ pub struct Site {
     pub plan: std::sync::Arc<Plan>,
     /// The copy run from the slot (for an emulated instruction: the one gdb's stepi and a
     /// faulting emulation use).
-    pub copy: Option<displaced::Copy>,
+    pub copy: Option<std::sync::Arc<displaced::Copy>>,
     /// The slot's address, once the area exists.
     pub slot: Option<u64>,
 }
@@ -159,6 +159,7 @@ impl Slots {
                 Some(c) if needs_slot || plan.kind() == PlanKind::Emulate => self.alloc(mem, tid, c),
                 _ => None,
             };
+            let copy = copy.map(std::sync::Arc::new);
             self.sites.insert(addr, Site { plan: std::sync::Arc::new(plan), copy, slot });
         }
         &self.sites[&addr]
