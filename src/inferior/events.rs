@@ -4,7 +4,7 @@
 use super::breakpoints::{scrub_child, INT3};
 use super::displace::{self, Displaced};
 use super::{Action, Error, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
-use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
+use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue, SyscallStop};
 use crate::sys::wait::{self, WaitStatus};
 use crate::sys::{self, mem::Mem, RawTid};
 use crate::types::Owner;
@@ -47,7 +47,15 @@ impl Inferior {
             .keys()
             .filter_map(|t| actions.iter().find(|(a, _)| a.0 == *t).map(|(_, act)| *act).or(default).map(|a| (*t, a)))
             .collect();
-        if p.threads.values().any(|t| t.pending.is_some()) {
+        // The threads the front-end resumes. A pending event of one of them is reported first,
+        // and nothing runs until then; a pending event of a thread left stopped stays pending
+        // until that thread is resumed.
+        for (tid, _) in &plan {
+            if let Some(t) = p.threads.get_mut(tid) {
+                t.resumed = true;
+            }
+        }
+        if plan.iter().any(|(tid, _)| p.threads.get(tid).is_some_and(|t| t.pending.is_some())) {
             for (tid, a) in &plan {
                 if let Some(t) = p.threads.get_mut(tid) {
                     if t.pending.is_none() && a.sig != 0 {
@@ -176,6 +184,7 @@ impl Inferior {
                     if self.procs.contains_key(&ev.pid) {
                         self.stop_all(ev.pid)?;
                     }
+                    let ev = self.prefer_step(ev);
                     return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
                 }
             }
@@ -203,8 +212,14 @@ impl Inferior {
         }
     }
 
-    /// Remember which breakpoint a reported hit was at (see `Thread::reported_bp`).
+    /// Remember which breakpoint a reported hit was at (see `Thread::reported_bp`). The
+    /// process is now stopped as far as the front-end knows: no thread of it is resumed.
     fn note_reported(&mut self, ev: StopEvent) -> StopEvent {
+        if let Some(p) = self.procs.get_mut(&ev.pid) {
+            for t in p.threads.values_mut() {
+                t.resumed = false;
+            }
+        }
         if ev.kind == StopKind::Breakpoint {
             let pc = ptrace::get_regs(ev.tid.0).map(|r| r.rip).ok();
             if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
@@ -214,12 +229,57 @@ impl Inferior {
         ev
     }
 
+    /// gdbserver's choice among the events of one stop: a single-step that finished while the
+    /// world was being stopped is reported before another thread's breakpoint hit or signal
+    /// (gdb is stepping that thread and waits for it). The breakpoint hit is cancelled (the
+    /// thread sits at the breakpoint and hits it again when resumed, not counted twice); any
+    /// other event stays pending on its thread.
+    fn prefer_step(&mut self, ev: StopEvent) -> StopEvent {
+        if matches!(ev.kind, StopKind::Step | StopKind::Exited(_) | StopKind::Killed(_)) {
+            return ev;
+        }
+        let Some(p) = self.procs.get_mut(&ev.pid) else { return ev };
+        let Some(stepped) =
+            p.threads.iter().find(|(_, t)| t.resumed && t.pending == Some(StopKind::Step)).map(|(tid, _)| *tid)
+        else {
+            return ev;
+        };
+        if let Some(t) = p.threads.get_mut(&ev.tid.0) {
+            if ev.kind == StopKind::Breakpoint {
+                t.rehit = ptrace::get_regs(ev.tid.0).ok().map(|r| r.rip);
+            } else {
+                t.pending = Some(ev.kind);
+            }
+        }
+        if let Some(t) = p.threads.get_mut(&stepped) {
+            t.pending = None;
+        }
+        StopEvent { pid: ev.pid, tid: Tid(stepped), kind: StopKind::Step }
+    }
+
     fn take_pending(&mut self) -> Option<StopEvent> {
         if let Some(ev) = self.reports.pop_front() {
             return Some(ev);
         }
+        // A finished single-step first (see `prefer_step`), then any other event.
+        for steps_only in [true, false] {
+            if let Some(ev) = self.take_pending_of(steps_only) {
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    fn take_pending_of(&mut self, steps_only: bool) -> Option<StopEvent> {
         for (pid, p) in self.procs.iter_mut() {
+            let followed = p.followed;
             for (tid, t) in p.threads.iter_mut() {
+                if !t.resumed && !followed {
+                    continue;
+                }
+                if steps_only && t.pending != Some(StopKind::Step) {
+                    continue;
+                }
                 if let Some(kind) = t.pending.take() {
                     if let StopKind::Signal(s) = kind {
                         t.last_signal = s;
@@ -531,6 +591,8 @@ impl Inferior {
                     let mut t = Thread::new_stopped();
                     t.stopped = false;
                     t.expect_stop = true;
+                    // Born running, of a thread the front-end resumed.
+                    t.resumed = true;
                     slot.insert(t);
                     // Its first stop may already have been seen as an orphan.
                     if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
@@ -714,7 +776,8 @@ impl Inferior {
             let pid = Pid(tg);
             if tg != tid {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    let t = Thread::new_stopped();
+                    let mut t = Thread::new_stopped();
+                    t.resumed = true;
                     p.threads.insert(tid, t);
                     if !stopping {
                         let k = p.resume_kind();
@@ -1019,5 +1082,93 @@ impl Inferior {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Inferior {
+    /// Before detaching a stopped process, take out of the kernel's signal queues every signal
+    /// xol itself caused and no front-end was told of: the SIGTRAP of an `int3` of ours that a
+    /// thread executed just before it was interrupted (a `PTRACE_EVENT_STOP` is reported before
+    /// the thread dequeues its signals), and the SIGINT xol sent for an interrupt. Left queued,
+    /// either would kill the program once it runs without xol (a SIGTRAP at `int3 + 1` with the
+    /// original byte back). A thread is resumed only while one of its unblocked signals is
+    /// queued, so it stops again in signal delivery before running a single instruction; the
+    /// first signal it dequeues that is not ours is kept for the detach to deliver.
+    pub(super) fn flush_own_signals(&mut self, pid: Pid) -> Result<()> {
+        let me = std::process::id() as i32;
+        let tids: Vec<RawTid> = self.procs.get(&pid).map(|p| p.threads.keys().copied().collect()).unwrap_or_default();
+        for tid in tids {
+            // Bounded: standard signals are queued at most once each.
+            for _ in 0..32 {
+                let Some(p) = self.procs.get(&pid) else { return Ok(()) };
+                let Some(t) = p.threads.get(&tid) else { break };
+                if !t.stopped || t.pending.is_some() || t.deferred_sig != 0 {
+                    break;
+                }
+                let blocked = match ptrace::sigmask(tid) {
+                    Ok(m) => m,
+                    Err(e) if e.is_gone() => break,
+                    Err(e) => return Err(e.into()),
+                };
+                let deliverable = |q: &Queued| q.signo >= 1 && q.signo <= 64 && blocked & (1u64 << (q.signo - 1)) == 0;
+                let mut queued: Vec<Queued> = Vec::new();
+                for queue in [SigQueue::Thread, SigQueue::Process] {
+                    match ptrace::peek_pending(tid, queue, 64) {
+                        Ok(v) => queued.extend(v.into_iter().filter(deliverable)),
+                        Err(e) if e.is_gone() => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let regs = ptrace::get_regs(tid)?;
+                let ours = |q: &Queued| {
+                    (q.signo == libc::SIGTRAP && q.code == SI_KERNEL && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
+                        || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
+                };
+                if !queued.iter().any(ours) {
+                    break;
+                }
+                // Let the thread dequeue one signal: it stops in signal delivery at once.
+                match ptrace::resume(tid, ResumeKind::Cont, 0) {
+                    Ok(()) => {}
+                    Err(e) if e.is_gone() => break,
+                    Err(e) => return Err(e.into()),
+                }
+                let (_, st) = wait::wait_tid(tid)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                match st {
+                    WaitStatus::Stopped(sig) => {
+                        let mut regs = ptrace::get_regs(tid)?;
+                        let at = regs.rip.wrapping_sub(1);
+                        let si = ptrace::siginfo(tid)?;
+                        let code = si.si_code;
+                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains_key(&at) {
+                            log::debug!("detach: consumed the trap of {tid} at {at:#x}");
+                            regs.rip = at;
+                            ptrace::set_regs(tid, &regs)?;
+                        } else if sig == libc::SIGINT && code <= 0 && unsafe { si.si_pid() } == me {
+                            log::debug!("detach: discarded xol's SIGINT queued for {tid}");
+                        } else if let Some(t) = p.threads.get_mut(&tid) {
+                            // The program's own signal: delivered by the detach.
+                            t.pending = Some(StopKind::Signal(sig));
+                        }
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.stopped = true;
+                        }
+                    }
+                    WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                        p.threads.remove(&tid);
+                        break;
+                    }
+                    _ => {
+                        // Some other stop (a group-stop): stopped again, leave the rest queued.
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.stopped = true;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

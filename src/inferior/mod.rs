@@ -141,8 +141,13 @@ struct Thread {
     stepping: bool,
     /// Range-stepping bounds while `stepping`.
     range: Option<(u64, u64)>,
-    /// An event not yet reported to the front-end.
+    /// An event not yet reported to the front-end. It is reported only once the front-end
+    /// resumes this thread (`resumed`): a stop of a thread the front-end did not resume is never
+    /// reported (gdb's all-stop contract; gdb asserts on it).
     pending: Option<StopKind>,
+    /// The front-end has resumed this thread since its process's last reported stop (whether or
+    /// not it runs: a thread with a pending event is held stopped until that event is reported).
+    resumed: bool,
     /// The last signal reported for this thread (delivered on detach if it is a passing signal).
     last_signal: i32,
     /// A signal a front-end asked to deliver while an event was pending.
@@ -168,6 +173,7 @@ impl Thread {
             stepping: false,
             range: None,
             pending: None,
+            resumed: false,
             last_signal: 0,
             deferred_sig: 0,
             reported_bp: None,
@@ -459,6 +465,12 @@ impl Inferior {
     /// signals that were stopped but not yet passed on.
     pub fn detach(&mut self, pid: Pid) -> Result<()> {
         self.stop_all(pid)?;
+        // A trap of one of our `int3`s, or the SIGINT of an interrupt, may still wait in a
+        // queue (PTRACE_INTERRUPT stops a thread before it dequeues signals): consume them
+        // while our bytes are still there to explain them.
+        if let Err(e) = self.flush_own_signals(pid) {
+            log::warn!("flushing xol's own signals of {pid} before detach: {e}");
+        }
         self.remove_all_insertions(pid)?;
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
