@@ -138,3 +138,53 @@ fn detach_while_probes_are_hit_leaves_no_signal_behind() {
         detach_while_counting(20);
     }
 }
+
+/// `xol count counted -- vanish MODE`: four threads hit the probe while a fifth ends the
+/// process (exit_group, SIGKILL, or exec) from a non-main thread.
+fn count_vanish(mode: &str) -> (std::process::Output, String) {
+    let prog = fixture("vanish");
+    let mut cmd = std::process::Command::new(xol_bin());
+    cmd.arg("count").arg("counted").arg("--").arg(&prog).arg(mode);
+    let out = run_with_timeout(cmd, T);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out, text)
+}
+
+/// The hits `xol count` printed for `counted`.
+fn hits_of(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix("counted: ")?.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn program_ending_from_a_thread_while_probes_are_hit_is_an_event_for_xol_count() {
+    // Native exit statuses: exit(3) -> 3, SIGKILL -> 128 + 9 as a shell reports it, exec -> 0.
+    for (mode, want) in [("exit", 3), ("kill", 137), ("exec", 0)] {
+        // It failed 3 runs of 6 (exec) and 1 of 5 (SIGKILL) before the fix.
+        for run in 0..4 {
+            let (out, text) = count_vanish(mode);
+            assert!(!text.contains("No such process"), "{mode} run {run}: a vanished thread is not an error\n{text}");
+            assert_eq!(out.status.code(), Some(want), "{mode} run {run}: xol count exits as the program did\n{text}");
+            let hits = hits_of(&text).unwrap_or_else(|| panic!("{mode} run {run}: no count printed\n{text}"));
+            // The fifth thread acts after 20000 calls returned, each through the probe.
+            assert!(hits >= 20_000, "{mode} run {run}: {hits} hits\n{text}");
+            if mode == "exec" {
+                assert!(text.contains("MARK:exec'd"), "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn program_ending_from_a_thread_while_probes_are_hit_gives_gdb_the_exit() {
+    let prog = fixture("vanish");
+    for (mode, want) in
+        [("exit", "exited with code 03"), ("kill", "terminated with signal SIGKILL"), ("exec", "exited normally")]
+    {
+        for run in 0..3 {
+            let out = gdb_batch(Server::XolStdio, &prog, &[mode], &["monitor count counted", "continue"]);
+            let all = out.all_output();
+            assert!(all.contains(want), "{mode} run {run}: gdb must see the end of the program ({want})\n{out}");
+            assert!(!all.contains("Could not read registers") && !all.contains("E01"), "{mode} run {run}\n{out}");
+        }
+    }
+}

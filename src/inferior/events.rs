@@ -89,7 +89,12 @@ impl Inferior {
                 // handler runs before the instruction.)
                 let mode = self.step_mode;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-                match displace::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats)? {
+                let done = match displace::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
+                    Err(e) if self.vanished(*tid, &e) => continue,
+                    r => r?,
+                };
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                match done {
                     Displaced::Running | Displaced::Boosted => continue,
                     Displaced::Emulated => {
                         let in_range = act.range.is_some_and(|(a, b)| regs.rip >= a && regs.rip < b);
@@ -105,7 +110,10 @@ impl Inferior {
                 }
             }
             self.step_stats.in_line += 1;
-            let outcome = self.step_over(pid, *tid, pc, sig)?;
+            let outcome = match self.step_over(pid, *tid, pc, sig) {
+                Err(e) if self.vanished(*tid, &e) => continue,
+                r => r?,
+            };
             let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
             let in_range =
                 act.range.is_some_and(|(a, b)| ptrace::get_regs(*tid).is_ok_and(|r| r.rip >= a && r.rip < b));
@@ -142,7 +150,11 @@ impl Inferior {
             let kind = if act.step { ResumeKind::Step } else { base };
             let sig = if act.sig != 0 { act.sig } else { std::mem::take(&mut t.deferred_sig) };
             if std::mem::take(&mut t.needs_dregs) {
-                super::hw::apply(p, tid)?;
+                match super::hw::apply(p, tid) {
+                    Ok(()) => {}
+                    Err(Error::Sys(e)) if e.is_gone() => continue,
+                    Err(e) => return Err(e),
+                }
             }
             let Some(t) = p.threads.get_mut(&tid) else { continue };
             match ptrace::resume(tid, kind, sig) {
@@ -373,6 +385,40 @@ impl Inferior {
     /// handles it internally (resuming the thread unless `stopping`). Events of followed
     /// children are never reported: their signals are delivered at once, their exits noted.
     fn handle_status(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+        match self.handle_status_of_live(tid, st, stopping) {
+            Err(e) if self.vanished(tid, &e) => Ok(None),
+            r => r,
+        }
+    }
+
+    /// A request on `tid` failed with `e` while its stop was handled: if the thread is gone
+    /// (SIGKILL, the program's exit or an exec from another thread killed it under us), that is
+    /// an event, not a failure. The thread is marked running: its exit status (or its
+    /// process's exit, or the exec) arrives through wait and is handled then.
+    pub(super) fn vanished(&mut self, tid: RawTid, e: &Error) -> bool {
+        let gone = match e {
+            // The thread was in a ptrace-stop a moment ago: ESRCH now means it was woken to die
+            // (only SIGKILL does that), even if /proc still shows it running its exit.
+            Error::Sys(s) => s.is_gone(),
+            Error::Mem { .. } | Error::Io(_) => !sys::proc::is_alive_tid(tid),
+            _ => false,
+        };
+        if !gone {
+            return false;
+        }
+        log::debug!("thread {tid} vanished while its stop was handled: {e}");
+        let Some(pid) = self.pid_of(Tid(tid)) else { return true };
+        if let Some(t) = self.procs.get_mut(&pid).and_then(|p| p.threads.get_mut(&tid)) {
+            t.stopped = false;
+            t.expect_stop = false;
+            t.stepping = false;
+            t.xol = None;
+            t.pending = None;
+        }
+        true
+    }
+
+    fn handle_status_of_live(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
         let ev = self.handle_status_inner(tid, st, stopping)?;
         let Some(ev) = ev else { return Ok(None) };
         let followed = match self.procs.get(&ev.pid) {
@@ -1121,7 +1167,9 @@ impl Inferior {
                 }
                 let regs = ptrace::get_regs(tid)?;
                 let ours = |q: &Queued| {
-                    (q.signo == libc::SIGTRAP && q.code == SI_KERNEL && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
+                    (q.signo == libc::SIGTRAP
+                        && q.code == SI_KERNEL
+                        && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
                         || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
                 };
                 if !queued.iter().any(ours) {

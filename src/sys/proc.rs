@@ -48,3 +48,12 @@ pub fn is_zombie(pid: i32, tid: i32) -> bool {
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
         .unwrap_or(true)
 }
+
+/// True while kernel thread `tid` exists and is not a zombie or dead (`/proc/TID/stat` state
+/// other than `Z`, `X`, `x`): a thread killed under a tracer has left this state.
+pub fn is_alive_tid(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{tid}/stat")) else { return false };
+    // The state follows the parenthesised command name, which may contain spaces.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, None | Some('Z') | Some('X') | Some('x'))
+}
