@@ -7,6 +7,8 @@
 //!   stopped; events other threads produced meanwhile are kept as *pending* and reported before
 //!   anything is resumed again, except breakpoint hits, which are cancelled (ip rewound) and
 //!   simply happen again on resume;
+//! - only threads the front-end resumed report: a pending event of a thread left stopped waits
+//!   until that thread is resumed;
 //! - breakpoint bytes never leave this module: memory reads are masked with the shadow bytes.
 //!
 //! Only this module and `step` call into `sys`.
