@@ -97,15 +97,25 @@ struct Session {
     stdout: String,
     stderr: String,
     status: ExitStatus,
+    /// What the programs of the session wrote to their own channel (the
+    /// `MARKS_ENV` file), `None` if nothing.
+    program_output: Option<String>,
 }
 
 impl Session {
     fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+    /// From the programs' own channel (so a server's messages cannot corrupt
+    /// it), or the streams for a program that wrote none.
+    fn marks(&self) -> Vec<String> {
+        match &self.program_output {
+            Some(p) => marks_in_channel(p),
+            None => marks_in_stream(&self.all()),
+        }
+    }
     fn has_mark(&self, m: &str) -> bool {
-        let want = format!("MARK:{m}");
-        self.all().lines().any(|l| l.trim_end() == want)
+        self.marks().iter().any(|x| x == m)
     }
     fn assert_stdout_contains(&self, needle: &str) {
         assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n{self}");
@@ -116,7 +126,8 @@ impl fmt::Display for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "=== gdb session {}: {} ===", self.label, describe_status(&self.status))?;
         writeln!(f, "--- gdb stdout ---\n{}", self.stdout)?;
-        writeln!(f, "--- gdb stderr ---\n{}", self.stderr)
+        writeln!(f, "--- gdb stderr ---\n{}", self.stderr)?;
+        writeln!(f, "--- program's marks ---\n{}", self.program_output.as_deref().unwrap_or("(none written)"))
     }
 }
 
@@ -131,12 +142,17 @@ fn gdb_session(label: &str, prog: Option<&Path>, cmds: &[String]) -> Session {
     if let Some(p) = prog {
         cmd.arg(p);
     }
-    match try_run_with_timeout(cmd, T) {
+    let marks = new_marks_path();
+    cmd.env(MARKS_ENV, &marks);
+    let res = try_run_with_timeout(cmd, T);
+    let program_output = take_marks_file(&marks);
+    match res {
         Ok(o) => Session {
             label: label.to_string(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             status: o.status,
+            program_output,
         },
         Err(e) => panic!("gdb session {label} timed out: {e}"),
     }
@@ -360,7 +376,7 @@ fn normalise_regs(s: &str) -> String {
 fn breakpoints_and_stepping() {
     let l = fixture("loop");
     let call_line = src_line("loop.c", "sum += probe_site(i);");
-    let sum_line = src_line("loop.c", "printf(\"MARK:sum=");
+    let sum_line = src_line("loop.c", "mark(\"sum=");
     let po = symbol_addr(&l, "probe_other");
     let script = owned(&[
         "break probe_site",
