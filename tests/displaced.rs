@@ -1,9 +1,10 @@
 //! Displaced stepping end to end:
 //!
 //! - `xol verify-steps --json` on the `insns` fixture (non-PIE and PIE) and on `diffhost` with
-//!   `--libc`: in-line and displaced execution of thousands of instructions must agree, except
-//!   for the open bugs `verify-steps` recognises (docs/displaced-stepping.md, "Open bugs"; set
-//!   `XOL_VERIFY_STRICT=1` to fail on those too);
+//!   `--libc`: in-line and displaced execution of thousands of instructions must agree. A
+//!   mismatch fails the test; one that `verify-steps` recognises as an open bug
+//!   (docs/displaced-stepping.md, "Open bugs") is named as such, and is accepted only when
+//!   `XOL_VERIFY_LENIENT=1` is set;
 //! - a natural run of `insns` under xol with a counting probe (`monitor count`) on every
 //!   `insn_*` label: the program's own checks pass and every probe counts exactly its hits;
 //! - real gdb breakpoints on labels of each plan kind, `continue` and `stepi` through them, with
@@ -235,8 +236,9 @@ fn verify_steps(prog: &Path, args: &[&str]) -> Json {
     v
 }
 
-/// Print the counts of a report, and check what every run must satisfy: no incident, no
-/// unexplained mismatch (and, with XOL_VERIFY_STRICT=1, no mismatch at all).
+/// Print the counts of a report, and check what every run must satisfy: no incident and no
+/// mismatch (with XOL_VERIFY_LENIENT=1, mismatches that are instances of a known bug are
+/// accepted; unexplained ones never are).
 fn check_report(what: &str, v: &Json) {
     eprintln!(
         "{what}: candidates {:?}, plan kinds {:?}, checked {} ({:?}, by source {:?}), comparisons {}, \
