@@ -1331,6 +1331,43 @@ fn once_semantics(label: &str, server: &OsString) {
     assert!(st.is_some(), "{label}: server still running after the program exited\n{}", err.text());
 }
 
+/// A TCP server without `--once` outlives gdb: when gdb vanishes while the launched program
+/// runs, xol keeps the program (running on, still traced) and listens again (README.md, "What
+/// happens when things go away"); a termination signal then kills the launched program.
+#[test]
+fn tcp_server_keeps_running_program_when_gdb_vanishes() {
+    let spin = fixture("spin");
+    let argv: Vec<OsString> =
+        vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.clone().into()];
+    let (mut server, mut err, port) = start_tcp_server(&argv);
+    let created = err.seen().iter().find_map(|l| l.split("created; pid = ").nth(1).map(str::to_string));
+    let pid: u32 = created.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {:?}", err.seen()));
+    let ticks_addr = symbol_addr(&spin, "g_ticks");
+    let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
+    let mut g = InteractiveGdb::spawn(&spin);
+    g.cmd(&format!("target remote 127.0.0.1:{port}"));
+    // `continue` does not come back while spin runs: write it without waiting for the tag.
+    let w = g.stdin.as_mut().unwrap();
+    w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
+    let t0 = ticks();
+    assert!(wait_until(T, || ticks() > t0 + 5), "spin does not run under gdb's continue\n{}", g.dump());
+    g.guard.signal(libc::SIGKILL);
+    g.guard.expect_exit(T);
+    let relisten = err.wait_for_match(T, |l| parse_listening_port(l).is_some());
+    assert!(relisten.is_ok(), "xol did not listen again after gdb vanished: {relisten:?}");
+    assert!(server.is_running(), "xol exited when gdb vanished\n{}", err.text());
+    assert_eq!(tracer_pid(pid), Some(server.pid()), "the program is still xol's");
+    let t1 = ticks();
+    assert!(wait_until(T, || ticks() > t1 + 5), "the program does not run on (state {:?})", proc_state(pid));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_timeout(T).is_some(), "xol ignored SIGTERM\n{}", err.text());
+    assert!(
+        wait_until(T, || !pid_alive(pid)),
+        "the launched program survived xol's SIGTERM (state {:?})",
+        proc_state(pid)
+    );
+}
+
 #[test]
 fn xol_gdbserver_once() {
     if let Some(gs) = gdbserver_path() {
