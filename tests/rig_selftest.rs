@@ -116,6 +116,7 @@ fn check_fixtures_run(opts: FixtureOpts) {
         ("zombie", &["2"]),
         ("countthreads", &["10", "2", "0"]),
         ("slotsys", &[]),
+        ("trapblock", &["block"]),
     ] {
         assert_channel_matches(name, opts, args);
     }
