@@ -497,8 +497,24 @@ fn rep_stepi_runs_one_iteration() {
 
 /// Open bug `x87-fip`: an x87 instruction run from its slot leaves the slot's address in the
 /// FPU instruction pointer (gdb's `$fioff`); under gdbserver it is the instruction's address.
+///
+/// Whether the CPU records FIP at all is the host's: AMD CPUs store FIP/FDP/FOP with FXSAVE
+/// only while an x87 exception is pending, so there `$fioff` reads 0 however the instruction
+/// ran (GNU gdbserver shows the same). The reference is the same program without the probe
+/// (the instruction runs in place); where it does not show the instruction's address the check
+/// cannot tell anything and is reported as skipped.
 #[test]
 fn x87_fip_is_the_original_address() {
+    let reference = xol_values(&["break *f_x87+6", "continue", "p/d $fioff - (int)&insn_fld_rip", "kill"]);
+    if reference != ["0"] {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP x87_fip_is_the_original_address: this CPU does not record the x87 FIP outside \
+             exceptions (in-place $fioff - &insn_fld_rip = {reference:?})"
+        );
+        return;
+    }
     let script =
         ["monitor count insn_fld_rip", "break *f_x87+6", "continue", "p/d $fioff - (int)&insn_fld_rip", "kill"];
     assert_eq!(xol_values(&script), ["0"]);
