@@ -5,7 +5,10 @@
 //! (emulated, boosted, out-of-line), and no thread is stopped for another's step (`monitor
 //! stats` counts world stops). The classic in-line step-over, run on the same program with
 //! `monitor set step-mode in-line`, lifts the breakpoint while a thread steps, and the other
-//! threads run past it uncounted: that is what displaced stepping fixes.
+//! threads can run past it uncounted: that is what displaced stepping fixes. How many calls
+//! it misses depends on scheduling, so that number is printed, not asserted; what is asserted
+//! holds on every run: it never over-counts, and with one thread (nobody to run past the lifted
+//! breakpoint) it counts every call.
 
 mod support;
 
@@ -31,9 +34,14 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// Run the fixture with a counting probe on `func` (fixture argument `which`) in `mode`,
 /// stop after the threads joined, read `monitor probes` and `monitor stats`, then finish.
 fn run(opts: FixtureOpts, which: u32, func: &str, mode: &str) -> Run {
+    run_threads(opts, which, func, mode, THREADS)
+}
+
+/// [`run`] with `threads` threads.
+fn run_threads(opts: FixtureOpts, which: u32, func: &str, mode: &str, threads: u64) -> Run {
     let prog = fixture_with("countthreads", opts);
     let calls = CALLS.to_string();
-    let threads = THREADS.to_string();
+    let threads = threads.to_string();
     let which = which.to_string();
     let count = format!("monitor count {func}");
     let step_mode = format!("monitor set step-mode {mode}");
@@ -98,19 +106,30 @@ fn threads_out_of_line_probe_counts_every_call() {
     check_exact(FixtureOpts::PIE, 2, "counted_rip", "out-of-line");
 }
 
+/// The in-line step-over with several threads: whether another thread runs past the lifted
+/// breakpoint while one steps is up to the scheduler, so the misses are reported, not asserted
+/// (a test must not depend on a race happening). What every run satisfies: step-overs were
+/// in-line, no call is counted twice, and the program's checksum is right.
 #[test]
-fn threads_in_line_step_over_misses_calls() {
+fn threads_in_line_step_over_never_over_counts() {
     let r = run(FixtureOpts::PIE, 0, "counted", "in-line");
     assert!(r.in_line > 0, "{}", r.out);
-    assert!(
-        r.hits < CALLS * THREADS,
-        "the in-line step-over lifts the breakpoint while one thread steps; with {THREADS} threads \
-         calling all the time some calls run past it uncounted (counted {} of {})\n{}",
+    assert!(r.hits <= CALLS * THREADS, "counted {} of {} calls\n{}", r.hits, CALLS * THREADS, r.out);
+    eprintln!(
+        "in-line step-over counted {} of {} calls ({} missed: other threads ran past the lifted breakpoint)",
         r.hits,
         CALLS * THREADS,
-        r.out
+        CALLS * THREADS - r.hits
     );
-    eprintln!("in-line step-over counted {} of {} calls", r.hits, CALLS * THREADS);
+}
+
+/// With one thread there is nobody to run past the breakpoint the in-line step-over lifts:
+/// every call is counted, deterministically.
+#[test]
+fn single_thread_in_line_step_over_counts_every_call() {
+    let r = run_threads(FixtureOpts::PIE, 0, "counted", "in-line", 1);
+    assert!(r.in_line > 0, "{}", r.out);
+    assert_eq!(r.hits, CALLS, "one thread: every call counted\n{}", r.out);
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Displaced stepping end to end:
 //!
 //! - `xol verify-steps --json` on the `insns` fixture (non-PIE and PIE) and on `diffhost` with
-//!   `--libc`: in-line and displaced execution of thousands of instructions must agree, except
-//!   for the open bugs `verify-steps` recognises (docs/displaced-stepping.md, "Open bugs"; set
-//!   `XOL_VERIFY_STRICT=1` to fail on those too);
+//!   `--libc`: in-line and displaced execution of thousands of instructions must agree. A
+//!   mismatch fails the test; one that `verify-steps` recognises as an open bug
+//!   (docs/displaced-stepping.md, "Open bugs") is named as such, and is accepted only when
+//!   `XOL_VERIFY_LENIENT=1` is set;
 //! - a natural run of `insns` under xol with a counting probe (`monitor count`) on every
 //!   `insn_*` label: the program's own checks pass and every probe counts exactly its hits;
 //! - real gdb breakpoints on labels of each plan kind, `continue` and `stepi` through them, with
@@ -235,8 +236,9 @@ fn verify_steps(prog: &Path, args: &[&str]) -> Json {
     v
 }
 
-/// Print the counts of a report, and check what every run must satisfy: no incident, no
-/// unexplained mismatch (and, with XOL_VERIFY_STRICT=1, no mismatch at all).
+/// Print the counts of a report, and check what every run must satisfy: no incident and no
+/// mismatch (with XOL_VERIFY_LENIENT=1, mismatches that are instances of a known bug are
+/// accepted; unexplained ones never are).
 fn check_report(what: &str, v: &Json) {
     eprintln!(
         "{what}: candidates {:?}, plan kinds {:?}, checked {} ({:?}, by source {:?}), comparisons {}, \
@@ -495,8 +497,24 @@ fn rep_stepi_runs_one_iteration() {
 
 /// Open bug `x87-fip`: an x87 instruction run from its slot leaves the slot's address in the
 /// FPU instruction pointer (gdb's `$fioff`); under gdbserver it is the instruction's address.
+///
+/// Whether the CPU records FIP at all is the host's: AMD CPUs store FIP/FDP/FOP with FXSAVE
+/// only while an x87 exception is pending, so there `$fioff` reads 0 however the instruction
+/// ran (GNU gdbserver shows the same). The reference is the same program without the probe
+/// (the instruction runs in place); where it does not show the instruction's address the check
+/// cannot tell anything and is reported as skipped.
 #[test]
 fn x87_fip_is_the_original_address() {
+    let reference = xol_values(&["break *f_x87+6", "continue", "p/d $fioff - (int)&insn_fld_rip", "kill"]);
+    if reference != ["0"] {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP x87_fip_is_the_original_address: this CPU does not record the x87 FIP outside \
+             exceptions (in-place $fioff - &insn_fld_rip = {reference:?})"
+        );
+        return;
+    }
     let script =
         ["monitor count insn_fld_rip", "break *f_x87+6", "continue", "p/d $fioff - (int)&insn_fld_rip", "kill"];
     assert_eq!(xol_values(&script), ["0"]);

@@ -97,15 +97,25 @@ struct Session {
     stdout: String,
     stderr: String,
     status: ExitStatus,
+    /// What the programs of the session wrote to their own channel (the
+    /// `MARKS_ENV` file), `None` if nothing.
+    program_output: Option<String>,
 }
 
 impl Session {
     fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+    /// From the programs' own channel (so a server's messages cannot corrupt
+    /// it), or the streams for a program that wrote none.
+    fn marks(&self) -> Vec<String> {
+        match &self.program_output {
+            Some(p) => marks_in_channel(p),
+            None => marks_in_stream(&self.all()),
+        }
+    }
     fn has_mark(&self, m: &str) -> bool {
-        let want = format!("MARK:{m}");
-        self.all().lines().any(|l| l.trim_end() == want)
+        self.marks().iter().any(|x| x == m)
     }
     fn assert_stdout_contains(&self, needle: &str) {
         assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n{self}");
@@ -116,7 +126,8 @@ impl fmt::Display for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "=== gdb session {}: {} ===", self.label, describe_status(&self.status))?;
         writeln!(f, "--- gdb stdout ---\n{}", self.stdout)?;
-        writeln!(f, "--- gdb stderr ---\n{}", self.stderr)
+        writeln!(f, "--- gdb stderr ---\n{}", self.stderr)?;
+        writeln!(f, "--- program's marks ---\n{}", self.program_output.as_deref().unwrap_or("(none written)"))
     }
 }
 
@@ -131,12 +142,17 @@ fn gdb_session(label: &str, prog: Option<&Path>, cmds: &[String]) -> Session {
     if let Some(p) = prog {
         cmd.arg(p);
     }
-    match try_run_with_timeout(cmd, T) {
+    let marks = new_marks_path();
+    cmd.env(MARKS_ENV, &marks);
+    let res = try_run_with_timeout(cmd, T);
+    let program_output = take_marks_file(&marks);
+    match res {
         Ok(o) => Session {
             label: label.to_string(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             status: o.status,
+            program_output,
         },
         Err(e) => panic!("gdb session {label} timed out: {e}"),
     }
@@ -360,7 +376,7 @@ fn normalise_regs(s: &str) -> String {
 fn breakpoints_and_stepping() {
     let l = fixture("loop");
     let call_line = src_line("loop.c", "sum += probe_site(i);");
-    let sum_line = src_line("loop.c", "printf(\"MARK:sum=");
+    let sum_line = src_line("loop.c", "mark(\"sum=");
     let po = symbol_addr(&l, "probe_other");
     let script = owned(&[
         "break probe_site",
@@ -849,6 +865,58 @@ fn catch_syscall_getpid() {
     cmp.assert_same();
 }
 
+/// What int3 probes cannot avoid (docs/probes.md, "What a probe changes in the program"): the
+/// kernel raises an int3's SIGTRAP with force_sig_info, which, when the program blocks or
+/// ignores SIGTRAP, unblocks it and resets its disposition to SIG_DFL before any tracer sees
+/// the trap. Natively `trapblock` keeps its state; under `xol count` on trap_site, and through
+/// gdb with a breakpoint there (xol and GNU gdbserver alike), the state is changed.
+#[test]
+fn int3_hit_unblocks_and_resets_a_blocked_or_ignored_sigtrap() {
+    let p = fixture("trapblock");
+    let native = |mode: &str| {
+        let marks = new_marks_path();
+        let mut cmd = Command::new(&p);
+        cmd.arg(mode).env(MARKS_ENV, &marks);
+        let o = run_with_timeout(cmd, T);
+        assert!(o.status.success(), "{mode}: {}", describe_status(&o.status));
+        marks_in_channel(&take_marks_file(&marks).unwrap_or_default())
+    };
+    assert_eq!(native("block"), ["disposition=handler", "calls=1", "blocked=1", "handler-runs=0"]);
+    assert_eq!(native("ignore"), ["disposition=ign", "calls=1", "blocked=0", "handler-runs=0"]);
+    assert_eq!(native("handler"), ["disposition=handler", "calls=1", "blocked=0", "handler-runs=1"]);
+
+    // xol count: the probe counts the hit, and the program finds SIGTRAP unblocked, SIG_DFL.
+    for (mode, want) in [
+        ("block", ["disposition=dfl", "calls=1", "blocked=0", "handler-runs=0"]),
+        ("ignore", ["disposition=dfl", "calls=1", "blocked=0", "handler-runs=0"]),
+        // Hit inside the program's own SIGTRAP handler, where SIGTRAP is blocked.
+        ("handler", ["disposition=dfl", "calls=1", "blocked=0", "handler-runs=1"]),
+    ] {
+        let marks = new_marks_path();
+        let mut cmd = Command::new(xol_bin());
+        cmd.args(["count", "trap_site", "--"]).arg(&p).arg(mode).env(MARKS_ENV, &marks);
+        let o = run_with_timeout(cmd, T);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{mode}: {}\n{err}", describe_status(&o.status));
+        assert!(err.lines().any(|l| l.starts_with("trap_site: 1 hits")), "{mode}: {err}");
+        let got = marks_in_channel(&take_marks_file(&marks).unwrap_or_default());
+        assert_eq!(got, want, "{mode} under xol count\n{err}");
+    }
+
+    // Through gdb with a breakpoint on trap_site: the same with xol and GNU gdbserver.
+    // ("handler" mode is left out here: gdb takes the program's raise(SIGTRAP) as its own
+    // trap and does not pass it, so the handler never runs.)
+    for mode in ["block", "ignore"] {
+        let script = ["break trap_site", "continue", "continue"];
+        let cmp = compare_and_check(&p, &[mode], &script, normalise_gdb_output, |o| {
+            o.assert_stdout_contains("Breakpoint 1, trap_site () at ");
+            o.assert_stdout_contains("exited normally]");
+            assert_eq!(o.marks(), ["disposition=dfl", "calls=1", "blocked=0", "handler-runs=0"], "{mode}\n{o}");
+        });
+        cmp.assert_same();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 7. Attach + detach
 // ---------------------------------------------------------------------------
@@ -1313,6 +1381,43 @@ fn once_semantics(label: &str, server: &OsString) {
     s2.assert_stdout_contains("exited normally]");
     let st = g.wait_timeout(T);
     assert!(st.is_some(), "{label}: server still running after the program exited\n{}", err.text());
+}
+
+/// A TCP server without `--once` outlives gdb: when gdb vanishes while the launched program
+/// runs, xol keeps the program (running on, still traced) and listens again (README.md, "What
+/// happens when things go away"); a termination signal then kills the launched program.
+#[test]
+fn tcp_server_keeps_running_program_when_gdb_vanishes() {
+    let spin = fixture("spin");
+    let argv: Vec<OsString> =
+        vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.clone().into()];
+    let (mut server, mut err, port) = start_tcp_server(&argv);
+    let created = err.seen().iter().find_map(|l| l.split("created; pid = ").nth(1).map(str::to_string));
+    let pid: u32 = created.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {:?}", err.seen()));
+    let ticks_addr = symbol_addr(&spin, "g_ticks");
+    let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
+    let mut g = InteractiveGdb::spawn(&spin);
+    g.cmd(&format!("target remote 127.0.0.1:{port}"));
+    // `continue` does not come back while spin runs: write it without waiting for the tag.
+    let w = g.stdin.as_mut().unwrap();
+    w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
+    let t0 = ticks();
+    assert!(wait_until(T, || ticks() > t0 + 5), "spin does not run under gdb's continue\n{}", g.dump());
+    g.guard.signal(libc::SIGKILL);
+    g.guard.expect_exit(T);
+    let relisten = err.wait_for_match(T, |l| parse_listening_port(l).is_some());
+    assert!(relisten.is_ok(), "xol did not listen again after gdb vanished: {relisten:?}");
+    assert!(server.is_running(), "xol exited when gdb vanished\n{}", err.text());
+    assert_eq!(tracer_pid(pid), Some(server.pid()), "the program is still xol's");
+    let t1 = ticks();
+    assert!(wait_until(T, || ticks() > t1 + 5), "the program does not run on (state {:?})", proc_state(pid));
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_timeout(T).is_some(), "xol ignored SIGTERM\n{}", err.text());
+    assert!(
+        wait_until(T, || !pid_alive(pid)),
+        "the launched program survived xol's SIGTERM (state {:?})",
+        proc_state(pid)
+    );
 }
 
 #[test]

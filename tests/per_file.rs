@@ -640,6 +640,7 @@ fn detach_with_live_followed_children_leaves_original_bytes() {
         stderr: se.text(),
         status: status.unwrap_or_else(|| panic!("gdb timed out\n{}\n{}", so.text(), se.text())),
         server_output: String::new(),
+        program_output: None,
     };
     let marks = log_marks(&log);
     let report = || format!("{out}\n--- program log ---\n{}", std::fs::read_to_string(&log).unwrap_or_default());

@@ -41,6 +41,7 @@ pub const FIXTURES: &[&str] = &[
     "pf_dlopen",
     "pf_detach",
     "pf_forkbench",
+    "trapblock",
 ];
 
 /// Fixtures linked against `libfix.so` (built next to them, found through

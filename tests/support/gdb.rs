@@ -7,15 +7,33 @@
 //! Overrides: `XOL_TEST_GDB` (gdb binary), `XOL_TEST_GDBSERVER` (gdbserver).
 //!
 //! Where the inferior's output ends up: with the stdio servers the server's
-//! stderr is gdb's stderr, and gdbserver sends the inferior's stdout there,
-//! so `MARK:` lines show up in [`GdbOutput::stderr`]; with [`Server::XolTcp`]
-//! they are in [`GdbOutput::server_output`]. Use [`GdbOutput::all_output`] /
-//! [`GdbOutput::has_mark`] to not care.
+//! stderr is gdb's stderr, and the servers send the inferior's stdout there,
+//! so the program's lines show up in [`GdbOutput::stderr`]; with
+//! [`Server::XolTcp`] they are in [`GdbOutput::server_output`]. A server's own
+//! messages share that stream and can land in the middle of a program's line
+//! (GNU gdbserver 13 prints `Warning: ptrace(regsets_store_inferior_registers):
+//! Bad address` on every register store on Intel AMX hosts). So the program's
+//! results (`MARK:` lines) are read from the program's own channel: every
+//! session gets a fresh file named in the environment variable [`MARKS_ENV`],
+//! and the fixtures (`fixtures/mark.h`) append every `MARK:` line to it.
+//! [`GdbOutput::marks`] / [`GdbOutput::has_mark`] read that file; only for a
+//! program that wrote none do they parse the streams, after
+//! [`strip_tool_warnings`] removed the reference tools' own warnings.
+//! [`normalise_gdb_output`] drops those warnings too, so they never break a
+//! comparison.
+//!
+//! A missing GNU gdbserver: [`gdbserver_path`] / [`gdbserver_available`] print
+//! a `SKIP` line (past the test harness's output capture) naming the test whose
+//! reference part does not run, or fail the test when
+//! [`REQUIRE_GDBSERVER_ENV`] is set (`scripts/test.sh` sets it: it installs
+//! gdbserver first, so nothing may skip there).
 
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::proc::{
@@ -43,18 +61,139 @@ pub fn gdb_bin() -> OsString {
     std::env::var_os("XOL_TEST_GDB").unwrap_or_else(|| "gdb".into())
 }
 
+/// When this environment variable is set, a missing GNU gdbserver fails every
+/// test that has a gdbserver part instead of skipping that part.
+pub const REQUIRE_GDBSERVER_ENV: &str = "XOL_TEST_REQUIRE_GDBSERVER";
+
 /// Path of GNU gdbserver (`$XOL_TEST_GDBSERVER` or `gdbserver` on `$PATH`),
-/// if installed.
+/// if installed. When it is not, reports the calling test's gdbserver part as
+/// skipped (see [`report_gdbserver_missing`]).
 pub fn gdbserver_path() -> Option<PathBuf> {
-    match std::env::var_os("XOL_TEST_GDBSERVER") {
+    let p = match std::env::var_os("XOL_TEST_GDBSERVER") {
         Some(p) => which(&p.to_string_lossy()),
         None => which("gdbserver"),
+    };
+    if p.is_none() {
+        report_gdbserver_missing();
+    }
+    p
+}
+
+/// True if GNU gdbserver is installed (else reports the skip, see
+/// [`gdbserver_path`]).
+pub fn gdbserver_available() -> bool {
+    gdbserver_path().is_some()
+}
+
+/// Without gdbserver a test's reference part does not run: say so in a
+/// `SKIP <test>: ...` line written straight to the process's stderr (the test
+/// harness captures only `print!`/`eprint!`, so the line shows in every run),
+/// or panic if [`REQUIRE_GDBSERVER_ENV`] is set.
+pub fn report_gdbserver_missing() {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let which = std::env::var("XOL_TEST_GDBSERVER").unwrap_or_else(|_| "gdbserver".into());
+    match gdbserver_missing_verdict(&test, &which, std::env::var_os(REQUIRE_GDBSERVER_ENV).is_some()) {
+        Ok(skip) => {
+            let _ = writeln!(std::io::stderr(), "{skip}");
+        }
+        Err(fail) => panic!("{fail}"),
     }
 }
 
-/// True if GNU gdbserver is installed.
-pub fn gdbserver_available() -> bool {
-    gdbserver_path().is_some()
+/// What [`report_gdbserver_missing`] does for test `test` when gdbserver
+/// `which` is missing: `Ok(SKIP line)`, or `Err(failure)` when `require`d.
+pub fn gdbserver_missing_verdict(test: &str, which: &str, require: bool) -> Result<String, String> {
+    if require {
+        Err(format!(
+            "{test}: GNU gdbserver ({which}) is not installed, but {REQUIRE_GDBSERVER_ENV} is set \
+             (scripts/setup.sh installs it)"
+        ))
+    } else {
+        Ok(format!(
+            "SKIP {test}: GNU gdbserver ({which}) is not installed: its reference part did not run \
+             (scripts/setup.sh installs it)"
+        ))
+    }
+}
+
+/// Environment variable naming the file a fixture appends its `MARK:` lines
+/// to (`fixtures/mark.h`): the program's own output channel.
+pub const MARKS_ENV: &str = "XOL_TEST_MARKS";
+
+/// A fresh path for a program's marks file (not created: the program creates
+/// it with its first mark). Every path has the same length, so the
+/// environment, and with it the stack addresses, of two sessions being
+/// compared differ in no byte count.
+pub fn new_marks_path() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("marks");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
+    let p = dir.join(format!("{:010}-{:08}.marks", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Reads and removes a marks file: `None` if the program never created it.
+pub fn take_marks_file(p: &Path) -> Option<String> {
+    let text = std::fs::read(p).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+    let _ = std::fs::remove_file(p);
+    text
+}
+
+/// The `MARK:` values of a program's own channel (lines exactly `MARK:<v>`).
+pub fn marks_in_channel(text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| l.trim_end().strip_prefix("MARK:").map(str::to_string)).collect()
+}
+
+/// The `MARK:` values found in a mixed stream (gdb's and a server's output
+/// with the program's): [`strip_tool_warnings`] first, then every line that
+/// is `MARK:<v>`.
+pub fn marks_in_stream(text: &str) -> Vec<String> {
+    marks_in_channel(&strip_tool_warnings(text))
+}
+
+/// What starts one of the reference tools' own warnings that may share a
+/// stream with a program's output: GNU gdbserver's
+/// `perror("Warning: ptrace(regsets_store_inferior_registers)")` and its
+/// siblings (`Warning: ptrace(<what>): <strerror>`).
+pub const TOOL_WARNING_START: &str = "Warning: ptrace(";
+
+/// Removes the reference tools' own `Warning: ptrace(...): <error>` messages
+/// from `text`, wherever they are. A warning is one write that ends with a
+/// newline, but another process's write can land right before or after it on
+/// the same line: a warning runs from [`TOOL_WARNING_START`] to the end of
+/// its line, or up to a `MARK:` that follows it on that line
+/// (`Warning: ptrace(...): Bad addressMARK:start` keeps `MARK:start`;
+/// `MARK:startWarning: ptrace(...): Bad address` keeps `MARK:start`). A line
+/// that held nothing but warnings is dropped; other lines are kept as they are.
+pub fn strip_tool_warnings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if !body.contains(TOOL_WARNING_START) {
+            out.push_str(line);
+            continue;
+        }
+        let mut kept = String::new();
+        let mut rest = body;
+        while let Some(i) = rest.find(TOOL_WARNING_START) {
+            kept.push_str(&rest[..i]);
+            let after = &rest[i + TOOL_WARNING_START.len()..];
+            rest = match after.find("MARK:") {
+                Some(m) => &after[m..],
+                None => "",
+            };
+        }
+        kept.push_str(rest);
+        if !kept.trim().is_empty() {
+            out.push_str(&kept);
+            out.push_str(nl);
+        }
+    }
+    out
 }
 
 /// Result of one gdb session.
@@ -71,6 +210,9 @@ pub struct GdbOutput {
     /// For [`Server::XolTcp`]: the server's stdout followed by its stderr
     /// (empty for the stdio servers).
     pub server_output: String,
+    /// The program's own channel: what the program (and its descendants)
+    /// wrote to the [`MARKS_ENV`] file, `None` if nothing did.
+    pub program_output: Option<String>,
 }
 
 impl GdbOutput {
@@ -79,17 +221,21 @@ impl GdbOutput {
         format!("{}{}{}", self.stdout, self.stderr, self.server_output)
     }
 
-    /// True if any output has a line that is exactly `MARK:<mark>`
-    /// (e.g. `has_mark("done")`, `has_mark("sum=535")`).
+    /// True if the program printed the line `MARK:<mark>` (e.g.
+    /// `has_mark("done")`, `has_mark("sum=535")`); see [`GdbOutput::marks`].
     pub fn has_mark(&self, mark: &str) -> bool {
-        let want = format!("MARK:{mark}");
-        self.all_output().lines().any(|l| l.trim_end() == want)
+        self.marks().iter().any(|m| m == mark)
     }
 
-    /// All `MARK:` values in order of appearance within each stream
-    /// (stdout, then stderr, then server output).
+    /// All `MARK:` values the program printed, in the order it wrote them: from
+    /// its own channel ([`GdbOutput::program_output`]); for a program that
+    /// wrote nothing there, from the streams (stdout, then stderr, then server
+    /// output) with the tools' warnings removed ([`marks_in_stream`]).
     pub fn marks(&self) -> Vec<String> {
-        self.all_output().lines().filter_map(|l| l.trim_end().strip_prefix("MARK:").map(str::to_string)).collect()
+        match &self.program_output {
+            Some(p) => marks_in_channel(p),
+            None => marks_in_stream(&self.all_output()),
+        }
     }
 
     /// Panics (dumping everything) unless `stdout` contains `needle`.
@@ -105,6 +251,10 @@ impl fmt::Display for GdbOutput {
         writeln!(f, "--- gdb stderr ---\n{}", self.stderr)?;
         if !self.server_output.is_empty() {
             writeln!(f, "--- server output ---\n{}", self.server_output)?;
+        }
+        match &self.program_output {
+            Some(p) => writeln!(f, "--- program's marks (${MARKS_ENV}) ---\n{p}")?,
+            None => writeln!(f, "--- program's marks (${MARKS_ENV}): none written ---")?,
         }
         Ok(())
     }
@@ -152,6 +302,7 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
         format!("target remote | {}", shell_join(&argv))
     };
 
+    let marks = new_marks_path();
     let mut tcp_server: Option<(ChildGuard, LineReader, Collector)> = None;
     let target = match server {
         Server::XolStdio => pipe_cmd(xol_bin(), &["serve", "--stdio", "--"]),
@@ -168,6 +319,7 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
                 .arg(prog)
                 .args(args)
                 .envs(opts.env.iter().map(|(k, v)| (k, v)))
+                .env(MARKS_ENV, &marks)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -199,6 +351,9 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
     }
     cmd.arg(prog);
     cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+    // gdb passes it on to a `target remote | SERVER` command, the server to
+    // the program it starts.
+    cmd.env(MARKS_ENV, &marks);
 
     let res = try_run_with_timeout(cmd, opts.timeout);
 
@@ -213,6 +368,7 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
         }
         None => String::new(),
     };
+    let program_output = take_marks_file(&marks);
 
     match res {
         Ok(o) => GdbOutput {
@@ -221,8 +377,12 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             status: o.status,
             server_output,
+            program_output,
         },
-        Err(msg) => panic!("gdb session against {server:?} timed out: {msg}\n--- server output ---\n{server_output}"),
+        Err(msg) => panic!(
+            "gdb session against {server:?} timed out: {msg}\n--- server output ---\n{server_output}\n--- program's marks ---\n{}",
+            program_output.unwrap_or_default()
+        ),
     }
 }
 
@@ -249,7 +409,8 @@ pub struct ScriptComparison {
 
 impl ScriptComparison {
     /// Panics with a line diff unless the normalised gdb stdouts are equal
-    /// (no-op if gdbserver was not available).
+    /// (when gdbserver was not available, [`gdb_script_compare`] reported the
+    /// skip and there is nothing to compare).
     pub fn assert_same(&self) {
         let Some(gs) = &self.gdbserver_norm else {
             return;
@@ -280,12 +441,9 @@ pub fn gdb_script_compare(
     script: &[&str],
     normalise: fn(&str) -> String,
 ) -> ScriptComparison {
-    let gdbserver = if gdbserver_available() {
-        Some(gdb_batch(Server::GdbserverStdio, prog, args, script))
-    } else {
-        eprintln!("note: gdbserver not installed; only running the script against xol");
-        None
-    };
+    // (gdbserver_available() reports the skip when gdbserver is missing.)
+    let gdbserver =
+        if gdbserver_available() { Some(gdb_batch(Server::GdbserverStdio, prog, args, script)) } else { None };
     let xol = gdb_batch(Server::XolStdio, prog, args, script);
     ScriptComparison {
         xol_norm: normalise(&xol.stdout),
@@ -327,6 +485,8 @@ pub fn line_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 
 /// Removes what legitimately differs between debug servers from gdb output:
 ///
+/// * the reference tools' own warnings, wherever they are in a line
+///   ([`strip_tool_warnings`]: GNU gdbserver's `Warning: ptrace(...): ...`);
 /// * lines dropped: `Remote debugging using ...`, `Process ... created; pid =
 ///   ...`, gdbserver's banners (`Listening on port`, `Remote debugging from
 ///   host`, `Detaching from process`, `Child exited with status`,
@@ -342,6 +502,7 @@ pub fn line_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 /// `[Inferior 1 (process N) exited with code 03]` thus becomes
 /// `[Inferior 1 (process PID) exited with code 03]` (exit code kept).
 pub fn normalise_gdb_output(s: &str) -> String {
+    let s = strip_tool_warnings(s);
     let mut out = String::new();
     for line in s.lines() {
         let t = line.trim();

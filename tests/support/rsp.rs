@@ -6,7 +6,8 @@
 //! decodes run-length encoding and `}` escapes. Reads happen on a background
 //! thread so every receive has a timeout. The server's stderr (where a stdio
 //! server sends the inferior's output) is collected and available through
-//! [`RspClient::server_stderr`].
+//! [`RspClient::server_stderr`]; the program's own `MARK:` lines (its marks
+//! file, see [`super::gdb::MARKS_ENV`]) through [`RspClient::program_marks`].
 //!
 //! Also: packet helpers ([`checksum`], [`frame`], [`decode_body`],
 //! [`escape_binary`]), hex helpers and a stop-reply parser.
@@ -21,7 +22,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::gdb::gdbserver_path;
+use super::gdb::{gdbserver_path, marks_in_channel, new_marks_path, MARKS_ENV};
 use super::proc::{xol_bin, ChildGuard, Collector};
 
 /// Default timeout for one receive.
@@ -270,6 +271,7 @@ pub struct RspClient {
     stderr: Collector,
     notifications: VecDeque<Vec<u8>>,
     argv: Vec<OsString>,
+    marks: std::path::PathBuf,
 }
 
 impl RspClient {
@@ -293,8 +295,9 @@ impl RspClient {
     /// Spawns an arbitrary server `argv` that speaks RSP on stdin/stdout.
     pub fn spawn(argv: &[OsString]) -> RspClient {
         assert!(!argv.is_empty(), "empty argv");
+        let marks = new_marks_path();
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&argv[1..]).env(MARKS_ENV, &marks).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut guard = ChildGuard::spawn(&mut cmd);
         let stdin = guard.stdin.take();
         let mut stdout = guard.stdout.take().unwrap();
@@ -327,6 +330,7 @@ impl RspClient {
             stderr,
             notifications: VecDeque::new(),
             argv: argv.to_vec(),
+            marks,
         }
     }
 
@@ -353,6 +357,12 @@ impl RspClient {
     /// Waits up to `timeout` for the server to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.guard.wait_timeout(timeout)
+    }
+
+    /// The `MARK:` values the program (and its descendants) wrote to its own
+    /// channel so far, in the order written.
+    pub fn program_marks(&self) -> Vec<String> {
+        std::fs::read(&self.marks).map(|b| marks_in_channel(&String::from_utf8_lossy(&b))).unwrap_or_default()
     }
 
     /// Everything the server wrote to stderr so far.
@@ -568,5 +578,11 @@ impl RspClient {
     pub fn write_mem(&mut self, addr: u64, data: &[u8]) {
         let r = self.request(&format!("M{addr:x},{:x}:{}", data.len(), hex_encode(data)));
         assert_eq!(r, "OK", "M{addr:x} failed\n{}", self.describe());
+    }
+}
+
+impl Drop for RspClient {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.marks);
     }
 }
