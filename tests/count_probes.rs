@@ -471,3 +471,47 @@ fn ctrl_c_on_xol_count_reports_and_ends_the_program() {
     assert!(report.contains(&format!("libc.so.6:printf: 1 hits ({spin}:1)")), "{report}");
     assert!(wait_until(T, || gone(spin)), "the program dies of its SIGINT as it would without xol\n{report}");
 }
+
+/// The states (`/proc/PID/task/TID/stat` field 3) of every thread of `pid`.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    rd.flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            stat.rsplit_once(") ")?.1.chars().next()
+        })
+        .collect()
+}
+
+#[test]
+fn sigstop_stops_the_counted_program_as_it_would_without_xol() {
+    let (mut g, mut out, mut err, spin) = counting_spin();
+    let stopped = |st: &[char]| !st.is_empty() && st.iter().all(|c| matches!(c, 't' | 'T'));
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(spin as i32, libc::SIGSTOP) };
+    // Stopped, and still stopped at 50 reads in a row (a thread stopped only for a moment,
+    // at a probe hit, is running again by the next read).
+    assert!(
+        wait_until(Duration::from_secs(10), || (0..50).all(|_| stopped(&thread_states(spin)))),
+        "every thread of the program stays stopped after SIGSTOP: {:?}\n{}",
+        thread_states(spin),
+        err.text()
+    );
+    // SIGCONT wakes it; SIGTERM then ends it the way it ends by itself.
+    // SAFETY: as above.
+    unsafe { libc::kill(spin as i32, libc::SIGCONT) };
+    assert!(
+        wait_until(Duration::from_secs(10), || !stopped(&thread_states(spin))),
+        "SIGCONT resumes it: {:?}",
+        thread_states(spin)
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(spin as i32, libc::SIGTERM) };
+    out.wait_for("MARK:term", T).unwrap_or_else(|e| panic!("{e}\n{}", err.text()));
+    let st = g.expect_exit(T);
+    let report = err.text();
+    assert_eq!(st.code(), Some(0), "{report}");
+    // (The ready line is a printf; the term line compiles to a puts.)
+    assert!(report.contains(&format!("libc.so.6:printf: 1 hits ({spin}:1)")), "{report}");
+    assert!(report.lines().any(|l| l.starts_with("spin_tick: ")), "{report}");
+}
