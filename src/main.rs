@@ -18,8 +18,12 @@ enum Cmd {
     ///
     /// Examples:
     ///   xol count main -- ./prog                    (a symbol of the program)
-    ///   xol count --per-file work -- ./forker       (children, exec'd programs too)
-    ///   xol count /lib/x86_64-linux-gnu/libc.so.6:puts -- sh -c 'a | b'
+    ///   xol count libc.so.6:malloc -- sh -c 'ls | sort'   (per-file: every process mapping it)
+    ///   xol count --per-file work -- ./prog         (forked children, exec'd programs too)
+    ///   xol count --json main -- ./prog | jq        (JSON on stdout)
+    ///
+    /// Address randomisation is off (as under gdb) unless --aslr. SIGINT/SIGTERM/SIGHUP: xol
+    /// detaches, prints the counts, passes the signal on to the program, exits 128+signal.
     #[command(verbatim_doc_comment)]
     Count {
         /// Make the probes per-file: armed in every traced process that maps the file.

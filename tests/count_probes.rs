@@ -489,10 +489,19 @@ fn sigstop_stops_the_counted_program_as_it_would_without_xol() {
     let stopped = |st: &[char]| !st.is_empty() && st.iter().all(|c| matches!(c, 't' | 'T'));
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(spin as i32, libc::SIGSTOP) };
-    // Stopped, and still stopped at 50 reads in a row (a thread stopped only for a moment,
-    // at a probe hit, is running again by the next read).
+    // Stopped, and still stopped at every read for 300 ms (a thread stopped only while xol
+    // handles an event, a probe hit or the signal itself, runs again long before that).
+    let stays_stopped = || {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(300) {
+            if !stopped(&thread_states(spin)) {
+                return false;
+            }
+        }
+        true
+    };
     assert!(
-        wait_until(Duration::from_secs(10), || (0..50).all(|_| stopped(&thread_states(spin)))),
+        wait_until(Duration::from_secs(10), stays_stopped),
         "every thread of the program stays stopped after SIGSTOP: {:?}\n{}",
         thread_states(spin),
         err.text()
