@@ -755,6 +755,9 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                     StepMode::InLine => "in-line",
                 };
                 gdbstub::outputln!(out, "step mode: {mode}");
+                if let Some((b, l)) = self.pid.and_then(|pid| self.dbg.slot_area(pid)) {
+                    gdbstub::outputln!(out, "displaced-stepping slot area: {:#x}-{:#x}", b, b + l);
+                }
             }
             ["count", loc] => match self.pid {
                 Some(pid) => match self.dbg.count(pid, loc) {
