@@ -479,7 +479,7 @@ impl Debugger {
     }
 
     /// A file named by the user: a path, or the name of a file mapped in `pid` (its basename,
-    /// or the end of its path). `None`: a name (no `/`) that no mapping of `pid` has yet.
+    /// the end of its path, or its soname). `None`: a name (no `/`) that no mapping of `pid` has yet.
     fn find_file(&mut self, pid: Pid, name: &str) -> Result<Option<std::path::PathBuf>> {
         let p = std::path::Path::new(name);
         if p.is_absolute() || name.contains('/') {
@@ -488,11 +488,16 @@ impl Debugger {
             }
             return Ok(Some(p.to_path_buf()));
         }
-        for m in self.inf.mappings(pid)? {
-            if let Some(path) = m.path.filter(|p| p.starts_with('/')) {
-                if crate::symbols::file_name_matches(&path, name) {
-                    return Ok(Some(path.into()));
-                }
+        let maps = self.inf.mappings(pid)?;
+        let paths: Vec<&str> = maps.iter().filter_map(|m| m.path.as_deref().filter(|p| p.starts_with('/'))).collect();
+        if let Some(path) = paths.iter().find(|p| crate::symbols::file_name_matches(p, name)) {
+            return Ok(Some(path.into()));
+        }
+        // A library named by its soname (`libstdc++.so.6`) while the maps show its file.
+        for path in paths.iter().filter(|p| crate::symbols::may_have_soname(p, name)) {
+            let b = crate::symbols::read_file(std::path::Path::new(path)).map_err(Error::Location)?;
+            if crate::symbols::soname(&b).as_deref() == Some(name) {
+                return Ok(Some(path.into()));
             }
         }
         if p.exists() {
@@ -624,7 +629,9 @@ impl Debugger {
                         ProbeState::Pending { file: file.clone(), error: error.clone() }
                     }
                     _ if gdb && self.gdb_file_parked.values().any(|id| *id == p.id) => ProbeState::RemovedByGdb,
-                    Some(Scope::PerFile { path, .. }) if p.hits.is_empty() => {
+                    // Not mapped yet in the processes there are (once they are all gone, it is
+                    // only not mapped now).
+                    Some(Scope::PerFile { path, .. }) if p.hits.is_empty() && !self.inf.pids().is_empty() => {
                         ProbeState::Pending { file: path.display().to_string(), error: None }
                     }
                     Some(Scope::PerFile { path, .. }) => ProbeState::Unmapped { file: path.display().to_string() },

@@ -524,3 +524,25 @@ fn sigstop_stops_the_counted_program_as_it_would_without_xol() {
     assert!(report.contains(&format!("libc.so.6:printf: 1 hits ({spin}:1)")), "{report}");
     assert!(report.lines().any(|l| l.starts_with("spin_tick: ")), "{report}");
 }
+
+#[test]
+fn xol_count_finds_a_library_by_its_soname() {
+    // /proc/PID/maps names the real file (libstdc++.so.6.0.30); the user names the soname.
+    // gdb is a C++ program: every translation unit with <iostream> runs ios_base::Init.
+    let gdb = which("gdb").expect("gdb");
+    let mut ldd = std::process::Command::new("ldd");
+    ldd.arg(&gdb);
+    let libs = text(&run_with_timeout(ldd, T).stdout);
+    let Some(path) = libs.lines().find(|l| l.contains("libstdc++.so.6 => ")).and_then(|l| l.split_whitespace().nth(2))
+    else {
+        eprintln!("skipped: gdb does not link libstdc++.so.6");
+        return;
+    };
+    let real = std::fs::canonicalize(path).expect("canonicalize");
+    assert_ne!(real.file_name().unwrap(), "libstdc++.so.6", "the file's name differs from its soname here");
+    let o = xol_count(&["libstdc++.so.6:_ZNSt8ios_base4InitC1Ev"], &gdb, &["-nx", "-batch", "-ex", "print 6*7"]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success() && out.contains("$1 = 42"), "{out}{err}");
+    let line = err.lines().find(|l| l.starts_with("libstdc++.so.6:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(!line.contains(": 0 hits") && !line.contains("never armed"), "armed in {}: {line}", real.display());
+}

@@ -195,7 +195,11 @@ impl Inferior {
             let Scope::Pending { file, what, error } = &pr.scope else { continue };
             let found = all.iter().find_map(|m| {
                 let path = m.path.as_deref().filter(|p| p.starts_with('/'))?;
-                (m.perms.exec && crate::symbols::file_name_matches(path, file)).then_some((m.file?, path))
+                let named = crate::symbols::file_name_matches(path, file)
+                    || (crate::symbols::may_have_soname(path, file)
+                        && crate::symbols::read_file(std::path::Path::new(path))
+                            .is_ok_and(|b| crate::symbols::soname(&b).as_deref() == Some(file.as_str())));
+                (m.perms.exec && named).then_some((m.file?, path))
             });
             let Some((fid, path)) = found else { continue };
             let path = std::path::Path::new(path.strip_suffix(" (deleted)").unwrap_or(path));

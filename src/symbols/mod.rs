@@ -421,6 +421,38 @@ pub fn file_name_matches(path: &str, name: &str) -> bool {
     path == name || path.ends_with(&format!("/{name}"))
 }
 
+/// Whether the file at `path` may be the library whose soname is `name` although its name
+/// differs: `/proc/PID/maps` shows the real file (`libstdc++.so.6.0.30`), the user and the
+/// dynamic linker the soname (`libstdc++.so.6`). Then its `DT_SONAME` ([`soname`]) decides.
+pub fn may_have_soname(path: &str, name: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    !name.contains('/') && base.len() > name.len() && base.starts_with(name) && base[name.len()..].starts_with('.')
+}
+
+/// The `DT_SONAME` of a shared library, if it has one.
+pub fn soname(b: &[u8]) -> Option<String> {
+    entry_and_type(b).ok()?;
+    let phoff = u64_at(b, 32).ok()? as usize;
+    let phentsize = u16_at(b, 54).ok()? as usize;
+    let phnum = u16_at(b, 56).ok()? as usize;
+    let dynamic = (0..phnum).map(|i| phoff + i * phentsize).find(|o| u32_at(b, *o).ok() == Some(2))?;
+    let (off, size) = (u64_at(b, dynamic + 8).ok()? as usize, u64_at(b, dynamic + 32).ok()? as usize);
+    let (mut strtab, mut name) = (None, None);
+    for e in (off..off.checked_add(size)?).step_by(16) {
+        let (tag, val) = (u64_at(b, e).ok()?, u64_at(b, e + 8).ok()?);
+        match tag {
+            0 => break,
+            5 => strtab = Some(val),
+            14 => name = Some(val),
+            _ => {}
+        }
+    }
+    let start = vaddr_to_offset(b, strtab?).ok()?? as usize + name? as usize;
+    let bytes = b.get(start..)?;
+    let end = bytes.iter().position(|c| *c == 0)?;
+    Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
 /// Whether `b` starts like an ELF file.
 pub fn is_elf(b: &[u8]) -> bool {
     b.starts_with(b"\x7fELF")
@@ -434,6 +466,27 @@ mod tests {
     fn rejects_non_elf() {
         assert!(symbols(b"not an elf file at all, clearly not, no no no no no no no no no no no no").is_err());
         assert!(entry_and_type(&[0x7f, b'E', b'L', b'F']).is_err());
+    }
+
+    #[test]
+    fn reads_the_soname_of_the_c_library() {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.rsplit('/').next().is_some_and(|b| b.starts_with("libc.so")))
+            .expect("libc mapped");
+        let b = read_file(std::path::Path::new(libc)).expect("read libc");
+        assert_eq!(soname(&b).as_deref(), Some("libc.so.6"));
+        assert!(may_have_soname("/usr/lib/libstdc++.so.6.0.30", "libstdc++.so.6"));
+        assert!(!may_have_soname("/usr/lib/libc.so.6", "libc.so.6"));
+        assert!(!may_have_soname("/usr/lib/libcx.so.6", "libc.so"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file() {
+        assert!(read_file(std::path::Path::new("/dev/zero")).unwrap_err().contains("is a device"));
+        assert!(read_file(std::path::Path::new("/")).unwrap_err().contains("is a directory"));
     }
 
     #[test]
