@@ -326,9 +326,12 @@ fn xol_count_arms_a_library_by_its_short_name() {
 #[test]
 fn monitor_count_of_a_library_at_the_first_stop_is_pending_then_armed() {
     let prog = fixture_with("countthreads", FixtureOpts::PIE);
+    let libc = libc_path();
+    let by_path = format!("monitor count {}:pthread_create", libc.display());
     let script = [
         "echo ==COUNT==\\n",
         "monitor count libc.so.6:pthread_create",
+        &by_path,
         "echo ==P1==\\n",
         "monitor probes",
         "break after_threads",
@@ -357,6 +360,22 @@ fn monitor_count_of_a_library_at_the_first_stop_is_pending_then_armed() {
         .find(|l| l.starts_with("1 count libc.so.6:pthread_create at 0x"))
         .unwrap_or_else(|| panic!("armed once libc is mapped\n{out}"));
     assert!(armed.contains(" hits 4 (") && armed.ends_with(" per-file armed in 1"), "{armed}\n{out}");
+    // A full path: per-file at once, pending until that file is mapped.
+    let pending =
+        format!("probe 2 ({}:pthread_create): pending until {} is mapped, per-file", libc.display(), libc.display());
+    assert!(all.contains(&pending), "{pending}\n{out}");
+    assert!(all.lines().any(|l| l.starts_with("2 count ") && l.contains(" hits 4 (")), "{out}");
+}
+
+/// The path of the C library this test binary maps (the file the fixtures map too).
+fn libc_path() -> std::path::PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    let p = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| std::path::Path::new(p).file_name().is_some_and(|n| n.to_string_lossy().starts_with("libc.so")))
+        .expect("libc mapped in the test binary");
+    p.into()
 }
 
 #[test]
