@@ -157,6 +157,9 @@ enum FileTarget {
 /// (a number after the colon) is refused: line locations need DWARF line tables.
 fn split_file_location(location: &str) -> Result<Option<(&str, &str)>> {
     let loc = location.trim();
+    if loc.contains("::") {
+        return Ok(None); // A C++ name (`ns::f`), not FILE:WHAT.
+    }
     let Some((file, what)) = loc.rsplit_once(':').filter(|(f, _)| !f.is_empty() && !f.starts_with("0x")) else {
         return Ok(None);
     };
@@ -698,5 +701,58 @@ impl Debugger {
     /// given method; returns the stop that ended it (for differential tests and tools).
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
         self.inf.step_instruction(pid, tid, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_locations_are_split_and_lines_refused() {
+        assert_eq!(split_file_location("libc.so.6:puts").unwrap(), Some(("libc.so.6", "puts")));
+        assert_eq!(split_file_location("/a/b:0x10").unwrap(), Some(("/a/b", "0x10")));
+        assert_eq!(split_file_location("0x1234").unwrap(), None);
+        assert_eq!(split_file_location("main").unwrap(), None);
+        assert_eq!(split_file_location("ns::f").unwrap(), None);
+        let e = split_file_location("prog.c:15").unwrap_err().to_string();
+        assert!(e.contains("FILE:LINE locations are not supported yet"), "{e}");
+        assert!(split_file_location("prog:").is_err());
+    }
+
+    #[test]
+    fn probe_lines_say_what_each_probe_is() {
+        let mut r = ProbeReport {
+            id: 2,
+            location: "libc.so.6:puts".into(),
+            gdb: false,
+            per_file: true,
+            state: ProbeState::Pending { file: "libc.so.6".into(), error: None },
+            armed: vec![],
+            mnemonic: String::new(),
+            plan: "not armed".into(),
+            refusal: None,
+            hits: vec![],
+        };
+        assert_eq!(
+            r.line(),
+            "2 count libc.so.6:puts at - [pending until libc.so.6 is mapped] plan - hits 0 (none) per-file armed in 0"
+        );
+        r.state = ProbeState::Armed;
+        r.armed = vec![(Pid(10), VirtAddr(0x20)), (Pid(11), VirtAddr(0x20)), (Pid(12), VirtAddr(0x30))];
+        r.mnemonic = "push".into();
+        r.plan = "emulate".into();
+        r.hits = vec![(Pid(10), 3), (Pid(11), 4)];
+        assert_eq!(
+            r.line(),
+            "2 count libc.so.6:puts at 0x20,0x30 [push] plan emulate hits 7 (10:3 11:4) per-file armed in 3"
+        );
+        r.gdb = true;
+        r.location = "0x20".into();
+        r.armed.clear();
+        r.state = ProbeState::RemovedByGdb;
+        assert!(r
+            .line()
+            .starts_with("2 gdb-breakpoint 0x20 at - [removed by gdb while the program is stopped] plan - "));
     }
 }

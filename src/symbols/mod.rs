@@ -483,6 +483,41 @@ mod tests {
         assert!(!may_have_soname("/usr/lib/libcx.so.6", "libc.so"));
     }
 
+    static A_DATA_OBJECT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7);
+
+    #[test]
+    fn check_code_knows_instruction_starts_and_data() {
+        let exe = std::env::current_exe().expect("current exe");
+        let b = read_file(&exe).expect("read");
+        let syms = symbols(&b).expect("symbols");
+        // A function whose first instruction is longer than one byte.
+        let (f, len) = syms
+            .iter()
+            .filter(|s| s.is_func && s.size > 16 && s.in_exec_section)
+            .find_map(|s| {
+                let off = vaddr_to_offset(&b, s.value).ok()?? as usize;
+                let code = b.get(off..off + 16)?;
+                match xol_arch::boundary::locate(code, s.value, s.value + 1) {
+                    xol_arch::boundary::Boundary::Inside { len, .. } => Some((s, len as u64)),
+                    _ => None,
+                }
+            })
+            .expect("some function starts with a multi-byte instruction");
+        assert_eq!(check_code(&b, f.value, 0), Ok(()));
+        assert_eq!(check_code(&b, f.value + len, 0), Ok(()), "the second instruction of {}", f.name);
+        match check_code(&b, f.value + 1, 0x1000) {
+            Err(NotCode::Inside { addr, start, len: l, .. }) => {
+                assert_eq!((addr, start, l as u64), (f.value + 1 + 0x1000, f.value + 0x1000, len))
+            }
+            other => panic!("inside {}: {other:?}", f.name),
+        }
+        assert!(A_DATA_OBJECT.load(std::sync::atomic::Ordering::Relaxed) == 7);
+        let data = syms.iter().find(|s| s.name.contains("A_DATA_OBJECT")).cloned().expect("the data object's symbol");
+        assert!(data.is_object && !data.in_exec_section, "{data:?}");
+        assert_eq!(check_code(&b, data.value, 0), Err(NotCode::NotExecutable(data.value)));
+        assert!(place_in_file(&b, &data.name).unwrap_err().contains("is a data object"));
+    }
+
     #[test]
     fn refuses_what_is_not_a_regular_file() {
         assert!(read_file(std::path::Path::new("/dev/zero")).unwrap_err().contains("is a device"));
