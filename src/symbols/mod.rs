@@ -378,8 +378,14 @@ pub fn read_file_id(path: &std::path::Path) -> Result<(Vec<u8>, (u64, u64)), Str
     if md.len() > MAX_ELF_SIZE {
         return Err(format!("{shown} is {} bytes, more than xol reads ({MAX_ELF_SIZE})", md.len()));
     }
-    let mut out = Vec::with_capacity(md.len() as usize);
-    (&mut f).take(MAX_ELF_SIZE + 1).read_to_end(&mut out).map_err(|e| format!("{shown}: {e}"))?;
+    // The header first: a big file that is not ELF is refused without reading it.
+    let mut out = Vec::new();
+    (&mut f).take(4).read_to_end(&mut out).map_err(|e| format!("{shown}: {e}"))?;
+    if !is_elf(&out) {
+        return Err(format!("{shown} is not an ELF file (an executable or a shared library)"));
+    }
+    out.reserve(md.len() as usize);
+    (&mut f).take(MAX_ELF_SIZE + 1 - 4).read_to_end(&mut out).map_err(|e| format!("{shown}: {e}"))?;
     if out.len() as u64 > MAX_ELF_SIZE {
         return Err(format!("{shown} grew past {MAX_ELF_SIZE} bytes while being read"));
     }
@@ -522,6 +528,8 @@ mod tests {
     fn refuses_what_is_not_a_regular_file() {
         assert!(read_file(std::path::Path::new("/dev/zero")).unwrap_err().contains("is a device"));
         assert!(read_file(std::path::Path::new("/")).unwrap_err().contains("is a directory"));
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbols/mod.rs");
+        assert!(read_file(&src).unwrap_err().contains("is not an ELF file"));
     }
 
     #[test]
