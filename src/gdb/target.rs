@@ -848,10 +848,10 @@ fn count_reply(p: &crate::debugger::ProbeReport) -> String {
                 Some(r) => format!("{} ({r})", p.plan),
                 None => p.plan.clone(),
             };
+            let named = if p.location == a.to_string() { String::new() } else { format!(" ({})", p.location) };
             format!(
-                "probe {} at {a} ({}): {plan} {}, {mode}, armed in {n} place{}",
+                "probe {} at {a}{named}: {plan} {}, {mode}, armed in {n} place{}",
                 p.id,
-                p.location,
                 p.mnemonic,
                 if n == 1 { "" } else { "s" }
             )
