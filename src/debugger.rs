@@ -398,7 +398,7 @@ impl Debugger {
         let maps = self.inf.mappings(pid)?;
         let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else {
             return Err(bad(format!(
-                "{addr} is not mapped in process {pid} (addresses of a PIE program or a library change from run to run when address randomisation is on)"
+                "{addr} is not mapped in process {pid} (a library not loaded yet? name it FILE:SYMBOL or FILE:0xOFFSET to arm it when it is; with address randomisation on, addresses of PIE programs and libraries change from run to run)"
             )));
         };
         let name = m.path.clone().unwrap_or_else(|| "anonymous memory".into());
