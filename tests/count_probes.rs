@@ -468,6 +468,8 @@ fn sigterm_to_xol_count_detaches_reports_and_passes_it_on() {
     let (mut g, mut out, mut err, spin) = counting_spin();
     g.signal(libc::SIGTERM);
     let st = g.expect_exit(T);
+    // Everything xol wrote (the pipe ends when the program, which shares it, is gone too).
+    err.read_to_eof(T);
     let report = err.text();
     assert_eq!(st.code(), Some(143), "128 + SIGTERM\n{report}");
     // printf printed the ready line once; the counts survive the signal.
@@ -485,6 +487,8 @@ fn ctrl_c_on_xol_count_reports_and_ends_the_program() {
     // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
     unsafe { libc::kill(-(g.pid() as i32), libc::SIGINT) };
     let st = g.expect_exit(T);
+    // Everything xol wrote (the pipe ends when the program, which shares it, is gone too).
+    err.read_to_eof(T);
     let report = err.text();
     assert_eq!(st.code(), Some(130), "128 + SIGINT\n{report}");
     assert!(report.contains(&format!("libc.so.6:printf: 1 hits ({spin}:1)")), "{report}");
@@ -537,6 +541,8 @@ fn sigstop_stops_the_counted_program_as_it_would_without_xol() {
     unsafe { libc::kill(spin as i32, libc::SIGTERM) };
     out.wait_for("MARK:term", T).unwrap_or_else(|e| panic!("{e}\n{}", err.text()));
     let st = g.expect_exit(T);
+    // Everything xol wrote (the pipe ends when the program, which shares it, is gone too).
+    err.read_to_eof(T);
     let report = err.text();
     assert_eq!(st.code(), Some(0), "{report}");
     // (The ready line is a printf; the term line compiles to a puts.)
