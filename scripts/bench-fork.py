@@ -150,7 +150,7 @@ def m_xol(par, idle):
                                   str(TARGET)])
         parse_target(res, rc, out, err, secs)
         text = out + err
-        m = re.search(r"^\d+ pf_probed at \S+ .*? hits (\d+) \(([^)]*)\)", text, re.M)
+        m = re.search(r"^\d+ count pf_probed at \S+ .*? hits (\d+) \(([^)]*)\)", text, re.M)
         if m:
             res.hits = int(m.group(1))
             pids = m.group(2).split()

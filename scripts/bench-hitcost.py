@@ -119,9 +119,9 @@ def expected_checksum(v, n):
 
 LOOP_RE = re.compile(r"hitcost: loop_ns=(\d+) n=(\d+)")
 CHECK_RE = re.compile(r"checksum (-?\d+)")
-# `ID LOCATION at 0xADDR [mnemonic] plan KIND hits TOTAL (PID:N ...) MODE CONSUMER armed in K`
+# `ID KIND LOCATION at 0xADDR[,...] [mnemonic] plan PLAN hits TOTAL (PID:N ...) MODE armed in K`
 # (the mode/consumer/armed tail is optional, for older builds)
-PROBE_RE = re.compile(r"^(\d+) (\S+) at (0x[0-9a-f]+) \[([^\]]*)\] plan (.+?) hits (\d+) \(([^)]*)\)(?: \S+ \S+ armed in \d+)?\s*$", re.M)
+PROBE_RE = re.compile(r"^(\d+) (?:count|gdb-breakpoint) (\S+) at (0x[0-9a-f]+)\S* \[([^\]]*)\] plan (.+?) hits (\d+) \(([^)]*)\)(?: \S+ armed in \d+)?\s*$", re.M)
 STATS_RE = re.compile(r"resumed by emulation: (\d+), boosted: (\d+), out-of-line steps: (\d+), "
                       r"in-line step-overs: (\d+), rewound: (\d+)")
 

@@ -8,6 +8,17 @@
 //! probe table's ordering rules (registration publishes then writes the `int3`s, removal
 //! restores the bytes then unpublishes; a trap on a removed probe is a stale trap, rewound).
 //!
+//! Address randomisation is turned off for the program (as gdb and `xol serve` do), so an
+//! address gdb showed is the address in this run; `--aslr` keeps it on.
+//!
+//! The counts go to stderr (the program's own output stays on stdout); `--json` writes them
+//! as one JSON object on stdout instead, for `| jq`; `-o FILE` writes either to FILE.
+//!
+//! SIGINT, SIGTERM or SIGHUP to xol (Ctrl-C reaches the whole foreground process group, the
+//! program included): xol detaches cleanly (every `int3` restored), prints what was counted,
+//! passes the same signal on to the program it launched (as `strace` does: a program that
+//! handles or ignores it goes on, untraced), and exits with 128 + the signal (130, 143, 129).
+//!
 //! Uses only the core facade.
 
 use crate::debugger::{Action, Debugger, LaunchSpec, StopKind, WaitOutcome};
@@ -28,8 +39,12 @@ pub struct CountOptions {
     pub churn: Option<Duration>,
     /// How many churn cycles (then the probes stay unregistered).
     pub churn_cycles: u64,
-    /// Print the result as JSON.
+    /// Print the result as JSON on stdout.
     pub json: bool,
+    /// Write the report to this file instead of stderr (JSON or text).
+    pub output: Option<std::path::PathBuf>,
+    /// Keep address randomisation on (by default it is turned off, as gdb does).
+    pub aslr: bool,
     /// The program and its arguments.
     pub program: Vec<OsString>,
 }
@@ -62,7 +77,7 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
         wrapper: Vec::new(),
         env: None,
         cwd: None,
-        disable_aslr: false,
+        disable_aslr: !opts.aslr,
         stdio_is_protocol: false,
     };
     let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
@@ -123,58 +138,100 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
             WaitOutcome::NoProcesses => break 0,
             WaitOutcome::Input => {}
             WaitOutcome::Terminate => {
-                dbg.release_all();
-                return Err("terminated".into());
+                let sig = dbg.terminate_signal().unwrap_or(15);
+                // Bytes restored and every thread released before anything is printed; then
+                // the program gets the signal too (it has left xol: delivered as natively).
+                dbg.detach_all();
+                report(&dbg, &ids, opts);
+                if let Err(e) = dbg.signal_detached(pid, sig) {
+                    log::info!("passing signal {sig} on to {pid}: {e}");
+                }
+                eprintln!("xol count: signal {sig}: detached; the signal was passed on to process {pid}");
+                return Ok(128 + sig);
             }
         }
     };
-    report(&dbg, &ids, opts.json);
+    report(&dbg, &ids, opts);
     dbg.release_all();
     Ok(code)
 }
 
-fn report(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) {
+fn report(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, opts: &CountOptions) {
+    let text = render(dbg, ids, opts.json);
+    let written = match &opts.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display())),
+        None if opts.json => {
+            use std::io::Write;
+            std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
+        }
+        None => {
+            eprint!("{text}");
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("xol count: cannot write the report: {e}");
+    }
+}
+
+/// The report: one line per location (`LOC: N hits (PID:N ...)`), or one JSON object.
+fn render(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) -> String {
     // Hits of every probe id ever registered (probes removed by churn included).
-    let mut per: BTreeMap<&str, BTreeMap<Pid, u64>> = BTreeMap::new();
+    let reports = dbg.probe_reports();
+    let mut per: BTreeMap<&str, (BTreeMap<Pid, u64>, Option<String>)> = BTreeMap::new();
     for (loc, list) in ids {
         let e = per.entry(loc.as_str()).or_default();
         for id in list {
             for (pid, n) in dbg.probe_hits(*id) {
-                *e.entry(pid).or_insert(0) += n;
+                *e.0.entry(pid).or_insert(0) += n;
+            }
+            // A probe that never found its file says so.
+            if let Some(r) = reports.iter().find(|r| r.id == *id) {
+                if r.state.is_pending() && r.hits.is_empty() {
+                    e.1 = Some(format!("never armed: {}", r.state));
+                }
             }
         }
     }
     let st = dbg.step_stats();
     if json {
-        let mut out = String::from("{\"locations\": [");
-        for (i, (loc, hits)) in per.iter().enumerate() {
-            let total: u64 = hits.values().sum();
-            let pids: Vec<String> = hits.iter().map(|(p, n)| format!("\"{}\": {n}", p.0)).collect();
-            out.push_str(&format!(
-                "{}{{\"location\": {:?}, \"total\": {total}, \"per_pid\": {{{}}}}}",
-                if i > 0 { ", " } else { "" },
-                loc,
-                pids.join(", ")
-            ));
-        }
-        out.push_str(&format!(
-            "], \"traps\": {}, \"stale_traps\": {}, \"emulated\": {}, \"boosted\": {}, \"out_of_line\": {}, \"in_line\": {}, \"rewound\": {}, \"forks\": {}, \"children_followed\": {}}}",
-            st.traps,
-            st.stale_traps,
-            st.emulated,
-            st.boosted,
-            st.out_of_line,
-            st.in_line,
-            st.rewound,
-            dbg.forks_handled(),
-            dbg.children_followed()
-        ));
-        eprintln!("{out}");
-        return;
+        let locations: Vec<serde_json::Value> = per
+            .iter()
+            .map(|(loc, (hits, note))| {
+                let per_pid: serde_json::Map<String, serde_json::Value> =
+                    hits.iter().map(|(p, n)| (p.0.to_string(), (*n).into())).collect();
+                let mut o = serde_json::json!({
+                    "location": loc,
+                    "total": hits.values().sum::<u64>(),
+                    "per_pid": per_pid,
+                });
+                if let Some(n) = note {
+                    o["note"] = n.clone().into();
+                }
+                o
+            })
+            .collect();
+        let out = serde_json::json!({
+            "locations": locations,
+            "traps": st.traps,
+            "stale_traps": st.stale_traps,
+            "emulated": st.emulated,
+            "boosted": st.boosted,
+            "out_of_line": st.out_of_line,
+            "in_line": st.in_line,
+            "rewound": st.rewound,
+            "forks": dbg.forks_handled(),
+            "children_followed": dbg.children_followed(),
+        });
+        return format!("{out}\n");
     }
-    for (loc, hits) in &per {
+    let mut text = String::new();
+    for (loc, (hits, note)) in &per {
         let total: u64 = hits.values().sum();
         let pids: Vec<String> = hits.iter().map(|(p, n)| format!("{p}:{n}")).collect();
-        eprintln!("{loc}: {total} hits ({})", if pids.is_empty() { "none".into() } else { pids.join(" ") });
+        let note = note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
+        let pids = if pids.is_empty() { "none".into() } else { pids.join(" ") };
+        text.push_str(&format!("{loc}: {total} hits ({pids}{note})\n"));
     }
+    text
 }

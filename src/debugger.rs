@@ -29,6 +29,152 @@ pub enum ProbeMode {
     PerFile,
 }
 
+/// Where a probe stands, beyond its insertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeState {
+    /// Armed (an `int3`) in at least one traced process.
+    Armed,
+    /// Per-file, waiting for a traced process to map its file (`file`: as the user named it,
+    /// or the path); `error`: why the last mapped file of that name could not take it.
+    Pending {
+        /// The file.
+        file: String,
+        /// Why a mapped file of that name could not take the probe, if one could not.
+        error: Option<String>,
+    },
+    /// A gdb breakpoint gdb has removed (`z0`): gdb takes its breakpoints out whenever the
+    /// program stops (unless `set breakpoint always-inserted on`) and puts them back when it
+    /// resumes.
+    RemovedByGdb,
+    /// Per-file, its file known, but no traced process maps it now (they all ended, or
+    /// unloaded it).
+    Unmapped {
+        /// The file's path.
+        file: String,
+    },
+    /// Per-process, and its process is gone.
+    ProcessGone(Pid),
+}
+
+impl ProbeState {
+    /// True while the probe waits for its file (never armed yet).
+    pub fn is_pending(&self) -> bool {
+        matches!(self, ProbeState::Pending { .. })
+    }
+}
+
+impl std::fmt::Display for ProbeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeState::Armed => write!(f, "armed"),
+            ProbeState::Pending { file, error: None } => write!(f, "pending until {file} is mapped"),
+            ProbeState::Pending { file, error: Some(e) } => {
+                write!(f, "pending until {file} is mapped; the {file} mapped so far cannot take it: {e}")
+            }
+            ProbeState::RemovedByGdb => write!(f, "removed by gdb while the program is stopped"),
+            ProbeState::Unmapped { file } => write!(f, "no traced process maps {file} now"),
+            ProbeState::ProcessGone(pid) => write!(f, "process {pid} has ended"),
+        }
+    }
+}
+
+/// A probe as `monitor probes` and `xol count` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Its id.
+    pub id: u32,
+    /// The location as given (a gdb breakpoint: its address).
+    pub location: String,
+    /// A gdb breakpoint (made per-file by `monitor probe-mode per-file`), not a counting probe.
+    pub gdb: bool,
+    /// Per-file (armed wherever its file is mapped) or per-process.
+    pub per_file: bool,
+    /// Armed, pending, removed by gdb...
+    pub state: ProbeState,
+    /// Where it is armed: (process, address).
+    pub armed: Vec<(Pid, VirtAddr)>,
+    /// The instruction's mnemonic where armed (empty otherwise).
+    pub mnemonic: String,
+    /// The plan kind (emulate, boosted, out-of-line, refused) where armed ("-" otherwise).
+    pub plan: String,
+    /// Why the plan was refused (the probe is then stepped over in line), if it was.
+    pub refusal: Option<String>,
+    /// Hits per process (processes that ended included).
+    pub hits: Vec<(Pid, u64)>,
+}
+
+impl ProbeReport {
+    /// Hits summed over the processes.
+    pub fn total(&self) -> u64 {
+        self.hits.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The one-line form of `monitor probes`:
+    /// `ID KIND LOCATION at ADDRESSES [INSTRUCTION] plan PLAN hits TOTAL (PID:N ...) MODE armed in K`
+    /// where KIND is `count` or `gdb-breakpoint`, MODE `per-file` or `per-process`; a probe armed
+    /// nowhere reads `at - [STATE]` (`pending until libc.so.6 is mapped`, ...) and `plan -`.
+    pub fn line(&self) -> String {
+        let kind = if self.gdb { "gdb-breakpoint" } else { "count" };
+        let at = if self.armed.is_empty() {
+            format!("- [{}]", self.state)
+        } else {
+            let mut addrs: Vec<u64> = self.armed.iter().map(|(_, a)| a.0).collect();
+            addrs.sort_unstable();
+            addrs.dedup();
+            let mut shown: Vec<String> = addrs.iter().take(3).map(|a| format!("{a:#x}")).collect();
+            if addrs.len() > 3 {
+                shown.push(format!("+{} more", addrs.len() - 3));
+            }
+            format!("{} [{}]", shown.join(","), self.mnemonic)
+        };
+        let plan = match (&self.refusal, self.armed.is_empty()) {
+            (_, true) => "-".to_string(),
+            (Some(r), false) => format!("{} ({r})", self.plan),
+            (None, false) => self.plan.clone(),
+        };
+        let hits: Vec<String> = self.hits.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+        format!(
+            "{} {kind} {} at {at} plan {plan} hits {} ({}) {} armed in {}",
+            self.id,
+            self.location,
+            self.total(),
+            if hits.is_empty() { "none".to_string() } else { hits.join(" ") },
+            if self.per_file { "per-file" } else { "per-process" },
+            self.armed.len()
+        )
+    }
+}
+
+/// What a per-file location resolved to.
+enum FileTarget {
+    /// A place in a file (and the file's path).
+    Site(FileSite, std::path::PathBuf),
+    /// A file named by a name no traced process maps yet.
+    Pending { file: String, what: String },
+}
+
+/// `FILE:WHAT` split at its last colon (`None` for `0xADDR` or a bare symbol). `FILE:LINE`
+/// (a number after the colon) is refused: line locations need DWARF line tables.
+fn split_file_location(location: &str) -> Result<Option<(&str, &str)>> {
+    let loc = location.trim();
+    if loc.contains("::") {
+        return Ok(None); // A C++ name (`ns::f`), not FILE:WHAT.
+    }
+    let Some((file, what)) = loc.rsplit_once(':').filter(|(f, _)| !f.is_empty() && !f.starts_with("0x")) else {
+        return Ok(None);
+    };
+    if !what.is_empty() && what.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(Error::Location(format!(
+            "{loc}: FILE:LINE locations are not supported yet (xol reads no DWARF line tables); \
+             give a function (SYMBOL or FILE:SYMBOL) or an address (0xADDR or FILE:0xOFFSET)"
+        )));
+    }
+    if what.is_empty() {
+        return Err(Error::Location(format!("{loc}: say what in {file}: FILE:SYMBOL or FILE:0xOFFSET")));
+    }
+    Ok(Some((file, what)))
+}
+
 /// The debugger core.
 #[derive(Debug, Default)]
 pub struct Debugger {
@@ -211,19 +357,25 @@ impl Debugger {
     }
 
     /// Resolve a location: `0xADDR` (or `*0xADDR`), or a symbol of the main program (its load
-    /// bias applied).
+    /// bias applied). Only resolves: see [`Debugger::count`] for the checks a probe needs.
     pub fn resolve_location(&self, pid: Pid, loc: &str) -> Result<VirtAddr> {
+        self.resolve_symbol(pid, loc).map(|(a, _)| a)
+    }
+
+    /// [`Debugger::resolve_location`], with the symbol when the location was one.
+    fn resolve_symbol(&self, pid: Pid, loc: &str) -> Result<(VirtAddr, Option<crate::symbols::Symbol>)> {
         let loc = loc.trim().trim_start_matches('*');
         let bad = Error::Location;
         if let Some(h) = loc.strip_prefix("0x").or_else(|| loc.strip_prefix("0X")) {
-            return u64::from_str_radix(h, 16).map(VirtAddr).map_err(|_| bad(format!("bad address {loc:?}")));
+            let a = u64::from_str_radix(h, 16).map(VirtAddr).map_err(|_| bad(format!("bad address {loc:?}")))?;
+            return Ok((a, None));
         }
         if loc.is_empty() {
             return Err(bad("no location given".into()));
         }
         let exe = self.inf.exe(pid)?;
-        let bytes = std::fs::read(&exe).map_err(|e| bad(format!("cannot read {}: {e}", exe.display())))?;
-        let value = crate::symbols::lookup(&bytes, loc)
+        let bytes = crate::symbols::read_file(&exe).map_err(bad)?;
+        let sym = crate::symbols::lookup_symbol(&bytes, loc)
             .map_err(|e| bad(format!("{}: {e}", exe.display())))?
             .ok_or_else(|| bad(format!("no symbol {loc:?} in {}", exe.display())))?;
         let (entry, ty) = crate::symbols::entry_and_type(&bytes).map_err(|e| bad(e.to_string()))?;
@@ -234,7 +386,41 @@ impl Debugger {
         } else {
             0
         };
-        Ok(VirtAddr(value.wrapping_add(bias)))
+        Ok((VirtAddr(sym.value.wrapping_add(bias)), Some(sym)))
+    }
+
+    /// Check that `addr` may carry a probe in `pid`: it is mapped, executable, backed by a
+    /// file, and starts an instruction of that file's code ([`crate::symbols::check_code`]).
+    /// Anonymous executable memory (JIT code, `[vdso]`) is refused: nothing tells where its
+    /// instructions start.
+    pub fn check_probe_address(&mut self, pid: Pid, addr: VirtAddr) -> Result<()> {
+        let bad = Error::Location;
+        let maps = self.inf.mappings(pid)?;
+        let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else {
+            return Err(bad(format!(
+                "{addr} is not mapped in process {pid} (a library not loaded yet? name it FILE:SYMBOL or FILE:0xOFFSET to arm it when it is; with address randomisation on, addresses of PIE programs and libraries change from run to run)"
+            )));
+        };
+        let name = m.path.clone().unwrap_or_else(|| "anonymous memory".into());
+        if !m.perms.exec {
+            return Err(bad(format!(
+                "{addr} is not code: it is in a non-executable mapping of process {pid} ({} {name})",
+                m.perms
+            )));
+        }
+        let (Some(site), Some(path)) = (m.site_of(addr.0), m.path.as_deref().filter(|p| p.starts_with('/'))) else {
+            return Err(bad(format!(
+                "{addr} is in executable memory that is not a file ({name}): xol cannot check that it starts an instruction"
+            )));
+        };
+        let (bytes, id) = crate::symbols::read_file_id(std::path::Path::new(path)).map_err(bad)?;
+        if (id.0, id.1) != (site.file.dev, site.file.ino) {
+            return Err(bad(format!("{path} changed on disk since process {pid} mapped it: cannot check {addr}")));
+        }
+        let (v, _) = crate::symbols::offset_to_vaddr(&bytes, site.offset)
+            .map_err(|e| bad(format!("{path}: {e}")))?
+            .ok_or_else(|| bad(format!("{addr} is in no loadable segment of {path}")))?;
+        crate::symbols::check_code(&bytes, v, addr.0.wrapping_sub(v)).map_err(|e| bad(e.to_string()))
     }
 
     /// What new gdb breakpoints and counting probes are.
@@ -249,59 +435,99 @@ impl Debugger {
 
     /// A place in a file for `location`: `FILE:SYMBOL` or `FILE:0xOFFSET` (FILE a path, or the
     /// name of a file mapped in `pid`, e.g. `libc.so.6`), or an address/symbol of `pid`
-    /// translated through its mappings.
+    /// translated through its mappings. The place is checked to be code that starts an
+    /// instruction.
     pub fn resolve_file_site(&mut self, pid: Pid, location: &str) -> Result<(FileSite, std::path::PathBuf)> {
-        let bad = Error::Location;
-        if let Some((file, what)) = location.rsplit_once(':').filter(|(f, _)| !f.is_empty() && !f.starts_with("0x")) {
-            let path = self.find_file(pid, file)?;
-            let id = Inferior::file_id(&path)?;
-            let offset = if let Some(h) = what.strip_prefix("0x") {
-                u64::from_str_radix(h, 16).map_err(|_| bad(format!("bad offset {what:?}")))?
-            } else {
-                let bytes = std::fs::read(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-                let v = crate::symbols::lookup(&bytes, what)
-                    .map_err(|e| bad(format!("{}: {e}", path.display())))?
-                    .ok_or_else(|| bad(format!("no symbol {what:?} in {}", path.display())))?;
-                crate::symbols::vaddr_to_offset(&bytes, v)
-                    .map_err(|e| bad(e.to_string()))?
-                    .ok_or_else(|| bad(format!("{what} is not in a loaded segment of {}", path.display())))?
-            };
-            return Ok((FileSite { file: id, offset }, path));
+        match self.file_target(pid, location)? {
+            FileTarget::Site(site, path) => Ok((site, path)),
+            FileTarget::Pending { file, .. } => {
+                Err(Error::Location(format!("no file {file:?} is mapped in process {pid} (give a path)")))
+            }
         }
-        let addr = self.resolve_location(pid, location)?;
+    }
+
+    /// What a per-file location names: a place in a file, or a file not mapped yet.
+    fn file_target(&mut self, pid: Pid, location: &str) -> Result<FileTarget> {
+        let bad = Error::Location;
+        if let Some((file, what)) = split_file_location(location)? {
+            let path = match self.find_file(pid, file)? {
+                Some(p) => p,
+                None => return Ok(FileTarget::Pending { file: file.to_string(), what: what.to_string() }),
+            };
+            let (bytes, (dev, ino)) = crate::symbols::read_file_id(&path).map_err(bad)?;
+            let offset =
+                crate::symbols::place_in_file(&bytes, what).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            return Ok(FileTarget::Site(FileSite { file: crate::types::FileId { dev, ino }, offset }, path));
+        }
+        let addr = self.checked_address(pid, location)?;
         match self.inf.file_site(pid, addr)? {
-            Some((site, path)) => Ok((site, path.map(Into::into).unwrap_or_default())),
+            Some((site, path)) => Ok(FileTarget::Site(site, path.map(Into::into).unwrap_or_default())),
             None => Err(bad(format!("{addr} is not in a file mapped by process {pid}"))),
         }
     }
 
-    /// A file named by the user: a path, or the name of a file mapped in `pid`.
-    fn find_file(&mut self, pid: Pid, name: &str) -> Result<std::path::PathBuf> {
-        let p = std::path::Path::new(name);
-        if p.is_absolute() || p.exists() {
-            return Ok(p.to_path_buf());
+    /// Resolve a location of `pid` (`0xADDR` or a symbol) for a probe: a data symbol is
+    /// refused by its name, an address by [`Debugger::check_probe_address`].
+    fn checked_address(&mut self, pid: Pid, location: &str) -> Result<VirtAddr> {
+        let (addr, sym) = self.resolve_symbol(pid, location)?;
+        if let Some(s) = sym.filter(|s| !s.in_exec_section) {
+            let kind = if s.is_object { "a data object" } else { "a symbol" };
+            return Err(Error::Location(format!(
+                "{} is {kind} in a non-executable section ({addr}), not code",
+                s.name
+            )));
         }
-        for m in self.inf.mappings(pid)? {
-            if let Some(path) = m.path {
-                let base = std::path::Path::new(&path).file_name().map(|f| f.to_string_lossy().into_owned());
-                if base.as_deref() == Some(name) || path.ends_with(&format!("/{name}")) {
-                    return Ok(path.into());
-                }
-            }
-        }
-        Err(Error::Location(format!("no file {name:?} is mapped in process {pid} (give a path)")))
+        self.check_probe_address(pid, addr)?;
+        Ok(addr)
     }
 
-    /// Add a counting probe at `location` (see [`Debugger::resolve_location`]; `FILE:SYMBOL`
-    /// and `FILE:0xOFFSET` make a per-file probe): every hit is counted and nothing stops.
-    /// Per-file or per-process as the probe mode says. Returns its id.
-    pub fn count(&mut self, pid: Pid, location: &str) -> Result<u32> {
-        let file_form = location.rsplit_once(':').is_some_and(|(f, _)| !f.is_empty() && !f.starts_with("0x"));
-        if self.mode == ProbeMode::PerFile || file_form {
-            let (site, path) = self.resolve_file_site(pid, location)?;
-            return self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location);
+    /// A file named by the user: a path, or the name of a file mapped in `pid` (its basename,
+    /// the end of its path, or its soname). `None`: a name (no `/`) that no mapping of `pid` has yet.
+    fn find_file(&mut self, pid: Pid, name: &str) -> Result<Option<std::path::PathBuf>> {
+        let p = std::path::Path::new(name);
+        if p.is_absolute() || name.contains('/') {
+            if !p.exists() {
+                return Err(Error::Location(format!("{name}: no such file")));
+            }
+            return Ok(Some(p.to_path_buf()));
         }
-        let addr = self.resolve_location(pid, location)?;
+        let maps = self.inf.mappings(pid)?;
+        let paths: Vec<&str> = maps.iter().filter_map(|m| m.path.as_deref().filter(|p| p.starts_with('/'))).collect();
+        if let Some(path) = paths.iter().find(|p| crate::symbols::file_name_matches(p, name)) {
+            return Ok(Some(path.into()));
+        }
+        // A library named by its soname (`libstdc++.so.6`) while the maps show its file.
+        for path in paths.iter().filter(|p| crate::symbols::may_have_soname(p, name)) {
+            let b = crate::symbols::read_file(std::path::Path::new(path)).map_err(Error::Location)?;
+            if crate::symbols::soname(&b).as_deref() == Some(name) {
+                return Ok(Some(path.into()));
+            }
+        }
+        if p.exists() {
+            return Ok(Some(p.to_path_buf()));
+        }
+        Ok(None)
+    }
+
+    /// Add a counting probe at `location`: `0xADDR`, a symbol of the program, or (always
+    /// per-file) `FILE:SYMBOL` / `FILE:0xOFFSET`. Every hit is counted and nothing stops.
+    /// Per-file or per-process as the probe mode says. The place must be code and start an
+    /// instruction (else the reason is returned). A FILE given by name (`libc.so.6`) that no
+    /// traced process maps yet makes a pending probe, armed when a process maps a file of that
+    /// name. Returns its id.
+    pub fn count(&mut self, pid: Pid, location: &str) -> Result<u32> {
+        let file_form = split_file_location(location)?.is_some();
+        if self.mode == ProbeMode::PerFile || file_form {
+            return match self.file_target(pid, location)? {
+                FileTarget::Site(site, path) => {
+                    self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location)
+                }
+                FileTarget::Pending { file, what } => {
+                    self.inf.add_probe(Scope::Pending { file, what, error: None }, Consumer::Count, location)
+                }
+            };
+        }
+        let addr = self.checked_address(pid, location)?;
         self.inf.add_count_probe(pid, addr, location)
     }
 
@@ -320,7 +546,7 @@ impl Debugger {
                 let id = self.inf.add_probe(
                     Scope::PerFile { site, path: path.map(Into::into).unwrap_or_default() },
                     Consumer::Gdb,
-                    &format!("gdb breakpoint at {addr}"),
+                    &addr.to_string(),
                 )?;
                 self.gdb_file_bps.insert((pid, addr.0), id);
                 return Ok(());
@@ -390,6 +616,62 @@ impl Debugger {
         self.inf.probes()
     }
 
+    /// Every probe (counting probes and per-file gdb breakpoints) with where it stands, for
+    /// `monitor probes` and `xol count`.
+    pub fn probe_reports(&self) -> Vec<ProbeReport> {
+        let snap = self.inf.probe_table().snapshot();
+        self.inf
+            .probes()
+            .into_iter()
+            .map(|p| {
+                let pr = snap.get(p.id);
+                let gdb = pr.is_some_and(|pr| pr.consumer == Consumer::Gdb);
+                let state = match pr.map(|pr| &pr.scope) {
+                    _ if !p.armed.is_empty() => ProbeState::Armed,
+                    Some(Scope::Pending { file, error, .. }) => {
+                        ProbeState::Pending { file: file.clone(), error: error.clone() }
+                    }
+                    _ if gdb && self.gdb_file_parked.values().any(|id| *id == p.id) => ProbeState::RemovedByGdb,
+                    // Not mapped yet in the processes there are (once they are all gone, it is
+                    // only not mapped now).
+                    Some(Scope::PerFile { path, .. }) if p.hits.is_empty() && !self.inf.pids().is_empty() => {
+                        ProbeState::Pending { file: path.display().to_string(), error: None }
+                    }
+                    Some(Scope::PerFile { path, .. }) => ProbeState::Unmapped { file: path.display().to_string() },
+                    Some(Scope::PerProcess { pid, .. }) => ProbeState::ProcessGone(*pid),
+                    None => ProbeState::ProcessGone(Pid(0)),
+                };
+                ProbeReport {
+                    id: p.id,
+                    location: p.location,
+                    gdb,
+                    per_file: p.mode == "per-file",
+                    state,
+                    armed: p.armed,
+                    mnemonic: p.mnemonic,
+                    plan: p.plan,
+                    refusal: p.refusal,
+                    hits: p.hits,
+                }
+            })
+            .collect()
+    }
+
+    /// The report of one probe (see [`Debugger::probe_reports`]).
+    pub fn probe_report(&self, id: u32) -> Option<ProbeReport> {
+        self.probe_reports().into_iter().find(|p| p.id == id)
+    }
+
+    /// Which termination signal (SIGINT, SIGTERM, SIGHUP) xol received, if any.
+    pub fn terminate_signal(&self) -> Option<i32> {
+        self.inf.terminate_signal()
+    }
+
+    /// Send `sig` to a process xol has detached from (a signal meant for the program too).
+    pub fn signal_detached(&self, pid: Pid, sig: i32) -> Result<()> {
+        self.inf.signal_untraced(pid, sig)
+    }
+
     /// The plan kind chosen for the breakpoint at `addr`, if one is inserted there.
     pub fn plan_kind(&self, pid: Pid, addr: VirtAddr) -> Option<PlanKind> {
         self.inf.plan_kind(pid, addr)
@@ -419,5 +701,58 @@ impl Debugger {
     /// given method; returns the stop that ended it (for differential tests and tools).
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
         self.inf.step_instruction(pid, tid, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_locations_are_split_and_lines_refused() {
+        assert_eq!(split_file_location("libc.so.6:puts").unwrap(), Some(("libc.so.6", "puts")));
+        assert_eq!(split_file_location("/a/b:0x10").unwrap(), Some(("/a/b", "0x10")));
+        assert_eq!(split_file_location("0x1234").unwrap(), None);
+        assert_eq!(split_file_location("main").unwrap(), None);
+        assert_eq!(split_file_location("ns::f").unwrap(), None);
+        let e = split_file_location("prog.c:15").unwrap_err().to_string();
+        assert!(e.contains("FILE:LINE locations are not supported yet"), "{e}");
+        assert!(split_file_location("prog:").is_err());
+    }
+
+    #[test]
+    fn probe_lines_say_what_each_probe_is() {
+        let mut r = ProbeReport {
+            id: 2,
+            location: "libc.so.6:puts".into(),
+            gdb: false,
+            per_file: true,
+            state: ProbeState::Pending { file: "libc.so.6".into(), error: None },
+            armed: vec![],
+            mnemonic: String::new(),
+            plan: "not armed".into(),
+            refusal: None,
+            hits: vec![],
+        };
+        assert_eq!(
+            r.line(),
+            "2 count libc.so.6:puts at - [pending until libc.so.6 is mapped] plan - hits 0 (none) per-file armed in 0"
+        );
+        r.state = ProbeState::Armed;
+        r.armed = vec![(Pid(10), VirtAddr(0x20)), (Pid(11), VirtAddr(0x20)), (Pid(12), VirtAddr(0x30))];
+        r.mnemonic = "push".into();
+        r.plan = "emulate".into();
+        r.hits = vec![(Pid(10), 3), (Pid(11), 4)];
+        assert_eq!(
+            r.line(),
+            "2 count libc.so.6:puts at 0x20,0x30 [push] plan emulate hits 7 (10:3 11:4) per-file armed in 3"
+        );
+        r.gdb = true;
+        r.location = "0x20".into();
+        r.armed.clear();
+        r.state = ProbeState::RemovedByGdb;
+        assert!(r
+            .line()
+            .starts_with("2 gdb-breakpoint 0x20 at - [removed by gdb while the program is stopped] plan - "));
     }
 }

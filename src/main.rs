@@ -18,8 +18,12 @@ enum Cmd {
     ///
     /// Examples:
     ///   xol count main -- ./prog                    (a symbol of the program)
-    ///   xol count --per-file work -- ./forker       (children, exec'd programs too)
-    ///   xol count /lib/x86_64-linux-gnu/libc.so.6:puts -- sh -c 'a | b'
+    ///   xol count libc.so.6:malloc -- sh -c 'ls | sort'   (per-file: every process mapping it)
+    ///   xol count --per-file work -- ./prog         (forked children, exec'd programs too)
+    ///   xol count --json main -- ./prog | jq        (JSON on stdout)
+    ///
+    /// Address randomisation is off (as under gdb) unless --aslr. SIGINT/SIGTERM/SIGHUP: xol
+    /// detaches, prints the counts, passes the signal on to the program, exits 128+signal.
     #[command(verbatim_doc_comment)]
     Count {
         /// Make the probes per-file: armed in every traced process that maps the file.
@@ -31,9 +35,16 @@ enum Cmd {
         /// With --churn: how many cycles (then the probes stay unregistered).
         #[arg(long, default_value_t = 100)]
         churn_cycles: u64,
-        /// Print the result as JSON (on stderr).
+        /// Print the result as JSON on stdout (the plain report goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Write the report (text, or JSON with --json) to FILE instead of stderr/stdout.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Keep address randomisation on for the program (by default it is turned off, as gdb
+        /// does, so addresses gdb showed are valid).
+        #[arg(long, alias = "no-disable-randomization")]
+        aslr: bool,
         /// Locations: 0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET.
         #[arg(required = true)]
         locations: Vec<String>,
@@ -105,13 +116,15 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Count { per_file, churn, churn_cycles, json, locations, program } => {
+        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, locations, program } => {
             xol::count::run(xol::count::CountOptions {
                 locations,
                 per_file,
                 churn: churn.map(std::time::Duration::from_millis),
                 churn_cycles,
                 json,
+                aslr,
+                output,
                 program,
             })
         }

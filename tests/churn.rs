@@ -57,15 +57,12 @@ fn churning_probes_while_two_threads_hit_them() {
     let all = format!("{}\n{stdout}\n{stderr}", out.text());
     assert!(all.contains("MARK:ok"), "every result right, no stray SIGTRAP:\n{all}");
     assert!(status.success(), "the program exited 0 ({status:?}):\n{all}");
-    let json = stderr.lines().find(|l| l.starts_with("{\"locations\"")).unwrap_or_else(|| panic!("{all}"));
+    // `--json` writes the report on stdout (after the program's own lines).
+    let json = stdout.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON report\n{all}"));
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     for loc in ["f_emul", "f_step"] {
-        let i = json.find(&format!("\"location\": \"{loc}\"")).unwrap_or_else(|| panic!("{json}"));
-        let total: u64 = json[i..]
-            .split("\"total\": ")
-            .nth(1)
-            .and_then(|t| t.split(',').next())
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{json}"));
+        let l = v["locations"].as_array().and_then(|ls| ls.iter().find(|l| l["location"] == loc));
+        let total = l.and_then(|l| l["total"].as_u64()).unwrap_or_else(|| panic!("{json}"));
         assert!(total > 0, "{loc} was hit while armed: {json}");
     }
     eprintln!("{json}");

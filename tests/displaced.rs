@@ -405,10 +405,10 @@ fn counting_probes_on_every_label() {
         o.stderr.lines().filter(|x| x.contains(" plan ") && x.contains(" hits ")).map(|x| format!("{x}\n")).collect();
     let mut seen = 0;
     for l in &labels {
-        // "<id> <location> at <addr> [<mnemonic>] plan <plan> hits <n> (...)"
+        // "<id> count <location> at <addr> [<mnemonic>] plan <plan> hits <n> (...)"
         let line = probes
             .lines()
-            .find(|x| x.split_whitespace().nth(1) == Some(l.as_str()))
+            .find(|x| x.split_whitespace().nth(2) == Some(l.as_str()))
             .unwrap_or_else(|| panic!("no probe line for {l}:\n{probes}"));
         let hits: u64 = line
             .split(" hits ")

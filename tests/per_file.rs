@@ -16,12 +16,15 @@ use std::time::Duration;
 use support::*;
 
 /// One line of `monitor probes`:
-/// `ID LOCATION at 0xADDR|- [mnemonic] plan KIND hits TOTAL (PID:N ...|none) MODE CONSUMER armed in K`.
+/// `ID KIND LOCATION at ADDR[,ADDR...]|- [mnemonic|state] plan KIND hits TOTAL (PID:N ...|none) MODE armed in K`
+/// (KIND `count` or `gdb-breakpoint`, kept here as the consumer `count` / `gdb`).
 #[derive(Clone, Debug)]
 struct Probe {
     id: u64,
     location: String,
     addr: Option<u64>,
+    /// `[...]` after the address: the instruction, or the state of a probe armed nowhere.
+    note: String,
     total: u64,
     per_pid: BTreeMap<u32, u64>,
     mode: String,
@@ -33,12 +36,20 @@ fn parse_probe_line(line: &str) -> Option<Probe> {
     let l = line.trim();
     let (id, rest) = l.split_once(' ')?;
     let id: u64 = id.parse().ok()?;
+    let (kind, rest) = rest.split_once(' ')?;
+    let consumer = match kind {
+        "count" => "count",
+        "gdb-breakpoint" => "gdb",
+        _ => return None,
+    }
+    .to_string();
     let plan_i = rest.find(" plan ")?;
     let hits_i = rest.find(" hits ")?;
-    // `LOCATION at 0xADDR [mnemonic]` or `LOCATION at -` (LOCATION may itself hold " at ").
-    let head = rest[..plan_i].split(" [").next()?;
+    // `LOCATION at 0xADDR,... [mnemonic]` or `LOCATION at - [state]` (LOCATION may hold " at ").
+    let (head, note) = rest[..plan_i].split_once(" [")?;
+    let note = note.strip_suffix(']')?.to_string();
     let (location, addr) = head.rsplit_once(" at ")?;
-    let addr = addr.strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok());
+    let addr = addr.split(',').next()?.strip_prefix("0x").and_then(|a| u64::from_str_radix(a, 16).ok());
     let location = location.to_string();
     let after = &rest[hits_i + " hits ".len()..];
     let (total, after) = after.split_once(' ')?;
@@ -54,12 +65,11 @@ fn parse_probe_line(line: &str) -> Option<Probe> {
     }
     let mut it = after.split_whitespace();
     let mode = it.next()?.to_string();
-    let consumer = it.next()?.to_string();
     if it.next()? != "armed" || it.next()? != "in" {
         return None;
     }
     let armed: u64 = it.next()?.parse().ok()?;
-    Some(Probe { id, location, addr, total, per_pid, mode, consumer, armed })
+    Some(Probe { id, location, addr, note, total, per_pid, mode, consumer, armed })
 }
 
 /// Every probe line in `text`.
@@ -694,4 +704,44 @@ fn detach_with_live_followed_children_leaves_original_bytes() {
     assert_eq!(finished.len(), n, "{}", report());
     assert!(finished.iter().all(|m| kv(m, "sum") == Some(sum.as_str())), "{}", report());
     drop(gdb);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. What `monitor probes` says.
+
+#[test]
+fn monitor_probes_labels_gdb_breakpoints_with_their_real_state() {
+    let prog = fixture_with("countthreads", FixtureOpts::PIE);
+    let script = [
+        &cap("EMPTY", "monitor probes"),
+        "monitor probe-mode per-file",
+        "break counted",
+        "continue",
+        // gdb took its breakpoints out when the program stopped.
+        &cap("REMOVED", "monitor probes"),
+        "set breakpoint always-inserted on",
+        "continue",
+        &cap("INSERTED", "monitor probes"),
+        "delete",
+        "continue",
+    ];
+    let out = run(&prog, &["3", "1", "0"], &script);
+    assert!(out.has_mark("done"), "{out}");
+    assert_eq!(section(&out.stdout, "EMPTY").trim(), "no probes", "nothing else\n{out}");
+    let addr = gdb_bp_addr(&out, 1);
+    // (gdb's own shared-library event breakpoint is listed too; it is not looked at here.)
+    let here = |name: &str| -> Vec<Probe> {
+        parse_probes(section(&out.stdout, name)).into_iter().filter(|p| p.location == format!("{addr:#x}")).collect()
+    };
+    let removed = here("REMOVED");
+    assert_eq!(removed.len(), 1, "{removed:#?}\n{out}");
+    let r = &removed[0];
+    assert_eq!((r.consumer.as_str(), r.mode.as_str(), r.armed, r.total), ("gdb", "per-file", 0, 1), "{r:?}\n{out}");
+    assert_eq!(r.location, format!("{addr:#x}"), "{out}");
+    assert_eq!(r.note, "removed by gdb while the program is stopped", "{out}");
+    let inserted = here("INSERTED");
+    assert_eq!(inserted.len(), 1, "{inserted:#?}\n{out}");
+    let i = &inserted[0];
+    assert_eq!((i.addr, i.armed, i.total), (Some(addr), 1, 2), "armed while gdb keeps it inserted\n{out}");
+    assert!(!out.all_output().contains("slot area"), "{out}");
 }

@@ -12,9 +12,12 @@
 //!   (with RIP-relative operands rewritten through a scratch register),
 //!   fixing registers up afterwards, and emulating branches and simple
 //!   instructions exactly.
+//! * [`boundary`]: whether an address starts an instruction of a function
+//!   (probes must replace an instruction's first byte).
 
 #![warn(missing_docs)]
 
+pub mod boundary;
 pub mod displaced;
 pub mod regs;
 pub mod tdesc;

@@ -755,25 +755,16 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                     StepMode::InLine => "in-line",
                 };
                 gdbstub::outputln!(out, "step mode: {mode}");
+                if let Some((b, l)) = self.pid.and_then(|pid| self.dbg.slot_area(pid)) {
+                    gdbstub::outputln!(out, "displaced-stepping slot area: {:#x}-{:#x}", b, b + l);
+                }
             }
             ["count", loc] => match self.pid {
                 Some(pid) => match self.dbg.count(pid, loc) {
-                    Ok(id) => {
-                        let info = self.dbg.probes().into_iter().find(|p| p.id == id);
-                        match info {
-                            Some(p) => gdbstub::outputln!(
-                                out,
-                                "probe {id} at {} ({}): {} {} ({}, armed in {} place(s))",
-                                p.armed.first().map(|(_, a)| a.to_string()).unwrap_or_else(|| "-".into()),
-                                p.location,
-                                p.plan,
-                                p.mnemonic,
-                                p.mode,
-                                p.armed.len()
-                            ),
-                            None => gdbstub::outputln!(out, "probe {id}"),
-                        }
-                    }
+                    Ok(id) => match self.dbg.probe_report(id) {
+                        Some(p) => gdbstub::outputln!(out, "{}", count_reply(&p)),
+                        None => gdbstub::outputln!(out, "probe {id}"),
+                    },
                     Err(e) => gdbstub::outputln!(out, "cannot count {loc}: {e}"),
                 },
                 None => gdbstub::outputln!(out, "no process"),
@@ -787,40 +778,12 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 None => gdbstub::outputln!(out, "no process"),
             },
             ["probes"] => {
-                let probes = self.dbg.probes();
+                let probes = self.dbg.probe_reports();
                 if probes.is_empty() {
                     gdbstub::outputln!(out, "no probes");
                 }
                 for p in probes {
-                    let plan = match &p.refusal {
-                        Some(r) => format!("{} ({r})", p.plan),
-                        None => p.plan.clone(),
-                    };
-                    let hits: Vec<String> = p.hits.iter().map(|(pid, n)| format!("{pid}:{n}")).collect();
-                    let total: u64 = p.hits.iter().map(|(_, n)| n).sum();
-                    let at = match p.armed.first() {
-                        Some((_, a)) => a.to_string(),
-                        None => "-".to_string(),
-                    };
-                    gdbstub::outputln!(
-                        out,
-                        "{} {} at {} [{}] plan {} hits {} ({}) {} {} armed in {}",
-                        p.id,
-                        p.location,
-                        at,
-                        p.mnemonic,
-                        plan,
-                        total,
-                        if hits.is_empty() { "none".to_string() } else { hits.join(" ") },
-                        p.mode,
-                        p.consumer,
-                        p.armed.len()
-                    );
-                }
-                if let Some(pid) = self.pid {
-                    if let Some((b, l)) = self.dbg.slot_area(pid) {
-                        gdbstub::outputln!(out, "slot area of {pid}: {:#x}-{:#x}", b, b + l);
-                    }
+                    gdbstub::outputln!(out, "{}", p.line());
                 }
             }
             ["probe-mode"] => {
@@ -871,5 +834,28 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             }
         }
         Ok(())
+    }
+}
+
+/// The answer to `monitor count`: where the new probe is armed and how hits go past it, or
+/// what it waits for.
+fn count_reply(p: &crate::debugger::ProbeReport) -> String {
+    let mode = if p.per_file { "per-file" } else { "per-process" };
+    match p.armed.first() {
+        Some((_, a)) => {
+            let n = p.armed.len();
+            let plan = match &p.refusal {
+                Some(r) => format!("{} ({r})", p.plan),
+                None => p.plan.clone(),
+            };
+            let named = if p.location == a.to_string() { String::new() } else { format!(" ({})", p.location) };
+            format!(
+                "probe {} at {a}{named}: {plan} {}, {mode}, armed in {n} place{}",
+                p.id,
+                p.mnemonic,
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        None => format!("probe {} ({}): {}, {mode}", p.id, p.location, p.state),
     }
 }

@@ -601,7 +601,7 @@ impl Inferior {
         pid: Pid,
         tid: RawTid,
         event: i32,
-        _sig: i32,
+        sig: i32,
         stopping: bool,
     ) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
@@ -613,6 +613,19 @@ impl Inferior {
                 let base = p.resume_kind();
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.expect_stop = false;
+                if !stopping && matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+                    // A group-stop (job control: SIGSTOP, Ctrl-Z): the thread stays stopped as
+                    // it would without xol, until a SIGCONT wakes it; it then reports
+                    // PTRACE_EVENT_STOP with SIGTRAP and is resumed as it was going (below).
+                    return match ptrace::listen(tid) {
+                        Ok(()) => {
+                            t.stopped = false;
+                            Ok(None)
+                        }
+                        Err(e) if e.is_gone() => Ok(None),
+                        Err(e) => Err(e.into()),
+                    };
+                }
                 if !stopping {
                     // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
                     // report. Resume it as it was going.

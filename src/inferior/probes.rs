@@ -25,6 +25,19 @@ impl Inferior {
         let probe = self.table.publish(Probe { id, scope: scope.clone(), consumer, location: location.to_string() });
         let armed = match &scope {
             Scope::PerProcess { pid, addr } => self.insert_breakpoint(*pid, *addr, Owner::Probe(id)).map(|_| 1),
+            Scope::Pending { .. } => {
+                // Armed when a process maps a file of that name (r_brk, exec); perhaps one
+                // already does.
+                for pid in self.pids() {
+                    if let Err(e) = self.ensure_rbrk(pid) {
+                        log::warn!("watching the dynamic linker of {pid}: {e}");
+                    }
+                    if let Err(e) = self.rearm_file_probes(pid) {
+                        log::warn!("arming probe {id} in {pid}: {e}");
+                    }
+                }
+                Ok(0)
+            }
             Scope::PerFile { .. } => {
                 let mut n = 0;
                 for pid in self.pids() {
@@ -162,12 +175,62 @@ impl Inferior {
                 }
             }
         }
+        self.resolve_pending(pid, &all);
+        let snap = self.table.snapshot();
         for pr in snap.per_file() {
             if let Err(e) = self.arm_file_probe(pid, pr) {
                 log::warn!("arming probe {} in {pid}: {e}", pr.id);
             }
         }
         Ok(())
+    }
+
+    /// Pending probes whose file `pid` maps (`all`: its mappings) become per-file probes with
+    /// the same id (published again, replacing the pending version); the caller arms them. A
+    /// file that cannot take the probe (no such symbol, not an instruction start) leaves it
+    /// pending, with the reason.
+    fn resolve_pending(&mut self, pid: Pid, all: &[crate::maps::Mapping]) {
+        let snap = self.table.snapshot();
+        for pr in snap.pending() {
+            let Scope::Pending { file, what, error } = &pr.scope else { continue };
+            let found = all.iter().find_map(|m| {
+                let path = m.path.as_deref().filter(|p| p.starts_with('/'))?;
+                let named = crate::symbols::file_name_matches(path, file)
+                    || (crate::symbols::may_have_soname(path, file)
+                        && crate::symbols::read_file(std::path::Path::new(path))
+                            .is_ok_and(|b| crate::symbols::soname(&b).as_deref() == Some(file.as_str())));
+                (m.perms.exec && named).then_some((m.file?, path))
+            });
+            let Some((fid, path)) = found else { continue };
+            let path = std::path::Path::new(path.strip_suffix(" (deleted)").unwrap_or(path));
+            let placed = crate::symbols::read_file_id(path).and_then(|(b, (dev, ino))| {
+                if (dev, ino) != (fid.dev, fid.ino) {
+                    return Err(format!("{} changed on disk since process {pid} mapped it", path.display()));
+                }
+                crate::symbols::place_in_file(&b, what).map_err(|e| format!("{}: {e}", path.display()))
+            });
+            match placed {
+                Ok(offset) => {
+                    log::info!("probe {} ({}) resolved in {} of {pid}", pr.id, pr.location, path.display());
+                    self.table.publish(Probe {
+                        id: pr.id,
+                        scope: Scope::PerFile { site: FileSite { file: fid, offset }, path: path.to_path_buf() },
+                        consumer: pr.consumer,
+                        location: pr.location.clone(),
+                    });
+                }
+                Err(e) if error.as_deref() != Some(e.as_str()) => {
+                    log::info!("probe {} ({}) stays pending: {e}", pr.id, pr.location);
+                    self.table.publish(Probe {
+                        id: pr.id,
+                        scope: Scope::Pending { file: file.clone(), what: what.clone(), error: Some(e) },
+                        consumer: pr.consumer,
+                        location: pr.location.clone(),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// The mappings of `pid` (a full read of its maps).
@@ -230,7 +293,7 @@ impl Inferior {
         };
         let m = p.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
         let Some(path) = m.and_then(|m| m.path) else { return Ok(()) };
-        let bytes = std::fs::read(&path).map_err(|e| Error::Location(format!("{path}: {e}")))?;
+        let bytes = crate::symbols::read_file(std::path::Path::new(&path)).map_err(Error::Location)?;
         let Some(v) = crate::symbols::lookup(&bytes, "_dl_debug_state").map_err(|e| Error::Location(e.to_string()))?
         else {
             log::info!("{path} has no _dl_debug_state: libraries loaded later are not probed");
@@ -243,4 +306,22 @@ impl Inferior {
 /// A fresh maps cache for a process.
 pub(super) fn new_maps(pid: i32) -> MapsCache {
     MapsCache::new(pid)
+}
+
+impl Inferior {
+    /// Which termination signal (SIGINT, SIGTERM, SIGHUP) xol received, if any.
+    pub fn terminate_signal(&self) -> Option<i32> {
+        crate::sys::signals::terminate_requested()
+    }
+
+    /// Send `sig` to a process xol no longer traces (after [`Inferior::detach`]): a signal that
+    /// is meant for the program too (`xol count` passes its own SIGINT/SIGTERM on, as strace
+    /// does).
+    pub fn signal_untraced(&self, pid: Pid, sig: i32) -> Result<()> {
+        if self.procs.contains_key(&pid) {
+            return Err(Error::Location(format!("process {pid} is still traced")));
+        }
+        crate::sys::signals::kill(pid.0, sig)?;
+        Ok(())
+    }
 }

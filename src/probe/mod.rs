@@ -33,6 +33,19 @@ pub enum Scope {
         /// The file's path when the probe was made (for display; identity is the FileSite).
         path: PathBuf,
     },
+    /// A per-file probe whose file is not mapped yet, named by a short name (`libc.so.6`, as
+    /// gdb names shared libraries): made a [`Scope::PerFile`] probe, with the same id, when a
+    /// traced process maps a file of that name (its basename, a path ending in `/NAME`, or its
+    /// full path).
+    Pending {
+        /// The file as the user named it.
+        file: String,
+        /// What in the file: a symbol, or `0xOFFSET`.
+        what: String,
+        /// Why the last mapped file of that name could not take the probe (no such symbol,
+        /// not an instruction start...), if it could not.
+        error: Option<String>,
+    },
     /// An address in one process.
     PerProcess {
         /// The process.
@@ -66,9 +79,14 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// True for per-file probes.
+    /// True for per-file probes (pending ones included).
     pub fn per_file(&self) -> bool {
-        matches!(self.scope, Scope::PerFile { .. })
+        matches!(self.scope, Scope::PerFile { .. } | Scope::Pending { .. })
+    }
+
+    /// True for a per-file probe waiting for its file to be mapped.
+    pub fn pending(&self) -> bool {
+        matches!(self.scope, Scope::Pending { .. })
     }
 }
 
@@ -94,7 +112,12 @@ impl Snapshot {
         self.probes.values().filter(|p| p.per_file())
     }
 
-    /// True if any per-file probe is published.
+    /// The probes waiting for their file to be mapped.
+    pub fn pending(&self) -> impl Iterator<Item = &Arc<Probe>> {
+        self.probes.values().filter(|p| p.pending())
+    }
+
+    /// True if any per-file probe (pending or not) is published.
     pub fn has_per_file(&self) -> bool {
         self.probes.values().any(|p| p.per_file())
     }
@@ -146,7 +169,8 @@ impl ProbeTable {
         self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Publish a probe (a new version with it added). Returns the probe.
+    /// Publish a probe (a new version with it added, or replacing the probe of the same id:
+    /// a pending probe resolved). Returns the probe.
     pub fn publish(&self, probe: Probe) -> Arc<Probe> {
         let probe = Arc::new(probe);
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());

@@ -47,6 +47,13 @@ pub fn interrupt(tid: RawTid) -> SysResult<()> {
     check("PTRACE_INTERRUPT", tid, rc).map(drop)
 }
 
+/// Leave a seized tracee that is in a group-stop stopped, as it would be without a tracer,
+/// while letting it be woken by SIGCONT (`PTRACE_LISTEN`; it then reports `PTRACE_EVENT_STOP`).
+pub fn listen(tid: RawTid) -> SysResult<()> {
+    let rc = unsafe { raw(libc::PTRACE_LISTEN, tid, std::ptr::null_mut(), std::ptr::null_mut()) };
+    check("PTRACE_LISTEN", tid, rc).map(drop)
+}
+
 /// How a stopped tracee is resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResumeKind {
