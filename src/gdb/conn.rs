@@ -49,7 +49,32 @@ pub struct Conn {
     /// signals gdb's `handle` says to pass without stopping (SIGCHLD, SIGALRM, ...) are
     /// delivered at once instead of a round trip to gdb each.
     pub pass_signals: Option<Vec<u8>>,
+    /// What the target says about the process (shared with [`super::XolTarget`]).
+    pub state: SharedState,
+    /// The thread of gdb's last `Hc` naming one thread (`None`: all threads, gdbserver's
+    /// default), for the legacy `c`/`C`/`s`/`S` packets.
+    cont_thread: Option<String>,
 }
+
+/// What the target tells the connection, so that it can answer or correct what gdbstub 0.7
+/// gets wrong about the current thread: gdbstub keeps the thread of the previous process after
+/// a kill, run or attach (`g` then fails with `E03`), reports the first thread instead of the
+/// last-stopped one to `?` after a reconnect, and lets a bare `c` resume its default thread 1.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    /// The process gdb debugs.
+    pub pid: Option<i32>,
+    /// The thread of the last stop (the main thread after run/attach) and its gdb signal.
+    pub stopped: Option<(i32, u8)>,
+    /// The process or the engine changed: select `stopped` in the engine (`Hg`/`Hc`, replies
+    /// swallowed) before gdb's next request.
+    pub resync: bool,
+    /// An `m` request was handed to the engine and its first chunk is not read yet.
+    pub m_first: bool,
+}
+
+/// A [`TargetState`] shared by the connection and the target.
+pub type SharedState = std::rc::Rc<std::cell::RefCell<TargetState>>;
 
 /// Packets longer than this are refused (gdbstub's buffer is 4 KiB; gdb honours PacketSize).
 const MAX_PACKET: usize = 64 * 1024;
@@ -76,6 +101,8 @@ impl Conn {
             last_vrun: Default::default(),
             extended: Default::default(),
             pass_signals: None,
+            state: Default::default(),
+            cont_thread: None,
         }
     }
 
@@ -105,6 +132,8 @@ impl Conn {
             self.inject.extend(b"$QStartNoAckMode#b0".iter().copied());
             self.swallow += 1;
         }
+        // The new engine starts with thread 1 selected.
+        self.state.borrow_mut().resync = true;
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -232,6 +261,28 @@ impl Conn {
                     }
                     return self.write_raw(&reply);
                 }
+                let body = String::from_utf8_lossy(&pkt[1..pkt.len() - 3]).into_owned();
+                let mut pkt = pkt;
+                match self.intercept(&body) {
+                    Intercept::Reply(reply) => {
+                        log::debug!("answering {body:?} in front of gdbstub: {reply:?}");
+                        if !self.no_ack {
+                            self.write_raw(b"+")?;
+                        }
+                        return self.write_raw(&frame(&reply));
+                    }
+                    Intercept::Rewrite(new) => {
+                        log::debug!("handing {body:?} to gdbstub as {new:?}");
+                        pkt = frame(&new);
+                    }
+                    Intercept::Pass => {}
+                }
+                if !body.starts_with("qSupported") && !body.starts_with("QStartNoAckMode") {
+                    self.resync_engine();
+                }
+                if body.starts_with('m') {
+                    self.state.borrow_mut().m_first = true;
+                }
                 if pkt.starts_with(b"$!#") {
                     self.extended.set(true);
                 }
@@ -243,6 +294,104 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Hand the engine a request of xol's own before gdb's next one; its reply is swallowed.
+    fn inject_request(&mut self, body: &str) {
+        self.rbuf.extend_from_slice(&frame(body));
+        self.swallow += 1;
+    }
+
+    /// After a change of process or engine: select the current thread in the engine, as
+    /// gdbserver does after run, attach and stops.
+    fn resync_engine(&mut self) {
+        let tid = {
+            let mut st = self.state.borrow_mut();
+            if !std::mem::take(&mut st.resync) {
+                return;
+            }
+            match (st.pid, st.stopped) {
+                (Some(_), Some((tid, _))) => tid,
+                _ => return,
+            }
+        };
+        self.inject_request(&format!("Hg{tid:x}"));
+        self.inject_request(&format!("Hc{tid:x}"));
+    }
+
+    /// gdb negotiated the multiprocess extension (thread ids are `pPID.TID`).
+    fn multiprocess(&self) -> bool {
+        self.qsupported.as_ref().is_some_and(|q| q.windows(13).any(|w| w == b"multiprocess+"))
+    }
+
+    /// Requests answered or corrected here because gdbstub 0.7 gets them wrong (see
+    /// [`TargetState`]): answers as GNU gdbserver gives them.
+    fn intercept(&mut self, body: &str) -> Intercept {
+        let (pid, stopped) = {
+            let st = self.state.borrow();
+            (st.pid, st.stopped)
+        };
+        let bytes = body.as_bytes();
+        match bytes.first() {
+            // The last stop, of the thread that stopped (gdbstub names the first thread).
+            Some(b'?') if body == "?" => {
+                let (Some(pid), Some((tid, sig))) = (pid, stopped) else { return Intercept::Pass };
+                let id = if self.multiprocess() { format!("p{pid:x}.{tid:x}") } else { format!("{tid:x}") };
+                self.state.borrow_mut().resync = false;
+                self.inject_request(&format!("Hg{tid:x}"));
+                self.inject_request(&format!("Hc{tid:x}"));
+                Intercept::Reply(format!("T{sig:02x}thread:{id};"))
+            }
+            // No process: gdbserver's answer (gdbstub names xol itself and a stale thread).
+            Some(b'q') if body == "qC" && pid.is_none() => Intercept::Reply("E01".into()),
+            Some(b'H') if bytes.get(1) == Some(&b'c') => {
+                let id = &body[2..];
+                let all = matches!(id, "0" | "-1")
+                    || id.strip_prefix('p').and_then(|r| r.split_once('.')).is_some_and(|(_, t)| matches!(t, "0" | "-1"));
+                self.cont_thread = (!all).then(|| id.to_string());
+                Intercept::Pass
+            }
+            // Legacy resumes: gdbserver resumes every thread unless `Hc` named one, and steps
+            // or signals the current thread.
+            Some(c @ (b'c' | b'C' | b's' | b'S')) if pid.is_some() => {
+                let sig = if matches!(c, b'C' | b'S') {
+                    match body.get(1..3).filter(|h| u8::from_str_radix(h, 16).is_ok()) {
+                        Some(h) => h.to_string(),
+                        None => return Intercept::Reply("E01".into()),
+                    }
+                } else {
+                    String::new()
+                };
+                let act = format!("{}{sig}", *c as char);
+                let cur = stopped.map(|(t, _)| t).unwrap_or(0);
+                Intercept::Rewrite(match (&self.cont_thread, c) {
+                    (Some(id), _) => format!("vCont;{act}:{id}"),
+                    (None, b'c') => "vCont;c".into(),
+                    (None, _) => format!("vCont;{act}:{cur:x};c"),
+                })
+            }
+            Some(b'v') => {
+                if let Some(p) = body.strip_prefix("vKill;") {
+                    let ours = i64::from_str_radix(p, 16).ok().zip(pid).is_some_and(|(p, q)| p == q as i64);
+                    return if ours { Intercept::Pass } else { Intercept::Reply("E01".into()) };
+                }
+                if let Some(acts) = body.strip_prefix("vCont;") {
+                    // An action for another process resumes nothing and would never stop.
+                    for a in acts.split(';') {
+                        let Some((_, id)) = a.split_once(':') else { continue };
+                        let Some(p) = id.strip_prefix('p') else { continue };
+                        let p = p.split('.').next().unwrap_or("");
+                        let ok = matches!(p, "-1" | "0")
+                            || i64::from_str_radix(p, 16).ok().zip(pid).is_some_and(|(p, q)| p == q as i64);
+                        if !ok {
+                            return Intercept::Reply("E01".into());
+                        }
+                    }
+                }
+                Intercept::Pass
+            }
+            _ => Intercept::Pass,
+        }
     }
 
     /// Write bytes straight to gdb, outside the engine's buffering.
@@ -355,6 +504,16 @@ impl ConnectionExt for Conn {
     }
 }
 
+/// What [`Conn::intercept`] does with a request.
+enum Intercept {
+    /// Hand it to the engine unchanged.
+    Pass,
+    /// Answer it here with this reply body.
+    Reply(String),
+    /// Hand the engine this request instead.
+    Rewrite(String),
+}
+
 /// A shareable handle on a [`Conn`], so the protocol engine can be restarted on a live connection.
 #[derive(Debug, Clone)]
 pub struct SharedConn(pub std::rc::Rc<std::cell::RefCell<Conn>>);
@@ -398,11 +557,20 @@ pub fn frame(body: &str) -> Vec<u8> {
     format!("${body}#{sum:02x}").into_bytes()
 }
 
+/// A hex number as gdbserver reads it: any number of leading zeros, `None` if it is not hex
+/// or does not fit 64 bits.
 fn hex_num(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
-    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+    let digits = &s[s.iter().position(|c| *c != b'0').unwrap_or(s.len())..];
+    if digits.len() > 16 {
+        return None;
+    }
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// Requests gdbstub 0.7 would answer wrongly, refused here with an error reply: `m` longer than
@@ -445,15 +613,18 @@ pub fn precheck(body: &[u8]) -> Option<&'static str> {
         b'm' => {
             let (_, len) = body[1..].split_at(body[1..].iter().position(|c| *c == b',')?);
             match hex_num(&len[1..]) {
-                Some(n) if n > MAX_M => Some("E01"),
-                _ => None,
+                Some(n) if n <= MAX_M => None,
+                _ => Some("E01"),
             }
         }
         b'M' => {
             let colon = body.iter().position(|c| *c == b':')?;
             let comma = body[..colon].iter().position(|c| *c == b',')?;
-            let len = hex_num(&body[comma + 1..colon])?;
-            ((body.len() - colon - 1) as u64 != 2 * len).then_some("E01")
+            let data = (body.len() - colon - 1) as u64;
+            match hex_num(&body[comma + 1..colon]) {
+                Some(len) if data % 2 == 0 && data / 2 == len => None,
+                _ => Some("E01"),
+            }
         }
         b'p' | b'P' => {
             let end = body.iter().position(|c| *c == b'=').unwrap_or(body.len());
@@ -488,6 +659,11 @@ mod tests {
         assert_eq!(precheck(b"m401156,100"), None);
         assert_eq!(precheck(b"M40403c,4:01"), Some("E01"));
         assert_eq!(precheck(b"M40403c,1:01"), None);
+        assert_eq!(precheck(b"M404040,8000000000000001:cc"), Some("E01"));
+        assert_eq!(precheck(b"M404040,0000000000000000001:cc"), None);
+        assert_eq!(precheck(b"m404040,000000000000000000010001"), Some("E01"));
+        assert_eq!(precheck(b"m404040,00000000000000000000010"), None);
+        assert_eq!(precheck(b"m404040,1zz"), Some("E01"));
         assert_eq!(precheck(b"p1000"), Some("E01"));
         assert_eq!(precheck(b"P4b=00"), None);
         assert_eq!(precheck(b"qSupported"), None);

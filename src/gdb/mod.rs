@@ -16,7 +16,6 @@ use crate::debugger::Debugger;
 use crate::inferior::WaitOutcome;
 use crate::types::Pid;
 use conn::{Conn, SharedConn};
-use gdbstub::common::Signal;
 use gdbstub::conn::Connection;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
@@ -67,6 +66,7 @@ impl BlockingEventLoop for EventLoop {
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         // The engine acknowledged the resume packet into our buffer: send it before blocking.
         conn.0.borrow_mut().flush().map_err(WaitForStopReasonError::Connection)?;
+        target.running = true;
         if let Some(list) = conn.0.borrow_mut().pass_signals.take() {
             target.dbg.set_pass_signals(list.into_iter().map(signals::from_gdb).filter(|s| *s > 0));
         }
@@ -81,7 +81,10 @@ impl BlockingEventLoop for EventLoop {
             }
             .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
             match outcome {
-                WaitOutcome::Stopped(ev) => return Ok(Event::TargetStopped(target.stop_reason(ev))),
+                WaitOutcome::Stopped(ev) => {
+                    target.running = false;
+                    return Ok(Event::TargetStopped(target.stop_reason(ev)));
+                }
                 // Only well-formed input reaches the engine; noise just goes back to waiting.
                 WaitOutcome::Input => conn.0.borrow_mut().pump().map_err(WaitForStopReasonError::Connection)?,
                 WaitOutcome::Terminate => {
@@ -93,7 +96,8 @@ impl BlockingEventLoop for EventLoop {
                 // (No timeout is given here.)
                 WaitOutcome::Timeout => {}
                 WaitOutcome::NoProcesses => {
-                    target.pid = None;
+                    target.running = false;
+                    target.set_pid(None);
                     return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
                 }
             }
@@ -101,11 +105,16 @@ impl BlockingEventLoop for EventLoop {
     }
 
     fn on_interrupt(target: &mut XolTarget) -> Result<Option<Self::StopReason>, String> {
-        if let Some(pid) = target.pid {
-            target.dbg.interrupt(pid).map_err(|e| e.to_string())?;
-            return Ok(None);
+        // As gdbserver: a Ctrl-C interrupts a running program; while the program is stopped,
+        // or when there is none (`--multi` before `run`), it is dropped, never remembered
+        // for the next resume.
+        match target.pid {
+            Some(pid) if target.running => {
+                target.dbg.interrupt(pid).map_err(|e| e.to_string())?;
+            }
+            _ => log::debug!("Ctrl-C while nothing runs: ignored"),
         }
-        Ok(Some(MultiThreadStopReason::Signal(Signal::SIGINT)))
+        Ok(None)
     }
 }
 
@@ -131,7 +140,8 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
         let extended = target.cfg.multi || target.extended.get();
         match r {
             Ok(DisconnectReason::Disconnect) => {
-                if let Some(pid) = target.pid.take() {
+                if let Some(pid) = target.pid {
+                    target.set_pid(None);
                     if let Err(e) = target.dbg.detach(pid) {
                         eprintln!("xol: detaching from process {pid}: {e}");
                     } else {
@@ -155,7 +165,8 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 }
             }
             Ok(DisconnectReason::Kill) => {
-                if let Some(pid) = target.pid.take() {
+                if let Some(pid) = target.pid {
+                    target.set_pid(None);
                     let _ = target.dbg.kill(pid);
                 }
                 return SessionEnd::Done;
@@ -234,13 +245,13 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             return Ok(1);
         }
         eprintln!("Attached; pid = {pid}");
-        target.pid = Some(Pid(pid));
+        target.set_pid(Some(Pid(pid)));
     } else if !opts.program.is_empty() {
         let spec = target.spawn_spec(opts.program.clone());
         match target.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", opts.program[0].to_string_lossy());
-                target.pid = Some(pid);
+                target.set_pid(Some(pid));
             }
             Err(e) => {
                 eprintln!("xol: {e}");
@@ -261,6 +272,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             c.exit_requested = exit_flag.clone();
             c.last_vrun = target.last_vrun.clone();
             c.extended = target.extended.clone();
+            c.state = target.state.clone();
             run_session(&mut target, SharedConn::new(c))
         }
         Comm::Tcp(_) => {
@@ -302,6 +314,8 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 target.extended.set(false);
                 c.last_vrun = target.last_vrun.clone();
                 c.extended = target.extended.clone();
+                c.state = target.state.clone();
+                target.state.borrow_mut().resync = true;
                 let end = run_session(&mut target, SharedConn::new(c));
                 let again = !opts.once
                     && matches!(end, SessionEnd::Lost(_) | SessionEnd::Done)
