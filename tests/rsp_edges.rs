@@ -368,3 +368,108 @@ fn gdb_run_kill_attach_backtrace_under_multi() {
     assert!(out.lines().any(|l| l.starts_with("rip ")), "no rip:\n{out}");
     assert!(pid_alive(spin.pid()), "spin died");
 }
+
+// ---------------------------------------------------------------------------
+// Reconnect: the thread that last stopped (item 10)
+// ---------------------------------------------------------------------------
+
+/// A minimal RSP client over TCP (ack mode), every read bounded by a timeout.
+struct Tcp {
+    s: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Tcp {
+    fn connect(port: u16) -> Tcp {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Tcp { s, buf: Vec::new() }
+    }
+
+    fn request(&mut self, body: &str) -> String {
+        use std::io::{Read, Write};
+        self.s.write_all(&frame(body.as_bytes())).unwrap();
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            if let Some(start) = self.buf.iter().position(|b| *b == b'$') {
+                if let Some(h) = self.buf[start..].iter().position(|b| *b == b'#').map(|h| h + start) {
+                    if self.buf.len() >= h + 3 {
+                        let body = decode_body(&self.buf[start + 1..h]).unwrap();
+                        self.buf.drain(..h + 3);
+                        self.s.write_all(b"+").unwrap();
+                        let r = String::from_utf8_lossy(&body).into_owned();
+                        if r.starts_with('O') && r != "OK" {
+                            continue;
+                        }
+                        return r;
+                    }
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no reply to {body:?}");
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!("connection closed waiting for the reply to {body:?}"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+}
+
+/// `?` and `qC` after gdb stopped in a worker thread, disconnected and connected again.
+fn reconnect_replies(gs: bool) -> (String, String, String) {
+    let prog = fixture("threads");
+    let mut cmd = if gs {
+        let mut c = Command::new(gdbserver_path().unwrap());
+        c.arg("127.0.0.1:0");
+        c
+    } else {
+        let mut c = Command::new(xol_bin());
+        c.args(["serve", "127.0.0.1:0", "--"]);
+        c
+    };
+    cmd.arg(&prog).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut g = ChildGuard::spawn(&mut cmd);
+    let mut err = LineReader::new(g.stderr.take().unwrap());
+    let port = |err: &mut LineReader| {
+        let l = err.wait_for_match(T, |l| parse_listening_port(l).is_some()).expect("Listening on port");
+        parse_listening_port(&l).unwrap()
+    };
+    let p = port(&mut err);
+    let mut c = Tcp::connect(p);
+    c.request("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+");
+    c.request("?");
+    let work = symbol_addr(&prog, "thread_work");
+    assert_eq!(c.request(&format!("Z0,{work:x},1")), "OK");
+    let stop = c.request("vCont;c");
+    let sr = StopReply::parse(&stop).unwrap_or_else(|| panic!("{stop:?}"));
+    let tid = sr.get("thread").unwrap().to_string();
+    assert_eq!(c.request(&format!("z0,{work:x},1")), "OK");
+    drop(c);
+    let p2 = port(&mut err);
+    let mut c = Tcp::connect(p2);
+    c.request("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+");
+    let q = c.request("?");
+    let qc = c.request("qC");
+    {
+        use std::io::Write;
+        let _ = c.s.write_all(&frame(b"k"));
+    }
+    drop(c);
+    g.kill();
+    (tid, q, qc)
+}
+
+#[test]
+fn after_a_reconnect_the_last_stopped_thread_is_current() {
+    for gs in servers() {
+        let who = name(gs);
+        let (tid, q, qc) = reconnect_replies(gs);
+        let main = tid.split('.').next().unwrap().trim_start_matches('p').to_string();
+        assert_ne!(tid, format!("p{main}.{main}"), "{who}: the breakpoint stopped the main thread?");
+        let sr = StopReply::parse(&q).unwrap_or_else(|| panic!("{who}: `?` gave {q:?}"));
+        assert_eq!(sr.get("thread"), Some(tid.as_str()), "{who}: `?` after the reconnect: {q:?}");
+        assert_eq!(qc, format!("QC{tid}"), "{who}: qC after the reconnect");
+    }
+}
