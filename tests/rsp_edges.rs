@@ -473,3 +473,59 @@ fn after_a_reconnect_the_last_stopped_thread_is_current() {
         assert_eq!(qc, format!("QC{tid}"), "{who}: qC after the reconnect");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Monitor hints (item 10)
+// ---------------------------------------------------------------------------
+
+fn monitor(c: &mut RspClient, cmd: &str) -> String {
+    c.send(&format!("qRcmd,{}", hex_str(cmd))).unwrap();
+    let mut text = Vec::new();
+    loop {
+        let r = c.recv().unwrap();
+        if r != "OK" && r.starts_with('O') && r.len() > 1 {
+            text.extend(hex_decode(&r[1..]));
+            continue;
+        }
+        assert_eq!(r, "OK", "monitor {cmd}");
+        return String::from_utf8_lossy(&text).into_owned();
+    }
+}
+
+#[test]
+fn unknown_or_incomplete_monitor_commands_point_to_help() {
+    let mut c = start(false);
+    let t = monitor(&mut c, "bogus");
+    assert!(t.contains("Unknown monitor command") && t.contains("monitor help"), "{t:?}");
+    for cmd in ["count", "uncount"] {
+        let t = monitor(&mut c, cmd);
+        assert!(t.contains(&format!("usage: monitor {cmd} LOCATION")), "monitor {cmd}: {t:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Command line (item 10)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_port_in_use_fails_before_launching_the_program() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let mut cmd = Command::new(xol_bin());
+    cmd.args(["serve", &format!("127.0.0.1:{port}"), "--"]).arg(fixture("loop"));
+    let o = run_with_timeout(cmd, T);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+    assert!(!err.contains("created; pid"), "xol launched the program before binding:\n{err}");
+}
+
+#[test]
+fn serve_without_a_program_shows_the_real_syntax() {
+    let mut cmd = Command::new(xol_bin());
+    cmd.args(["serve", "127.0.0.1:0"]);
+    let o = run_with_timeout(cmd, T);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("-- PROG [ARGS...]"), "{err}");
+}

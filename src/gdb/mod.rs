@@ -237,6 +237,23 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         },
         Comm::Stdio => None,
     };
+    // Bind before starting anything, as gdbserver: a port in use leaves no program behind.
+    let mut listener = match tcp_addr {
+        Some(sa) => match TcpListener::bind(sa) {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                eprintln!("Can't bind address: Address already in use.");
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+            Err(e) => {
+                eprintln!("Can't bind address {sa}: {e}.");
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+        },
+        None => None,
+    };
 
     if let Some(pid) = opts.attach {
         if let Err(e) = target.dbg.attach(Pid(pid)) {
@@ -260,7 +277,9 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             }
         }
     } else if !opts.multi {
-        eprintln!("xol: no program to debug: give PROG [ARGS...], --attach PID, or --multi");
+        eprintln!(
+            "xol: no program to debug: give `-- PROG [ARGS...]` (e.g. `xol serve :2345 -- ./prog`), --attach PID, or --multi"
+        );
         return Ok(2);
     }
 
@@ -276,22 +295,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             run_session(&mut target, SharedConn::new(c))
         }
         Comm::Tcp(_) => {
-            let Some(sa) = tcp_addr else { return Ok(1) };
-            let listener = match TcpListener::bind(sa) {
-                Ok(l) => l,
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    eprintln!("Can't bind address: Address already in use.");
-                    eprintln!("Exiting");
-                    target.dbg.release_all();
-                    return Ok(1);
-                }
-                Err(e) => {
-                    eprintln!("Can't bind address {sa}: {e}.");
-                    eprintln!("Exiting");
-                    target.dbg.release_all();
-                    return Ok(1);
-                }
-            };
+            let Some(listener) = listener.take() else { return Ok(1) };
             let port = listener.local_addr()?.port();
             loop {
                 eprintln!("Listening on port {port}");

@@ -943,9 +943,16 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 gdbstub::outputln!(out, "All extra debug format options {}.", if on { "enabled" } else { "disabled" });
             }
             ["set", "libthread-db-search-path", ..] => {}
+            ["count"] | ["uncount"] => {
+                gdbstub::outputln!(
+                    out,
+                    "usage: monitor {} LOCATION (0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET); see \"monitor help\"",
+                    words[0]
+                );
+            }
             _ => {
-                gdbstub::outputln!(out, "Unknown monitor command.");
-                gdbstub::outputln!(out);
+                gdbstub::outputln!(out, "Unknown monitor command \"{}\".", cmd.trim());
+                gdbstub::outputln!(out, "Type \"monitor help\" for the commands xol supports.");
             }
         }
         Ok(())
