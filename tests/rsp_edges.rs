@@ -529,3 +529,93 @@ fn serve_without_a_program_shows_the_real_syntax() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("-- PROG [ARGS...]"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// A client that floods NAKs and never reads (item 16)
+// ---------------------------------------------------------------------------
+
+/// `xol serve --stdio -- spin` whose stdout is never read, and the inferior's pid.
+fn unread_server(env: &[(&str, &str)]) -> (ChildGuard, std::process::ChildStdin, std::process::ChildStdout, u32) {
+    let mut cmd = Command::new(xol_bin());
+    cmd.args(["serve", "--stdio", "--"]).arg(fixture("spin"));
+    cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut g = ChildGuard::spawn(&mut cmd);
+    let (stdin, stdout) = (g.stdin.take().unwrap(), g.stdout.take().unwrap());
+    let xol = g.pid();
+    let mut inf = 0;
+    assert!(
+        wait_until(T, || {
+            inf = descendants(xol).into_iter().find(|p| pid_alive(*p)).unwrap_or(0);
+            inf != 0
+        }),
+        "no inferior"
+    );
+    (g, stdin, stdout, inf)
+}
+
+/// Sends `?`, many long `m` reads and a flood of NAKs, reading nothing, until xol's output
+/// pipe is full (xol is then blocked writing, or would be).
+fn flood(stdin: &mut std::process::ChildStdin, stdout: &std::process::ChildStdout, inf: u32) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    // Code: replies that run-length encoding does not shrink.
+    let maps = std::fs::read_to_string(format!("/proc/{inf}/maps")).unwrap();
+    let code = maps.lines().find(|l| l.contains(" r-xp ")).expect("a code mapping");
+    let start = u64::from_str_radix(code.split('-').next().unwrap(), 16).unwrap();
+    let mut out = frame(b"?");
+    for _ in 0..64 {
+        out.extend(frame(format!("m{start:x},800").as_bytes()));
+    }
+    out.extend(std::iter::repeat_n(b'-', 16 * 1024));
+    stdin.write_all(&out).unwrap();
+    stdin.flush().unwrap();
+    let full = wait_until(T, || {
+        let mut n: libc::c_int = 0;
+        unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut n) };
+        n >= 40 * 1024
+    });
+    assert!(full, "xol's output never filled the pipe");
+}
+
+#[test]
+fn sigterm_while_gdb_reads_nothing_ends_xol_and_its_program() {
+    let (mut g, mut stdin, stdout, inf) = unread_server(&[]);
+    flood(&mut stdin, &stdout, inf);
+    g.signal(libc::SIGTERM);
+    let st = g.wait_timeout(Duration::from_secs(10));
+    assert!(st.is_some(), "xol ignored SIGTERM while gdb read nothing");
+    assert!(wait_until(T, || !pid_alive(inf)), "the launched program survived");
+    drop(stdout);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped() {
+    let (mut g, mut stdin, stdout, inf) = unread_server(&[("XOL_STALL_TIMEOUT_MS", "1000")]);
+    flood(&mut stdin, &stdout, inf);
+    let st = g.wait_timeout(Duration::from_secs(15));
+    assert!(st.is_some(), "xol kept waiting for a client that reads nothing");
+    assert!(wait_until(T, || !pid_alive(inf)), "the launched program survived");
+    drop(stdout);
+}
+
+#[test]
+fn endless_naks_get_a_bounded_number_of_resends() {
+    let (g, mut stdin, stdout, _inf) = unread_server(&[]);
+    let out = Collector::new(stdout);
+    {
+        use std::io::Write;
+        let mut bytes = frame(b"?");
+        bytes.extend(std::iter::repeat_n(b'-', 5000));
+        bytes.extend(frame(b"qAttached"));
+        stdin.write_all(&bytes).unwrap();
+    }
+    let got = wait_until(T, || {
+        let t = out.text();
+        t.contains("$1#31") || t.contains("$0#30")
+    });
+    let text = out.text();
+    assert!(got, "no reply to qAttached after the NAKs; got {} bytes", text.len());
+    let copies = text.matches("$T05").count();
+    assert!((2..=40).contains(&copies), "{copies} copies of the stop reply for 5000 NAKs");
+    drop(g);
+}

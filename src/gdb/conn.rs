@@ -54,7 +54,30 @@ pub struct Conn {
     /// The thread of gdb's last `Hc` naming one thread (`None`: all threads, gdbserver's
     /// default), for the legacy `c`/`C`/`s`/`S` packets.
     cont_thread: Option<String>,
+    /// NAKs from gdb since its last good packet (each resends our last reply).
+    naks: u32,
+    /// The write descriptor's flags before it was made non-blocking, restored on drop.
+    saved_flags: Option<i32>,
+    /// How long a write may wait for gdb to read before the connection is dropped.
+    stall: std::time::Duration,
 }
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(f) = self.saved_flags {
+            let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+            signals::set_flags(fd.as_fd(), f);
+        }
+    }
+}
+
+/// Resends of our last reply for consecutive NAKs, before further NAKs are ignored: gdb
+/// NAKs a corrupted reply once or twice; a client that NAKs without end only wants output.
+const MAX_RESENDS: u32 = 32;
+
+/// How long a write waits for gdb to read by default (`XOL_STALL_TIMEOUT_MS` overrides it):
+/// a client that stops reading is dropped then, as a vanished one.
+const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the target tells the connection, so that it can answer or correct what gdbstub 0.7
 /// gets wrong about the current thread: gdbstub keeps the thread of the previous process after
@@ -103,7 +126,25 @@ impl Conn {
             pass_signals: None,
             state: Default::default(),
             cont_thread: None,
+            naks: 0,
+            saved_flags: None,
+            stall: std::env::var("XOL_STALL_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(STALL_TIMEOUT),
         }
+        .nonblocking()
+    }
+
+    /// Writes to gdb never block xol: they wait in [`signals::poll_out`] with the signals.
+    fn nonblocking(mut self) -> Conn {
+        let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+        match signals::set_nonblocking(fd.as_fd()) {
+            Ok(f) => self.saved_flags = f,
+            Err(e) => log::warn!("cannot make the connection non-blocking: {e}"),
+        }
+        self
     }
 
     fn wraw(&self) -> RawFd {
@@ -192,7 +233,12 @@ impl Conn {
                 }
                 b'+' | 0x03 => self.rbuf.push(b),
                 b'-' => {
-                    if let Some(last) = self.last_sent.clone() {
+                    self.naks += 1;
+                    if self.naks > MAX_RESENDS {
+                        if self.naks == MAX_RESENDS + 1 {
+                            log::warn!("gdb NAKed our reply {MAX_RESENDS} times: ignoring its NAKs until it sends a packet");
+                        }
+                    } else if let Some(last) = self.last_sent.clone() {
                         self.write_raw(&last)?;
                     }
                 }
@@ -240,6 +286,7 @@ impl Conn {
                         return self.write_raw(b"-");
                     }
                 }
+                self.naks = 0;
                 if self.cur_in.starts_with(b"$qSupported") {
                     self.qsupported = Some(self.cur_in.clone());
                 } else if self.cur_in.starts_with(b"$QStartNoAckMode#") {
@@ -469,19 +516,41 @@ impl Connection for Conn {
             }
         }
         let mut off = 0;
+        let mut since = std::time::Instant::now();
         while off < self.wbuf.len() {
             let n = unsafe {
                 libc::write(self.wraw(), self.wbuf[off..].as_ptr() as *const libc::c_void, self.wbuf.len() - off)
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.wbuf.clear();
-                return Err(e);
+            if n >= 0 {
+                off += n as usize;
+                since = std::time::Instant::now();
+                continue;
             }
-            off += n as usize;
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    // gdb is not reading: wait for room, a termination signal, or the bound.
+                    let left = self.stall.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        self.wbuf.clear();
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("gdb read nothing for {:?}: dropping the connection", self.stall),
+                        ));
+                    }
+                    let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+                    let r = signals::poll_out(fd.as_fd(), left.as_millis().clamp(1, i32::MAX as u128) as i32)?;
+                    if let Some(sig) = r.terminate.then(signals::terminate_requested).flatten() {
+                        self.wbuf.clear();
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, format!("terminated by signal {sig}")));
+                    }
+                }
+                _ => {
+                    self.wbuf.clear();
+                    return Err(e);
+                }
+            }
         }
         self.wbuf.clear();
         Ok(())
