@@ -102,7 +102,7 @@ enum Cmd {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
+    xol::gdb::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Count { per_file, churn, churn_cycles, json, locations, program } => {
@@ -125,7 +125,7 @@ fn main() {
                     std::process::exit(2);
                 }
             };
-            let opts = ServerOptions { comm, once, multi, attach, program, wrapper };
+            let opts = ServerOptions { once, multi, attach, program, wrapper, ..ServerOptions::new(comm) };
             match serve(opts) {
                 Ok(c) => c,
                 Err(e) => {

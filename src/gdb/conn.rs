@@ -60,6 +60,46 @@ pub struct Conn {
     saved_flags: Option<i32>,
     /// How long a write may wait for gdb to read before the connection is dropped.
     stall: std::time::Duration,
+    /// Packets to pretend not to support (`--disable-packet=`).
+    pub disabled: Disabled,
+}
+
+/// gdbserver's `--disable-packet=` set: the requests answered as unsupported and the stop
+/// reply forms not used, so gdb falls back to older packets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Disabled {
+    /// `vCont` (gdb then resumes with `Hc` + `c`/`s`).
+    pub vcont: bool,
+    /// `T` stop replies (`S` instead).
+    pub t: bool,
+    /// The `thread:` field of `T` stop replies.
+    pub tthread: bool,
+    /// `qC`.
+    pub qc: bool,
+    /// `qfThreadInfo`/`qsThreadInfo`.
+    pub qfthreadinfo: bool,
+}
+
+impl Disabled {
+    /// Add one name of gdbserver's list (`vCont`, `T`, `Tthread`, `qC`, `qfThreadInfo`,
+    /// `threads`); false if the name is not one of them.
+    pub fn add(&mut self, name: &str) -> bool {
+        match name {
+            "vCont" => self.vcont = true,
+            "T" => self.t = true,
+            "Tthread" => self.tthread = true,
+            "qC" => self.qc = true,
+            "qfThreadInfo" => self.qfthreadinfo = true,
+            "threads" => {
+                self.vcont = true;
+                self.tthread = true;
+                self.qc = true;
+                self.qfthreadinfo = true;
+            }
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl Drop for Conn {
@@ -94,6 +134,8 @@ pub struct TargetState {
     pub resync: bool,
     /// An `m` request was handed to the engine and its first chunk is not read yet.
     pub m_first: bool,
+    /// Log every packet to stderr (`--remote-debug`, `monitor set remote-debug 1`).
+    pub remote_debug: bool,
 }
 
 /// A [`TargetState`] shared by the connection and the target.
@@ -133,6 +175,7 @@ impl Conn {
                 .and_then(|v| v.parse().ok())
                 .map(std::time::Duration::from_millis)
                 .unwrap_or(STALL_TIMEOUT),
+            disabled: Disabled::default(),
         }
         .nonblocking()
     }
@@ -293,6 +336,9 @@ impl Conn {
                     self.no_ack = true;
                 }
                 let pkt = std::mem::take(&mut self.cur_in);
+                if self.state.borrow().remote_debug {
+                    eprintln!("[remote] getpkt: \"{}\"", String::from_utf8_lossy(&pkt[1..pkt.len() - 3]));
+                }
                 if let Some(list) = pkt.strip_prefix(b"$QPassSignals:").map(|r| &r[..r.len() - 3]) {
                     self.pass_signals = Some(parse_pass_signals(list));
                     if !self.no_ack {
@@ -379,6 +425,13 @@ impl Conn {
             (st.pid, st.stopped)
         };
         let bytes = body.as_bytes();
+        let d = self.disabled;
+        if (d.vcont && body.starts_with("vCont"))
+            || (d.qc && body == "qC")
+            || (d.qfthreadinfo && (body == "qfThreadInfo" || body == "qsThreadInfo"))
+        {
+            return Intercept::Reply(String::new());
+        }
         match bytes.first() {
             // The last stop, of the thread that stopped (gdbstub names the first thread).
             Some(b'?') if body == "?" => {
@@ -509,6 +562,12 @@ impl Connection for Conn {
 
     fn flush(&mut self) -> io::Result<()> {
         advertise_pass_signals(&mut self.wbuf);
+        if self.disabled.t || self.disabled.tthread {
+            self.wbuf = rewrite_stop_replies(&self.wbuf, self.disabled);
+        }
+        if self.state.borrow().remote_debug {
+            log_packets(&self.wbuf);
+        }
         if let Some(i) = self.wbuf.iter().rposition(|b| *b == b'$') {
             let tail = &self.wbuf[i..];
             if tail.len() >= 4 && tail[tail.len() - 3] == b'#' {
@@ -620,6 +679,44 @@ impl ConnectionExt for SharedConn {
     }
 }
 
+/// Print each packet of `out` as gdbserver's `--remote-debug` does.
+fn log_packets(out: &[u8]) {
+    let mut rest = out;
+    while let Some(start) = rest.iter().position(|b| *b == b'$') {
+        let Some(end) = rest[start..].iter().position(|b| *b == b'#').map(|e| start + e) else { break };
+        eprintln!("[remote] putpkt: \"{}\"", String::from_utf8_lossy(&rest[start + 1..end]));
+        rest = &rest[(end + 3).min(rest.len())..];
+    }
+}
+
+/// Rewrite the stop replies in `out` for `--disable-packet=T` (`S` replies: the signal only)
+/// or `Tthread` (no `thread:` field); other packets pass unchanged.
+fn rewrite_stop_replies(out: &[u8], d: Disabled) -> Vec<u8> {
+    let mut res = Vec::with_capacity(out.len());
+    let mut i = 0;
+    while i < out.len() {
+        let end = (out[i] == b'$').then(|| out[i..].iter().position(|b| *b == b'#').map(|e| i + e)).flatten();
+        let Some(end) = end.filter(|e| e + 3 <= out.len()) else {
+            res.push(out[i]);
+            i += 1;
+            continue;
+        };
+        let body = &out[i + 1..end];
+        let is_stop = body.len() >= 3 && body[0] == b'T' && body[1..3].iter().all(u8::is_ascii_hexdigit);
+        if !is_stop {
+            res.extend_from_slice(&out[i..end + 3]);
+        } else if d.t {
+            res.extend(frame(&format!("S{}", String::from_utf8_lossy(&body[1..3]))));
+        } else {
+            let text = String::from_utf8_lossy(&body[3..]);
+            let kept: Vec<&str> = text.split(';').filter(|f| !f.starts_with("thread:")).collect();
+            res.extend(frame(&format!("{}{}", String::from_utf8_lossy(&body[..3]), kept.join(";"))));
+        }
+        i = end + 3;
+    }
+    res
+}
+
 /// Frame a reply body as a packet.
 pub fn frame(body: &str) -> Vec<u8> {
     let sum = body.bytes().fold(0u8, |a, c| a.wrapping_add(c));
@@ -720,6 +817,20 @@ mod tests {
         advertise_pass_signals(&mut w);
         assert_eq!(w, before, "only once");
         assert_eq!(parse_pass_signals(b"e;14;17"), vec![0x0e, 0x14, 0x17]);
+    }
+
+    #[test]
+    fn disabled_stop_reply_forms_are_rewritten() {
+        let t = Disabled { t: true, ..Disabled::default() };
+        let tt = Disabled { tthread: true, ..Disabled::default() };
+        let out = [b"+".to_vec(), frame("T05thread:p10.11;"), frame("OK")].concat();
+        assert_eq!(rewrite_stop_replies(&out, t), [b"+".to_vec(), frame("S05"), frame("OK")].concat());
+        assert_eq!(rewrite_stop_replies(&out, tt), [b"+".to_vec(), frame("T05"), frame("OK")].concat());
+        let w = frame("W00");
+        assert_eq!(rewrite_stop_replies(&w, t), w);
+        let mut all = Disabled::default();
+        assert!(all.add("threads") && !all.add("bogus"));
+        assert!(all.vcont && all.qc && all.qfthreadinfo && all.tthread && !all.t);
     }
 
     #[test]

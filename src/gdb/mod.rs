@@ -51,6 +51,29 @@ pub struct ServerOptions {
     pub program: Vec<OsString>,
     /// Wrapper programs (`--wrapper ... --`).
     pub wrapper: Vec<OsString>,
+    /// Keep address-space randomisation on (gdbserver's `--no-disable-randomization`).
+    pub aslr: bool,
+    /// Log every packet to stderr (gdbserver's `--remote-debug`).
+    pub remote_debug: bool,
+    /// Packets to pretend not to support (gdbserver's `--disable-packet=`).
+    pub disabled: conn::Disabled,
+}
+
+impl ServerOptions {
+    /// Options for `comm` with everything else at its default.
+    pub fn new(comm: Comm) -> ServerOptions {
+        ServerOptions {
+            comm,
+            once: false,
+            multi: false,
+            attach: None,
+            program: Vec::new(),
+            wrapper: Vec::new(),
+            aslr: false,
+            remote_debug: false,
+            disabled: conn::Disabled::default(),
+        }
+    }
 }
 
 enum EventLoop {}
@@ -115,6 +138,17 @@ impl BlockingEventLoop for EventLoop {
             _ => log::debug!("Ctrl-C while nothing runs: ignored"),
         }
         Ok(None)
+    }
+}
+
+/// Set up xol's logging on stderr: `XOL_LOG` if set, else warnings, or xol's debug messages
+/// with `debug`. xol's own messages can be raised to debug later (`monitor set debug 1`).
+pub fn init_logging(debug: bool) {
+    let from_env = std::env::var_os("XOL_LOG").is_some();
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn,xol=debug,xol_gdbserver=debug"))
+        .init();
+    if !from_env {
+        log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
     }
 }
 
@@ -222,9 +256,11 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         stdio_is_protocol: opts.comm == Comm::Stdio,
         program: opts.program.clone(),
         wrapper: opts.wrapper.clone(),
+        aslr: opts.aslr,
         ..ServeConfig::default()
     };
     let mut target = XolTarget::new(Debugger::new(), cfg, exit_flag.clone());
+    target.state.borrow_mut().remote_debug = opts.remote_debug;
     // Check the address before starting anything, so a bad COMM leaves nothing behind.
     let tcp_addr = match &opts.comm {
         Comm::Tcp(addr) => match resolve(addr) {
@@ -292,6 +328,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             c.last_vrun = target.last_vrun.clone();
             c.extended = target.extended.clone();
             c.state = target.state.clone();
+            c.disabled = opts.disabled;
             run_session(&mut target, SharedConn::new(c))
         }
         Comm::Tcp(_) => {
@@ -319,6 +356,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 c.last_vrun = target.last_vrun.clone();
                 c.extended = target.extended.clone();
                 c.state = target.state.clone();
+                c.disabled = opts.disabled;
                 target.state.borrow_mut().resync = true;
                 let end = run_session(&mut target, SharedConn::new(c));
                 let again = !opts.once

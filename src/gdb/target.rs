@@ -170,6 +170,17 @@ impl XolTarget {
                     .collect(),
             )
         };
+        let mut argv = argv;
+        if let (Some(_), Some(p)) = (&self.cfg.cwd, argv.first_mut()) {
+            // `./prog` is passed as given (argv[0] and so the stack layout as with gdbserver),
+            // but a working directory set by gdb would make it name another file.
+            let path = std::path::Path::new(p);
+            if path.is_relative() && path.components().count() > 1 {
+                if let Ok(cwd) = std::env::current_dir() {
+                    *p = cwd.join(path).into_os_string();
+                }
+            }
+        }
         SpawnSpec {
             argv,
             wrapper: self.cfg.wrapper.clone(),
@@ -934,6 +945,8 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 let on = !matches!(*v, "0" | "off" | "none");
                 if *what == "debug" {
                     log::set_max_level(if on { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
+                } else {
+                    self.state.borrow_mut().remote_debug = on;
                 }
                 let which = if *what == "debug" { "Debug" } else { "Protocol debug" };
                 gdbstub::outputln!(out, "{which} output {}.", if on { "enabled" } else { "disabled" });
