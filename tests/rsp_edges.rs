@@ -547,8 +547,7 @@ fn unread_server(env: &[(&str, &str)]) -> (ChildGuard, std::process::ChildStdin,
         wait_until(T, || {
             // The program, once exec'd (before that the child is a copy of xol).
             inf = descendants(xol).into_iter().find(|p| pid_alive(*p)).unwrap_or(0);
-            inf != 0
-                && std::fs::read_link(format!("/proc/{inf}/exe")).is_ok_and(|e| e.ends_with("spin"))
+            inf != 0 && std::fs::read_link(format!("/proc/{inf}/exe")).is_ok_and(|e| e.ends_with("spin"))
         }),
         "no inferior"
     );

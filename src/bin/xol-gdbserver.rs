@@ -131,7 +131,10 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
                 debug = true;
                 eprintln!("xol-gdbserver: debug components ignored ({o}): all of xol's debug output is enabled");
             }
-            o if o.starts_with("--debug-file=") || o.starts_with("--debug-format=") || o.starts_with("--remote-debug=") => {
+            o if o.starts_with("--debug-file=")
+                || o.starts_with("--debug-format=")
+                || o.starts_with("--remote-debug=") =>
+            {
                 eprintln!("xol-gdbserver: {o} ignored (debug output goes to stderr)");
             }
             "-" | "stdio" if comm.is_none() => comm = Some(s),

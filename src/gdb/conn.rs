@@ -268,25 +268,27 @@ impl Conn {
     /// engine restarts.
     fn filter(&mut self, b: u8) -> io::Result<()> {
         match self.in_state {
-            0 => match b {
-                b'$' => {
-                    self.cur_in.clear();
-                    self.cur_in.push(b);
-                    self.in_state = 1;
-                }
-                b'+' | 0x03 => self.rbuf.push(b),
-                b'-' => {
-                    self.naks += 1;
-                    if self.naks > MAX_RESENDS {
-                        if self.naks == MAX_RESENDS + 1 {
-                            log::warn!("gdb NAKed our reply {MAX_RESENDS} times: ignoring its NAKs until it sends a packet");
-                        }
-                    } else if let Some(last) = self.last_sent.clone() {
-                        self.write_raw(&last)?;
+            0 => {
+                match b {
+                    b'$' => {
+                        self.cur_in.clear();
+                        self.cur_in.push(b);
+                        self.in_state = 1;
                     }
+                    b'+' | 0x03 => self.rbuf.push(b),
+                    b'-' => {
+                        self.naks += 1;
+                        if self.naks > MAX_RESENDS {
+                            if self.naks == MAX_RESENDS + 1 {
+                                log::warn!("gdb NAKed our reply {MAX_RESENDS} times: ignoring its NAKs until it sends a packet");
+                            }
+                        } else if let Some(last) = self.last_sent.clone() {
+                            self.write_raw(&last)?;
+                        }
+                    }
+                    _ => log::debug!("dropping stray byte {b:#04x} from gdb"),
                 }
-                _ => log::debug!("dropping stray byte {b:#04x} from gdb"),
-            },
+            }
             1 => match b {
                 b'#' => {
                     self.cur_in.push(b);
@@ -447,7 +449,10 @@ impl Conn {
             Some(b'H') if bytes.get(1) == Some(&b'c') => {
                 let id = &body[2..];
                 let all = matches!(id, "0" | "-1")
-                    || id.strip_prefix('p').and_then(|r| r.split_once('.')).is_some_and(|(_, t)| matches!(t, "0" | "-1"));
+                    || id
+                        .strip_prefix('p')
+                        .and_then(|r| r.split_once('.'))
+                        .is_some_and(|(_, t)| matches!(t, "0" | "-1"));
                 self.cont_thread = (!all).then(|| id.to_string());
                 Intercept::Pass
             }
@@ -788,7 +793,7 @@ pub fn precheck(body: &[u8]) -> Option<&'static str> {
             let comma = body[..colon].iter().position(|c| *c == b',')?;
             let data = (body.len() - colon - 1) as u64;
             match hex_num(&body[comma + 1..colon]) {
-                Some(len) if data % 2 == 0 && data / 2 == len => None,
+                Some(len) if data.is_multiple_of(2) && data / 2 == len => None,
                 _ => Some("E01"),
             }
         }

@@ -145,8 +145,10 @@ impl BlockingEventLoop for EventLoop {
 /// with `debug`. xol's own messages can be raised to debug later (`monitor set debug 1`).
 pub fn init_logging(debug: bool) {
     let from_env = std::env::var_os("XOL_LOG").is_some();
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn,xol=debug,xol_gdbserver=debug"))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().filter_or("XOL_LOG", "warn,xol=debug,xol_gdbserver=debug"),
+    )
+    .init();
     if !from_env {
         log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
     }

@@ -104,7 +104,8 @@ impl Inferior {
     pub fn insert_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<()> {
         let p = self.proc_mut(pid)?;
         let free = p.hw.iter().filter(|s| s.is_none()).count();
-        let pieces = if kind == HwKind::Exec { (free > 0).then(|| vec![(addr, 1)]) } else { split_region(addr, len, free) };
+        let pieces =
+            if kind == HwKind::Exec { (free > 0).then(|| vec![(addr, 1)]) } else { split_region(addr, len, free) };
         let Some(pieces) = pieces else {
             return Err(Error::Io(std::io::Error::new(
                 std::io::ErrorKind::OutOfMemory,
