@@ -131,12 +131,18 @@ fn remote_debug_logs_packets_and_debug_logs_xol() {
     for gs in servers() {
         let mut c = start_in(gs, dir, &["--remote-debug"], "./loop");
         c.request("qAttached");
+        // stderr is collected by a thread: wait for the lines to arrive.
+        wait_until(T, || {
+            let e = c.server_stderr();
+            e.contains("qAttached") && e.contains("putpkt")
+        });
         let err = c.server_stderr();
         assert!(err.contains("getpkt") && err.contains("qAttached"), "{}: no packet log:\n{err}", who(gs));
         assert!(err.contains("putpkt"), "{}: no reply log:\n{err}", who(gs));
     }
     let mut c = start_in(false, dir, &["--debug"], "./loop");
     c.request("?");
+    wait_until(T, || c.server_stderr().contains("DEBUG"));
     let err = c.server_stderr();
     assert!(err.contains("DEBUG"), "--debug printed no debug output:\n{err}");
     let mut c = start_in(false, dir, &[], "./loop");
@@ -182,5 +188,6 @@ fn serial_lines_are_refused_clearly() {
 fn startup_with_shell_says_it_is_ignored() {
     let prog = fixture("loop");
     let c = start_in(false, prog.parent().unwrap(), &["--startup-with-shell"], "./loop");
+    wait_until(T, || c.server_stderr().contains("without a shell"));
     assert!(c.server_stderr().contains("without a shell"), "{}", c.server_stderr());
 }
