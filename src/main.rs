@@ -52,7 +52,8 @@ enum Cmd {
         /// Speak the protocol on stdin/stdout (for `target remote | xol serve --stdio ...`).
         #[arg(long, conflicts_with = "addr")]
         stdio: bool,
-        /// Address to listen on, [HOST]:PORT. HOST defaults to 127.0.0.1 (loopback only);
+        /// Address to listen on, [HOST]:PORT, or a serial line (a tty such as /dev/ttyS0).
+        /// HOST defaults to 127.0.0.1 (loopback only);
         /// binding to another interface (e.g. 0.0.0.0:2345) exposes the debugger to the
         /// network and is the user's explicit choice. Port 0 picks a free port.
         addr: Option<String>,
@@ -118,8 +119,7 @@ fn main() {
         Cmd::Serve { stdio, addr, once, multi, attach, wrapper, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,
-                (false, Some(a)) if a == "-" || a == "stdio" => Comm::Stdio,
-                (false, Some(a)) => Comm::Tcp(a),
+                (false, Some(a)) => Comm::parse(&a),
                 (false, None) => {
                     eprintln!("xol serve: say where gdb connects: --stdio or [HOST]:PORT (see --help)");
                     std::process::exit(2);

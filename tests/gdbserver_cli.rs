@@ -170,18 +170,95 @@ fn randomization_options_as_gdbserver() {
     }
 }
 
+/// The master side of a pseudo-terminal pair created for the test, and the slave's path.
+struct Pty {
+    master: std::fs::File,
+    slave: String,
+    buf: Vec<u8>,
+}
+
+impl Pty {
+    fn new() -> Pty {
+        use std::os::fd::FromRawFd;
+        unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+            let slave = std::ffi::CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned();
+            Pty { master: std::fs::File::from_raw_fd(fd), slave, buf: Vec::new() }
+        }
+    }
+
+    /// Send a request, return the reply (acking it), waiting at most `T`.
+    fn request(&mut self, body: &str) -> String {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        self.master.write_all(&frame(body.as_bytes())).unwrap();
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            if let Some(st) = self.buf.iter().position(|b| *b == b'$') {
+                if let Some(h) = self.buf[st..].iter().position(|b| *b == b'#').map(|h| h + st) {
+                    if self.buf.len() >= h + 3 {
+                        let r = String::from_utf8_lossy(&decode_body(&self.buf[st + 1..h]).unwrap()).into_owned();
+                        self.buf.drain(..h + 3);
+                        self.master.write_all(b"+").unwrap();
+                        return r;
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no reply to {body:?} on the serial line");
+            let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            if unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) } == 1 {
+                let mut chunk = [0u8; 4096];
+                let n = self.master.read(&mut chunk).expect("read the pty");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
 #[test]
-fn serial_lines_are_refused_clearly() {
+fn serial_line_on_a_pty_as_gdbserver() {
+    let prog = fixture("loop");
+    let site = symbol_addr(&prog, "probe_site");
+    for gs in servers() {
+        let mut pty = Pty::new();
+        let server = if gs { gdbserver_path().unwrap() } else { xol_gdbserver_bin() };
+        let mut cmd = Command::new(server);
+        cmd.arg(&pty.slave).arg(&prog).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        cmd.stderr(std::process::Stdio::piped());
+        let mut g = ChildGuard::spawn(&mut cmd);
+        let mut err = LineReader::new(g.stderr.take().unwrap());
+        err.wait_for("Remote debugging using", T).unwrap_or_else(|e| panic!("{}: {e}", who(gs)));
+        pty.request("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+");
+        let q = pty.request("?");
+        assert!(q.starts_with('T'), "{}: `?` over the serial line: {q:?}", who(gs));
+        assert_eq!(pty.request(&format!("Z0,{site:x},1")), "OK", "{}", who(gs));
+        let r = pty.request("vCont;c");
+        assert!(r.starts_with("T05"), "{}: the breakpoint over the serial line: {r:?}", who(gs));
+        assert_eq!(pty.request(&format!("z0,{site:x},1")), "OK", "{}", who(gs));
+        let r = pty.request("vCont;c");
+        assert!(r.starts_with('W'), "{}: the exit over the serial line: {r:?}", who(gs));
+        if !gs {
+            // (gdbserver keeps the line open afterwards.)
+            assert!(g.wait_timeout(T).is_some(), "xol-gdbserver did not exit after the program");
+        }
+    }
+}
+
+#[test]
+fn a_serial_line_that_cannot_be_opened_is_reported() {
     let mut cmd = Command::new(xol_gdbserver_bin());
-    cmd.arg("/dev/ttyS0").arg(fixture("loop"));
+    cmd.arg("/nonexistent/ttyS0").arg(fixture("loop"));
     let o = run_with_timeout(cmd, T);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("serial lines are not supported"), "{err}");
-    let mut cmd = Command::new(xol_gdbserver_bin());
-    cmd.arg("--help");
-    let o = run_with_timeout(cmd, T);
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("tty device"), "--help still offers a tty");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Could not open remote device /nonexistent/ttyS0"), "{err}");
+    assert!(!err.contains("created; pid"), "the program was launched:\n{err}");
 }
 
 #[test]

@@ -15,9 +15,9 @@ const USAGE: &str = "Usage:\txol-gdbserver [OPTIONS] COMM PROG [ARGS ...]
 \txol-gdbserver [OPTIONS] --attach COMM PID
 \txol-gdbserver [OPTIONS] --multi COMM
 
-COMM may either be HOST:PORT to listen for a TCP connection (HOST defaults to
-127.0.0.1), or '-' or 'stdio' to use stdin/stdout of xol-gdbserver.
-(Serial lines are not supported.)
+COMM may either be a tty device (for serial debugging),
+HOST:PORT to listen for a TCP connection (HOST defaults to 127.0.0.1), or
+'-' or 'stdio' to use stdin/stdout of xol-gdbserver.
 PROG is the executable program.  ARGS are arguments passed to inferior.
 PID is the process ID to attach to, when --attach is specified.
 
@@ -146,10 +146,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
         }
     }
     let comm = comm.ok_or("missing COMM (a [HOST]:PORT or '-' for stdio)")?;
-    if comm.starts_with('/') {
-        return Err(format!("{comm}: serial lines are not supported; use [HOST]:PORT or '-' (stdio)"));
-    }
-    let comm = if comm == "-" || comm == "stdio" { Comm::Stdio } else { Comm::Tcp(comm) };
+    let comm = Comm::parse(&comm);
     let mut attach_pid = None;
     if attach {
         let pid = rest.first().ok_or("--attach needs a PID")?;

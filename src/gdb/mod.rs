@@ -34,6 +34,20 @@ pub enum Comm {
     Stdio,
     /// A TCP address, `[HOST]:PORT` (HOST defaults to 127.0.0.1).
     Tcp(String),
+    /// A serial line (a tty device such as `/dev/ttyS0`), used in raw mode; one session.
+    Serial(std::path::PathBuf),
+}
+
+impl Comm {
+    /// gdbserver's reading of COMM: `-`/`stdio`, a device path (starts with `/`), else a
+    /// `[HOST]:PORT`.
+    pub fn parse(s: &str) -> Comm {
+        match s {
+            "-" | "stdio" => Comm::Stdio,
+            _ if s.starts_with('/') => Comm::Serial(s.into()),
+            _ => Comm::Tcp(s.to_string()),
+        }
+    }
 }
 
 /// Everything the server needs from its command line.
@@ -273,7 +287,19 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 return Ok(1);
             }
         },
-        Comm::Stdio => None,
+        Comm::Stdio | Comm::Serial(_) => None,
+    };
+    // Open the line before starting anything, as the port below.
+    let mut serial = match &opts.comm {
+        Comm::Serial(path) => match crate::sys::signals::open_serial(path) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                eprintln!("Could not open remote device {}: {e}.", path.display());
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+        },
+        _ => None,
     };
     // Bind before starting anything, as gdbserver: a port in use leaves no program behind.
     let mut listener = match tcp_addr {
@@ -326,6 +352,18 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             let rfd = unsafe { OwnedFd::from_raw_fd(libc::dup(0)) };
             let wfd = unsafe { OwnedFd::from_raw_fd(libc::dup(1)) };
             let mut c = Conn::new(rfd, Some(wfd));
+            c.exit_requested = exit_flag.clone();
+            c.last_vrun = target.last_vrun.clone();
+            c.extended = target.extended.clone();
+            c.state = target.state.clone();
+            c.disabled = opts.disabled;
+            run_session(&mut target, SharedConn::new(c))
+        }
+        Comm::Serial(path) => {
+            let Some(fd) = serial.take() else { return Ok(1) };
+            eprintln!("Remote debugging using {}", path.display());
+            let dup = fd.try_clone()?;
+            let mut c = Conn::new(fd, Some(dup));
             c.exit_requested = exit_flag.clone();
             c.last_vrun = target.last_vrun.clone();
             c.extended = target.extended.clone();

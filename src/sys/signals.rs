@@ -4,6 +4,10 @@
 //!
 //! Termination requests are latched in [`terminate_requested`] so any blocking wait can notice
 //! them and unwind cleanly (restoring every breakpoint byte before xol exits).
+//!
+//! The descriptor of gdb's connection is set up here too (non-blocking writes waited for in
+//! [`poll_out`]; a serial line opened in raw mode by [`open_serial`]), as the front-end may use
+//! only this module of `sys`.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -123,6 +127,31 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<Option<i32>> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(Some(flags))
+}
+
+/// Open a serial line (a tty) for the remote protocol as gdbserver does: read/write, not as
+/// the controlling terminal, in raw mode (8 bits, no echo, no line editing or translation).
+pub fn open_serial(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in the path"))?;
+    let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(raw, &mut t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_cflag |= libc::CLOCAL | libc::CREAD;
+    t.c_cc[libc::VMIN] = 1;
+    t.c_cc[libc::VTIME] = 0;
+    if unsafe { libc::tcsetattr(raw, libc::TCSANOW, &t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// Restore file status flags saved by [`set_nonblocking`].
