@@ -262,6 +262,12 @@ fn stop_tid(r: &str) -> String {
     sr.get("thread").unwrap_or_else(|| panic!("no thread in {r:?}")).to_string()
 }
 
+/// A `pPID.TID` thread id as numbers (servers may pad the hex digits: `p0e26.0e2f`).
+fn ptid(id: &str) -> (u64, u64) {
+    let (p, t) = id.trim_start_matches('p').split_once('.').unwrap_or_else(|| panic!("not pPID.TID: {id:?}"));
+    (parse_hex_u64(p), parse_hex_u64(t))
+}
+
 #[test]
 fn multi_kill_then_attach_selects_the_attached_process() {
     let ptrace_ok = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").map(|s| s.trim() == "0");
@@ -287,8 +293,10 @@ fn multi_kill_then_attach_selects_the_attached_process() {
         let spin = spawn_spin();
         let sp = spin.pid();
         let r = c.request(&format!("vAttach;{sp:x}"));
-        assert_eq!(stop_tid(&r), format!("p{sp:x}.{sp:x}"), "{who}: vAttach reply");
-        assert_eq!(c.request("qC"), format!("QCp{sp:x}.{sp:x}"), "{who}: qC after attach");
+        let sp64 = sp as u64;
+        assert_eq!(ptid(&stop_tid(&r)), (sp64, sp64), "{who}: vAttach reply {r:?}");
+        let qc = c.request("qC");
+        assert_eq!(ptid(qc.strip_prefix("QC").unwrap_or("")), (sp64, sp64), "{who}: qC after attach: {qc:?}");
         let g = c.request("g");
         assert!(!is_error(&g) && g.len() > 100, "{who}: `g` after attach: {g:?}");
         let pc = g_reg64(&g, AMD64_RIP);
@@ -466,11 +474,11 @@ fn after_a_reconnect_the_last_stopped_thread_is_current() {
     for gs in servers() {
         let who = name(gs);
         let (tid, q, qc) = reconnect_replies(gs);
-        let main = tid.split('.').next().unwrap().trim_start_matches('p').to_string();
-        assert_ne!(tid, format!("p{main}.{main}"), "{who}: the breakpoint stopped the main thread?");
+        let (pid, t) = ptid(&tid);
+        assert_ne!(pid, t, "{who}: the breakpoint stopped the main thread?");
         let sr = StopReply::parse(&q).unwrap_or_else(|| panic!("{who}: `?` gave {q:?}"));
-        assert_eq!(sr.get("thread"), Some(tid.as_str()), "{who}: `?` after the reconnect: {q:?}");
-        assert_eq!(qc, format!("QC{tid}"), "{who}: qC after the reconnect");
+        assert_eq!(sr.get("thread").map(ptid), Some((pid, t)), "{who}: `?` after the reconnect: {q:?}");
+        assert_eq!(ptid(qc.strip_prefix("QC").unwrap_or("")), (pid, t), "{who}: qC after the reconnect: {qc:?}");
     }
 }
 
