@@ -229,7 +229,8 @@ fn bare_c_without_hc_resumes_the_program_as_gdbserver() {
 
 #[test]
 fn ctrl_c_with_no_program_is_dropped_under_multi() {
-    let mut argv: Vec<OsString> = vec![xol_bin().into(), "serve".into(), "--stdio".into(), "--multi".into()];
+    // gdbserver 13 is no reference here: it ends the session on that Ctrl-C.
+    let argv: Vec<OsString> = vec![xol_bin().into(), "serve".into(), "--stdio".into(), "--multi".into()];
     let mut c = RspClient::spawn(&argv);
     c.q_supported();
     assert_eq!(c.request("!"), "OK");
@@ -240,7 +241,6 @@ fn ctrl_c_with_no_program_is_dropped_under_multi() {
     c.set_timeout(T);
     let r = c.try_request("vCont;c").unwrap();
     assert_eq!(StopReply::parse(&r).map(|s| (s.kind, s.code)), Some(('W', 0)), "vCont;c after vRun: {r:?}");
-    argv.clear();
 }
 
 // ---------------------------------------------------------------------------
@@ -627,4 +627,30 @@ fn endless_naks_get_a_bounded_number_of_resends() {
     let copies = text.matches("$T05").count();
     assert!((2..=40).contains(&copies), "{copies} copies of the stop reply for 5000 NAKs");
     drop(g);
+}
+
+#[test]
+fn sigterm_while_gdb_reads_nothing_detaches_an_attached_program_intact() {
+    let spin = spawn_spin();
+    let sp = spin.pid();
+    let tick = symbol_addr(&fixture("spin"), "spin_tick");
+    let mut cmd = Command::new(xol_bin());
+    cmd.args(["serve", "--stdio", "--attach", &sp.to_string()]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut g = ChildGuard::spawn(&mut cmd);
+    let (mut stdin, stdout) = (g.stdin.take().unwrap(), g.stdout.take().unwrap());
+    {
+        use std::io::Write;
+        // A breakpoint in the loop spin runs every millisecond (fixtures are not PIE).
+        stdin.write_all(&frame(format!("Z0,{tick:x},1").as_bytes())).unwrap();
+    }
+    flood(&mut stdin, &stdout, sp);
+    g.signal(libc::SIGTERM);
+    assert!(g.wait_timeout(Duration::from_secs(10)).is_some(), "xol ignored SIGTERM while gdb read nothing");
+    let status = std::fs::read_to_string(format!("/proc/{sp}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "TracerPid:\t0"), "spin is still traced:\n{status}");
+    // An int3 left at spin_tick would kill it with SIGTRAP within a millisecond.
+    assert!(!wait_until(Duration::from_secs(1), || !pid_alive(sp)), "spin died after the detach");
+    drop(stdout);
+    drop(spin);
 }
