@@ -63,7 +63,8 @@ enum Cmd {
         /// Speak the protocol on stdin/stdout (for `target remote | xol serve --stdio ...`).
         #[arg(long, conflicts_with = "addr")]
         stdio: bool,
-        /// Address to listen on, [HOST]:PORT. HOST defaults to 127.0.0.1 (loopback only);
+        /// Address to listen on, [HOST]:PORT, or a serial line (a tty such as /dev/ttyS0).
+        /// HOST defaults to 127.0.0.1 (loopback only);
         /// binding to another interface (e.g. 0.0.0.0:2345) exposes the debugger to the
         /// network and is the user's explicit choice. Port 0 picks a free port.
         addr: Option<String>,
@@ -113,7 +114,7 @@ enum Cmd {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
+    xol::gdb::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, locations, program } => {
@@ -131,14 +132,13 @@ fn main() {
         Cmd::Serve { stdio, addr, once, multi, attach, wrapper, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,
-                (false, Some(a)) if a == "-" || a == "stdio" => Comm::Stdio,
-                (false, Some(a)) => Comm::Tcp(a),
+                (false, Some(a)) => Comm::parse(&a),
                 (false, None) => {
                     eprintln!("xol serve: say where gdb connects: --stdio or [HOST]:PORT (see --help)");
                     std::process::exit(2);
                 }
             };
-            let opts = ServerOptions { comm, once, multi, attach, program, wrapper };
+            let opts = ServerOptions { once, multi, attach, program, wrapper, ..ServerOptions::new(comm) };
             match serve(opts) {
                 Ok(c) => c,
                 Err(e) => {

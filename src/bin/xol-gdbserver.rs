@@ -21,19 +21,44 @@ HOST:PORT to listen for a TCP connection (HOST defaults to 127.0.0.1), or
 PROG is the executable program.  ARGS are arguments passed to inferior.
 PID is the process ID to attach to, when --attach is specified.
 
-Options:
-  --once                Exit after the first connection has closed.
+Operating modes:
+
+  --attach              Attach to running process PID.
   --multi               Start server without a specific program, and
                         only quit when explicitly commanded.
-  --attach              Attach to running process PID.
-  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --once                Exit after the first connection has closed.
   --help                Print this message and exit.
   --version             Display version information and exit.
+
+Other options:
+
+  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --disable-randomization
+                        Run PROG with address space randomization disabled
+                        (the default).
+  --no-disable-randomization
+                        Don't disable address space randomization when
+                        starting PROG.
+  --startup-with-shell, --no-startup-with-shell
+                        Accepted; xol always starts PROG directly, without a
+                        shell (as --no-startup-with-shell).
+
+Debug options:
+
+  --debug               Enable general debugging output (to stderr).
+  --remote-debug        Enable remote protocol debugging output (to stderr).
+  --disable-packet=OPT1[,OPT2,...]
+                        Disable support for RSP packets or features.
+                          Options:
+                            vCont, T, Tthread, qC, qfThreadInfo and
+                            threads (disable all threading packets).
 ";
 
 #[derive(Debug)]
 struct Parsed {
     opts: ServerOptions,
+    /// `--debug`: xol's debug logging on stderr.
+    debug: bool,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
@@ -42,6 +67,10 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
     let mut attach = false;
     let mut wrapper = Vec::new();
     let mut comm: Option<String> = None;
+    let mut aslr = false;
+    let mut debug = false;
+    let mut remote_debug = false;
+    let mut disabled = xol::gdb::conn::Disabled::default();
     let mut rest: Vec<OsString> = Vec::new();
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {
@@ -79,17 +108,35 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
                     return Err("--wrapper requires a program and a terminating --".into());
                 }
             }
-            "--remote-debug"
-            | "--debug"
-            | "--disable-randomization"
-            | "--no-disable-randomization"
-            | "--startup-with-shell"
-            | "--no-startup-with-shell" => {}
-            o if o.starts_with("--debug=")
-                || o.starts_with("--debug-file=")
+            "--debug" => debug = true,
+            "--remote-debug" => remote_debug = true,
+            "--disable-randomization" => aslr = false,
+            "--no-disable-randomization" => aslr = true,
+            // gdbserver starts PROG through `$SHELL -c exec PROG`; xol always execs it directly
+            // (arguments are passed as given, never expanded by a shell).
+            "--no-startup-with-shell" => {}
+            "--startup-with-shell" => {
+                eprintln!("xol-gdbserver: --startup-with-shell ignored: xol starts programs without a shell")
+            }
+            o if o.starts_with("--disable-packet=") => {
+                for name in o["--disable-packet=".len()..].split(',') {
+                    if !disabled.add(name) {
+                        return Err(format!(
+                            "Don't know how to disable \"{name}\" (known: vCont, T, Tthread, qC, qfThreadInfo, threads)"
+                        ));
+                    }
+                }
+            }
+            o if o.starts_with("--debug=") => {
+                debug = true;
+                eprintln!("xol-gdbserver: debug components ignored ({o}): all of xol's debug output is enabled");
+            }
+            o if o.starts_with("--debug-file=")
                 || o.starts_with("--debug-format=")
-                || o.starts_with("--disable-packet=")
-                || o.starts_with("--remote-debug=") => {}
+                || o.starts_with("--remote-debug=") =>
+            {
+                eprintln!("xol-gdbserver: {o} ignored (debug output goes to stderr)");
+            }
             "-" | "stdio" if comm.is_none() => comm = Some(s),
             o if o.starts_with('-') && o != "-" => {
                 return Err(format!("unknown option `{o}`; see `xol-gdbserver --help`"));
@@ -99,7 +146,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
         }
     }
     let comm = comm.ok_or("missing COMM (a [HOST]:PORT or '-' for stdio)")?;
-    let comm = if comm == "-" || comm == "stdio" { Comm::Stdio } else { Comm::Tcp(comm) };
+    let comm = Comm::parse(&comm);
     let mut attach_pid = None;
     if attach {
         let pid = rest.first().ok_or("--attach needs a PID")?;
@@ -111,15 +158,27 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
         return Err("missing PROG: give a program to debug, --attach PID, or --multi".into());
     }
     let program = absolutize(rest);
-    Ok(Some(Parsed { opts: ServerOptions { comm, once, multi, attach: attach_pid, program, wrapper } }))
+    let opts = ServerOptions {
+        once,
+        multi,
+        attach: attach_pid,
+        program,
+        wrapper,
+        aslr,
+        remote_debug,
+        disabled,
+        ..ServerOptions::new(comm)
+    };
+    Ok(Some(Parsed { opts, debug }))
 }
 
-/// A relative program path with a slash, or one found in the current directory, is resolved
-/// against the working directory (gdbserver does this so `run` with a relative name works).
+/// A bare program name found in the current directory is resolved against it (`exec` would
+/// look it up in PATH instead). A path with a slash (`./prog`) is kept exactly as given: it is
+/// the program's `argv[0]`, on its stack, as with gdbserver.
 fn absolutize(mut prog: Vec<OsString>) -> Vec<OsString> {
     if let Some(p) = prog.first_mut() {
         let path = std::path::Path::new(p);
-        if path.is_relative() && path.exists() {
+        if path.is_relative() && path.components().count() == 1 && path.exists() {
             if let Ok(cwd) = std::env::current_dir() {
                 *p = cwd.join(path).into_os_string();
             }
@@ -129,7 +188,6 @@ fn absolutize(mut prog: Vec<OsString>) -> Vec<OsString> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("XOL_LOG", "warn")).init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let parsed = match parse(args) {
         Ok(Some(p)) => p,
@@ -140,6 +198,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    xol::gdb::init_logging(parsed.debug);
     let code = match serve(parsed.opts) {
         Ok(c) => c,
         Err(e) => {

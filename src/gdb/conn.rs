@@ -49,7 +49,97 @@ pub struct Conn {
     /// signals gdb's `handle` says to pass without stopping (SIGCHLD, SIGALRM, ...) are
     /// delivered at once instead of a round trip to gdb each.
     pub pass_signals: Option<Vec<u8>>,
+    /// What the target says about the process (shared with [`super::XolTarget`]).
+    pub state: SharedState,
+    /// The thread of gdb's last `Hc` naming one thread (`None`: all threads, gdbserver's
+    /// default), for the legacy `c`/`C`/`s`/`S` packets.
+    cont_thread: Option<String>,
+    /// NAKs from gdb since its last good packet (each resends our last reply).
+    naks: u32,
+    /// The write descriptor's flags before it was made non-blocking, restored on drop.
+    saved_flags: Option<i32>,
+    /// How long a write may wait for gdb to read before the connection is dropped.
+    stall: std::time::Duration,
+    /// Packets to pretend not to support (`--disable-packet=`).
+    pub disabled: Disabled,
 }
+
+/// gdbserver's `--disable-packet=` set: the requests answered as unsupported and the stop
+/// reply forms not used, so gdb falls back to older packets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Disabled {
+    /// `vCont` (gdb then resumes with `Hc` + `c`/`s`).
+    pub vcont: bool,
+    /// `T` stop replies (`S` instead).
+    pub t: bool,
+    /// The `thread:` field of `T` stop replies.
+    pub tthread: bool,
+    /// `qC`.
+    pub qc: bool,
+    /// `qfThreadInfo`/`qsThreadInfo`.
+    pub qfthreadinfo: bool,
+}
+
+impl Disabled {
+    /// Add one name of gdbserver's list (`vCont`, `T`, `Tthread`, `qC`, `qfThreadInfo`,
+    /// `threads`); false if the name is not one of them.
+    pub fn add(&mut self, name: &str) -> bool {
+        match name {
+            "vCont" => self.vcont = true,
+            "T" => self.t = true,
+            "Tthread" => self.tthread = true,
+            "qC" => self.qc = true,
+            "qfThreadInfo" => self.qfthreadinfo = true,
+            "threads" => {
+                self.vcont = true;
+                self.tthread = true;
+                self.qc = true;
+                self.qfthreadinfo = true;
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(f) = self.saved_flags {
+            let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+            signals::set_flags(fd.as_fd(), f);
+        }
+    }
+}
+
+/// Resends of our last reply for consecutive NAKs, before further NAKs are ignored: gdb
+/// NAKs a corrupted reply once or twice; a client that NAKs without end only wants output.
+const MAX_RESENDS: u32 = 32;
+
+/// How long a write waits for gdb to read by default (`XOL_STALL_TIMEOUT_MS` overrides it):
+/// a client that stops reading is dropped then, as a vanished one.
+const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the target tells the connection, so that it can answer or correct what gdbstub 0.7
+/// gets wrong about the current thread: gdbstub keeps the thread of the previous process after
+/// a kill, run or attach (`g` then fails with `E03`), reports the first thread instead of the
+/// last-stopped one to `?` after a reconnect, and lets a bare `c` resume its default thread 1.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    /// The process gdb debugs.
+    pub pid: Option<i32>,
+    /// The thread of the last stop (the main thread after run/attach) and its gdb signal.
+    pub stopped: Option<(i32, u8)>,
+    /// The process or the engine changed: select `stopped` in the engine (`Hg`/`Hc`, replies
+    /// swallowed) before gdb's next request.
+    pub resync: bool,
+    /// An `m` request was handed to the engine and its first chunk is not read yet.
+    pub m_first: bool,
+    /// Log every packet to stderr (`--remote-debug`, `monitor set remote-debug 1`).
+    pub remote_debug: bool,
+}
+
+/// A [`TargetState`] shared by the connection and the target.
+pub type SharedState = std::rc::Rc<std::cell::RefCell<TargetState>>;
 
 /// Packets longer than this are refused (gdbstub's buffer is 4 KiB; gdb honours PacketSize).
 const MAX_PACKET: usize = 64 * 1024;
@@ -76,7 +166,28 @@ impl Conn {
             last_vrun: Default::default(),
             extended: Default::default(),
             pass_signals: None,
+            state: Default::default(),
+            cont_thread: None,
+            naks: 0,
+            saved_flags: None,
+            stall: std::env::var("XOL_STALL_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(STALL_TIMEOUT),
+            disabled: Disabled::default(),
         }
+        .nonblocking()
+    }
+
+    /// Writes to gdb never block xol: they wait in [`signals::poll_out`] with the signals.
+    fn nonblocking(mut self) -> Conn {
+        let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+        match signals::set_nonblocking(fd.as_fd()) {
+            Ok(f) => self.saved_flags = f,
+            Err(e) => log::warn!("cannot make the connection non-blocking: {e}"),
+        }
+        self
     }
 
     fn wraw(&self) -> RawFd {
@@ -105,6 +216,8 @@ impl Conn {
             self.inject.extend(b"$QStartNoAckMode#b0".iter().copied());
             self.swallow += 1;
         }
+        // The new engine starts with thread 1 selected.
+        self.state.borrow_mut().resync = true;
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -155,20 +268,27 @@ impl Conn {
     /// engine restarts.
     fn filter(&mut self, b: u8) -> io::Result<()> {
         match self.in_state {
-            0 => match b {
-                b'$' => {
-                    self.cur_in.clear();
-                    self.cur_in.push(b);
-                    self.in_state = 1;
-                }
-                b'+' | 0x03 => self.rbuf.push(b),
-                b'-' => {
-                    if let Some(last) = self.last_sent.clone() {
-                        self.write_raw(&last)?;
+            0 => {
+                match b {
+                    b'$' => {
+                        self.cur_in.clear();
+                        self.cur_in.push(b);
+                        self.in_state = 1;
                     }
+                    b'+' | 0x03 => self.rbuf.push(b),
+                    b'-' => {
+                        self.naks += 1;
+                        if self.naks > MAX_RESENDS {
+                            if self.naks == MAX_RESENDS + 1 {
+                                log::warn!("gdb NAKed our reply {MAX_RESENDS} times: ignoring its NAKs until it sends a packet");
+                            }
+                        } else if let Some(last) = self.last_sent.clone() {
+                            self.write_raw(&last)?;
+                        }
+                    }
+                    _ => log::debug!("dropping stray byte {b:#04x} from gdb"),
                 }
-                _ => log::debug!("dropping stray byte {b:#04x} from gdb"),
-            },
+            }
             1 => match b {
                 b'#' => {
                     self.cur_in.push(b);
@@ -211,12 +331,16 @@ impl Conn {
                         return self.write_raw(b"-");
                     }
                 }
+                self.naks = 0;
                 if self.cur_in.starts_with(b"$qSupported") {
                     self.qsupported = Some(self.cur_in.clone());
                 } else if self.cur_in.starts_with(b"$QStartNoAckMode#") {
                     self.no_ack = true;
                 }
                 let pkt = std::mem::take(&mut self.cur_in);
+                if self.state.borrow().remote_debug {
+                    eprintln!("[remote] getpkt: \"{}\"", String::from_utf8_lossy(&pkt[1..pkt.len() - 3]));
+                }
                 if let Some(list) = pkt.strip_prefix(b"$QPassSignals:").map(|r| &r[..r.len() - 3]) {
                     self.pass_signals = Some(parse_pass_signals(list));
                     if !self.no_ack {
@@ -232,6 +356,28 @@ impl Conn {
                     }
                     return self.write_raw(&reply);
                 }
+                let body = String::from_utf8_lossy(&pkt[1..pkt.len() - 3]).into_owned();
+                let mut pkt = pkt;
+                match self.intercept(&body) {
+                    Intercept::Reply(reply) => {
+                        log::debug!("answering {body:?} in front of gdbstub: {reply:?}");
+                        if !self.no_ack {
+                            self.write_raw(b"+")?;
+                        }
+                        return self.write_raw(&frame(&reply));
+                    }
+                    Intercept::Rewrite(new) => {
+                        log::debug!("handing {body:?} to gdbstub as {new:?}");
+                        pkt = frame(&new);
+                    }
+                    Intercept::Pass => {}
+                }
+                if !body.starts_with("qSupported") && !body.starts_with("QStartNoAckMode") {
+                    self.resync_engine();
+                }
+                if body.starts_with('m') {
+                    self.state.borrow_mut().m_first = true;
+                }
                 if pkt.starts_with(b"$!#") {
                     self.extended.set(true);
                 }
@@ -243,6 +389,114 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Hand the engine a request of xol's own before gdb's next one; its reply is swallowed.
+    fn inject_request(&mut self, body: &str) {
+        self.rbuf.extend_from_slice(&frame(body));
+        self.swallow += 1;
+    }
+
+    /// After a change of process or engine: select the current thread in the engine, as
+    /// gdbserver does after run, attach and stops.
+    fn resync_engine(&mut self) {
+        let tid = {
+            let mut st = self.state.borrow_mut();
+            if !std::mem::take(&mut st.resync) {
+                return;
+            }
+            match (st.pid, st.stopped) {
+                (Some(_), Some((tid, _))) => tid,
+                _ => return,
+            }
+        };
+        self.inject_request(&format!("Hg{tid:x}"));
+        self.inject_request(&format!("Hc{tid:x}"));
+    }
+
+    /// gdb negotiated the multiprocess extension (thread ids are `pPID.TID`).
+    fn multiprocess(&self) -> bool {
+        self.qsupported.as_ref().is_some_and(|q| q.windows(13).any(|w| w == b"multiprocess+"))
+    }
+
+    /// Requests answered or corrected here because gdbstub 0.7 gets them wrong (see
+    /// [`TargetState`]): answers as GNU gdbserver gives them.
+    fn intercept(&mut self, body: &str) -> Intercept {
+        let (pid, stopped) = {
+            let st = self.state.borrow();
+            (st.pid, st.stopped)
+        };
+        let bytes = body.as_bytes();
+        let d = self.disabled;
+        if (d.vcont && body.starts_with("vCont"))
+            || (d.qc && body == "qC")
+            || (d.qfthreadinfo && (body == "qfThreadInfo" || body == "qsThreadInfo"))
+        {
+            return Intercept::Reply(String::new());
+        }
+        match bytes.first() {
+            // The last stop, of the thread that stopped (gdbstub names the first thread).
+            Some(b'?') if body == "?" => {
+                let (Some(pid), Some((tid, sig))) = (pid, stopped) else { return Intercept::Pass };
+                let id = if self.multiprocess() { format!("p{pid:x}.{tid:x}") } else { format!("{tid:x}") };
+                self.state.borrow_mut().resync = false;
+                self.inject_request(&format!("Hg{tid:x}"));
+                self.inject_request(&format!("Hc{tid:x}"));
+                Intercept::Reply(format!("T{sig:02x}thread:{id};"))
+            }
+            // No process: gdbserver's answer (gdbstub names xol itself and a stale thread).
+            Some(b'q') if body == "qC" && pid.is_none() => Intercept::Reply("E01".into()),
+            Some(b'H') if bytes.get(1) == Some(&b'c') => {
+                let id = &body[2..];
+                let all = matches!(id, "0" | "-1")
+                    || id
+                        .strip_prefix('p')
+                        .and_then(|r| r.split_once('.'))
+                        .is_some_and(|(_, t)| matches!(t, "0" | "-1"));
+                self.cont_thread = (!all).then(|| id.to_string());
+                Intercept::Pass
+            }
+            // Legacy resumes: gdbserver resumes every thread unless `Hc` named one, and steps
+            // or signals the current thread.
+            Some(c @ (b'c' | b'C' | b's' | b'S')) if pid.is_some() => {
+                let sig = if matches!(c, b'C' | b'S') {
+                    match body.get(1..3).filter(|h| u8::from_str_radix(h, 16).is_ok()) {
+                        Some(h) => h.to_string(),
+                        None => return Intercept::Reply("E01".into()),
+                    }
+                } else {
+                    String::new()
+                };
+                let act = format!("{}{sig}", *c as char);
+                let cur = stopped.map(|(t, _)| t).unwrap_or(0);
+                Intercept::Rewrite(match (&self.cont_thread, c) {
+                    (Some(id), _) => format!("vCont;{act}:{id}"),
+                    (None, b'c') => "vCont;c".into(),
+                    (None, _) => format!("vCont;{act}:{cur:x};c"),
+                })
+            }
+            Some(b'v') => {
+                if let Some(p) = body.strip_prefix("vKill;") {
+                    let ours = i64::from_str_radix(p, 16).ok().zip(pid).is_some_and(|(p, q)| p == q as i64);
+                    return if ours { Intercept::Pass } else { Intercept::Reply("E01".into()) };
+                }
+                if let Some(acts) = body.strip_prefix("vCont;") {
+                    // An action for another process resumes nothing and would never stop.
+                    for a in acts.split(';') {
+                        let Some((_, id)) = a.split_once(':') else { continue };
+                        let Some(p) = id.strip_prefix('p') else { continue };
+                        let p = p.split('.').next().unwrap_or("");
+                        let ok = matches!(p, "-1" | "0")
+                            || i64::from_str_radix(p, 16).ok().zip(pid).is_some_and(|(p, q)| p == q as i64);
+                        if !ok {
+                            return Intercept::Reply("E01".into());
+                        }
+                    }
+                }
+                Intercept::Pass
+            }
+            _ => Intercept::Pass,
+        }
     }
 
     /// Write bytes straight to gdb, outside the engine's buffering.
@@ -313,6 +567,12 @@ impl Connection for Conn {
 
     fn flush(&mut self) -> io::Result<()> {
         advertise_pass_signals(&mut self.wbuf);
+        if self.disabled.t || self.disabled.tthread {
+            self.wbuf = rewrite_stop_replies(&self.wbuf, self.disabled);
+        }
+        if self.state.borrow().remote_debug {
+            log_packets(&self.wbuf);
+        }
         if let Some(i) = self.wbuf.iter().rposition(|b| *b == b'$') {
             let tail = &self.wbuf[i..];
             if tail.len() >= 4 && tail[tail.len() - 3] == b'#' {
@@ -320,19 +580,41 @@ impl Connection for Conn {
             }
         }
         let mut off = 0;
+        let mut since = std::time::Instant::now();
         while off < self.wbuf.len() {
             let n = unsafe {
                 libc::write(self.wraw(), self.wbuf[off..].as_ptr() as *const libc::c_void, self.wbuf.len() - off)
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.wbuf.clear();
-                return Err(e);
+            if n >= 0 {
+                off += n as usize;
+                since = std::time::Instant::now();
+                continue;
             }
-            off += n as usize;
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    // gdb is not reading: wait for room, a termination signal, or the bound.
+                    let left = self.stall.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        self.wbuf.clear();
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("gdb read nothing for {:?}: dropping the connection", self.stall),
+                        ));
+                    }
+                    let fd = self.wfd.as_ref().unwrap_or(&self.rfd);
+                    let r = signals::poll_out(fd.as_fd(), left.as_millis().clamp(1, i32::MAX as u128) as i32)?;
+                    if let Some(sig) = r.terminate.then(signals::terminate_requested).flatten() {
+                        self.wbuf.clear();
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, format!("terminated by signal {sig}")));
+                    }
+                }
+                _ => {
+                    self.wbuf.clear();
+                    return Err(e);
+                }
+            }
         }
         self.wbuf.clear();
         Ok(())
@@ -353,6 +635,16 @@ impl ConnectionExt for Conn {
             Ok(None)
         }
     }
+}
+
+/// What [`Conn::intercept`] does with a request.
+enum Intercept {
+    /// Hand it to the engine unchanged.
+    Pass,
+    /// Answer it here with this reply body.
+    Reply(String),
+    /// Hand the engine this request instead.
+    Rewrite(String),
 }
 
 /// A shareable handle on a [`Conn`], so the protocol engine can be restarted on a live connection.
@@ -392,17 +684,64 @@ impl ConnectionExt for SharedConn {
     }
 }
 
+/// Print each packet of `out` as gdbserver's `--remote-debug` does.
+fn log_packets(out: &[u8]) {
+    let mut rest = out;
+    while let Some(start) = rest.iter().position(|b| *b == b'$') {
+        let Some(end) = rest[start..].iter().position(|b| *b == b'#').map(|e| start + e) else { break };
+        eprintln!("[remote] putpkt: \"{}\"", String::from_utf8_lossy(&rest[start + 1..end]));
+        rest = &rest[(end + 3).min(rest.len())..];
+    }
+}
+
+/// Rewrite the stop replies in `out` for `--disable-packet=T` (`S` replies: the signal only)
+/// or `Tthread` (no `thread:` field); other packets pass unchanged.
+fn rewrite_stop_replies(out: &[u8], d: Disabled) -> Vec<u8> {
+    let mut res = Vec::with_capacity(out.len());
+    let mut i = 0;
+    while i < out.len() {
+        let end = (out[i] == b'$').then(|| out[i..].iter().position(|b| *b == b'#').map(|e| i + e)).flatten();
+        let Some(end) = end.filter(|e| e + 3 <= out.len()) else {
+            res.push(out[i]);
+            i += 1;
+            continue;
+        };
+        let body = &out[i + 1..end];
+        let is_stop = body.len() >= 3 && body[0] == b'T' && body[1..3].iter().all(u8::is_ascii_hexdigit);
+        if !is_stop {
+            res.extend_from_slice(&out[i..end + 3]);
+        } else if d.t {
+            res.extend(frame(&format!("S{}", String::from_utf8_lossy(&body[1..3]))));
+        } else {
+            let text = String::from_utf8_lossy(&body[3..]);
+            let kept: Vec<&str> = text.split(';').filter(|f| !f.starts_with("thread:")).collect();
+            res.extend(frame(&format!("{}{}", String::from_utf8_lossy(&body[..3]), kept.join(";"))));
+        }
+        i = end + 3;
+    }
+    res
+}
+
 /// Frame a reply body as a packet.
 pub fn frame(body: &str) -> Vec<u8> {
     let sum = body.bytes().fold(0u8, |a, c| a.wrapping_add(c));
     format!("${body}#{sum:02x}").into_bytes()
 }
 
+/// A hex number as gdbserver reads it: any number of leading zeros, `None` if it is not hex
+/// or does not fit 64 bits.
 fn hex_num(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
-    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+    let digits = &s[s.iter().position(|c| *c != b'0').unwrap_or(s.len())..];
+    if digits.len() > 16 {
+        return None;
+    }
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// Requests gdbstub 0.7 would answer wrongly, refused here with an error reply: `m` longer than
@@ -445,15 +784,18 @@ pub fn precheck(body: &[u8]) -> Option<&'static str> {
         b'm' => {
             let (_, len) = body[1..].split_at(body[1..].iter().position(|c| *c == b',')?);
             match hex_num(&len[1..]) {
-                Some(n) if n > MAX_M => Some("E01"),
-                _ => None,
+                Some(n) if n <= MAX_M => None,
+                _ => Some("E01"),
             }
         }
         b'M' => {
             let colon = body.iter().position(|c| *c == b':')?;
             let comma = body[..colon].iter().position(|c| *c == b',')?;
-            let len = hex_num(&body[comma + 1..colon])?;
-            ((body.len() - colon - 1) as u64 != 2 * len).then_some("E01")
+            let data = (body.len() - colon - 1) as u64;
+            match hex_num(&body[comma + 1..colon]) {
+                Some(len) if data.is_multiple_of(2) && data / 2 == len => None,
+                _ => Some("E01"),
+            }
         }
         b'p' | b'P' => {
             let end = body.iter().position(|c| *c == b'=').unwrap_or(body.len());
@@ -483,11 +825,30 @@ mod tests {
     }
 
     #[test]
+    fn disabled_stop_reply_forms_are_rewritten() {
+        let t = Disabled { t: true, ..Disabled::default() };
+        let tt = Disabled { tthread: true, ..Disabled::default() };
+        let out = [b"+".to_vec(), frame("T05thread:p10.11;"), frame("OK")].concat();
+        assert_eq!(rewrite_stop_replies(&out, t), [b"+".to_vec(), frame("S05"), frame("OK")].concat());
+        assert_eq!(rewrite_stop_replies(&out, tt), [b"+".to_vec(), frame("T05"), frame("OK")].concat());
+        let w = frame("W00");
+        assert_eq!(rewrite_stop_replies(&w, t), w);
+        let mut all = Disabled::default();
+        assert!(all.add("threads") && !all.add("bogus"));
+        assert!(all.vcont && all.qc && all.qfthreadinfo && all.tthread && !all.t);
+    }
+
+    #[test]
     fn prechecks_requests_gdbstub_mishandles() {
         assert_eq!(precheck(b"m401156,ffffffffff"), Some("E01"));
         assert_eq!(precheck(b"m401156,100"), None);
         assert_eq!(precheck(b"M40403c,4:01"), Some("E01"));
         assert_eq!(precheck(b"M40403c,1:01"), None);
+        assert_eq!(precheck(b"M404040,8000000000000001:cc"), Some("E01"));
+        assert_eq!(precheck(b"M404040,0000000000000000001:cc"), None);
+        assert_eq!(precheck(b"m404040,000000000000000000010001"), Some("E01"));
+        assert_eq!(precheck(b"m404040,00000000000000000000010"), None);
+        assert_eq!(precheck(b"m404040,1zz"), Some("E01"));
         assert_eq!(precheck(b"p1000"), Some("E01"));
         assert_eq!(precheck(b"P4b=00"), None);
         assert_eq!(precheck(b"qSupported"), None);

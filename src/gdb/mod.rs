@@ -16,7 +16,6 @@ use crate::debugger::Debugger;
 use crate::inferior::WaitOutcome;
 use crate::types::Pid;
 use conn::{Conn, SharedConn};
-use gdbstub::common::Signal;
 use gdbstub::conn::Connection;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
@@ -35,6 +34,20 @@ pub enum Comm {
     Stdio,
     /// A TCP address, `[HOST]:PORT` (HOST defaults to 127.0.0.1).
     Tcp(String),
+    /// A serial line (a tty device such as `/dev/ttyS0`), used in raw mode; one session.
+    Serial(std::path::PathBuf),
+}
+
+impl Comm {
+    /// gdbserver's reading of COMM: `-`/`stdio`, a device path (starts with `/`), else a
+    /// `[HOST]:PORT`.
+    pub fn parse(s: &str) -> Comm {
+        match s {
+            "-" | "stdio" => Comm::Stdio,
+            _ if s.starts_with('/') => Comm::Serial(s.into()),
+            _ => Comm::Tcp(s.to_string()),
+        }
+    }
 }
 
 /// Everything the server needs from its command line.
@@ -52,6 +65,29 @@ pub struct ServerOptions {
     pub program: Vec<OsString>,
     /// Wrapper programs (`--wrapper ... --`).
     pub wrapper: Vec<OsString>,
+    /// Keep address-space randomisation on (gdbserver's `--no-disable-randomization`).
+    pub aslr: bool,
+    /// Log every packet to stderr (gdbserver's `--remote-debug`).
+    pub remote_debug: bool,
+    /// Packets to pretend not to support (gdbserver's `--disable-packet=`).
+    pub disabled: conn::Disabled,
+}
+
+impl ServerOptions {
+    /// Options for `comm` with everything else at its default.
+    pub fn new(comm: Comm) -> ServerOptions {
+        ServerOptions {
+            comm,
+            once: false,
+            multi: false,
+            attach: None,
+            program: Vec::new(),
+            wrapper: Vec::new(),
+            aslr: false,
+            remote_debug: false,
+            disabled: conn::Disabled::default(),
+        }
+    }
 }
 
 enum EventLoop {}
@@ -67,6 +103,7 @@ impl BlockingEventLoop for EventLoop {
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         // The engine acknowledged the resume packet into our buffer: send it before blocking.
         conn.0.borrow_mut().flush().map_err(WaitForStopReasonError::Connection)?;
+        target.running = true;
         if let Some(list) = conn.0.borrow_mut().pass_signals.take() {
             target.dbg.set_pass_signals(list.into_iter().map(signals::from_gdb).filter(|s| *s > 0));
         }
@@ -81,7 +118,10 @@ impl BlockingEventLoop for EventLoop {
             }
             .map_err(|e| WaitForStopReasonError::Target(e.to_string()))?;
             match outcome {
-                WaitOutcome::Stopped(ev) => return Ok(Event::TargetStopped(target.stop_reason(ev))),
+                WaitOutcome::Stopped(ev) => {
+                    target.running = false;
+                    return Ok(Event::TargetStopped(target.stop_reason(ev)));
+                }
                 // Only well-formed input reaches the engine; noise just goes back to waiting.
                 WaitOutcome::Input => conn.0.borrow_mut().pump().map_err(WaitForStopReasonError::Connection)?,
                 WaitOutcome::Terminate => {
@@ -93,7 +133,8 @@ impl BlockingEventLoop for EventLoop {
                 // (No timeout is given here.)
                 WaitOutcome::Timeout => {}
                 WaitOutcome::NoProcesses => {
-                    target.pid = None;
+                    target.running = false;
+                    target.set_pid(None);
                     return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
                 }
             }
@@ -101,11 +142,29 @@ impl BlockingEventLoop for EventLoop {
     }
 
     fn on_interrupt(target: &mut XolTarget) -> Result<Option<Self::StopReason>, String> {
-        if let Some(pid) = target.pid {
-            target.dbg.interrupt(pid).map_err(|e| e.to_string())?;
-            return Ok(None);
+        // As gdbserver: a Ctrl-C interrupts a running program; while the program is stopped,
+        // or when there is none (`--multi` before `run`), it is dropped, never remembered
+        // for the next resume.
+        match target.pid {
+            Some(pid) if target.running => {
+                target.dbg.interrupt(pid).map_err(|e| e.to_string())?;
+            }
+            _ => log::debug!("Ctrl-C while nothing runs: ignored"),
         }
-        Ok(Some(MultiThreadStopReason::Signal(Signal::SIGINT)))
+        Ok(None)
+    }
+}
+
+/// Set up xol's logging on stderr: `XOL_LOG` if set, else warnings, or xol's debug messages
+/// with `debug`. xol's own messages can be raised to debug later (`monitor set debug 1`).
+pub fn init_logging(debug: bool) {
+    let from_env = std::env::var_os("XOL_LOG").is_some();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().filter_or("XOL_LOG", "warn,xol=debug,xol_gdbserver=debug"),
+    )
+    .init();
+    if !from_env {
+        log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
     }
 }
 
@@ -131,7 +190,8 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
         let extended = target.cfg.multi || target.extended.get();
         match r {
             Ok(DisconnectReason::Disconnect) => {
-                if let Some(pid) = target.pid.take() {
+                if let Some(pid) = target.pid {
+                    target.set_pid(None);
                     if let Err(e) = target.dbg.detach(pid) {
                         eprintln!("xol: detaching from process {pid}: {e}");
                     } else {
@@ -155,7 +215,8 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 }
             }
             Ok(DisconnectReason::Kill) => {
-                if let Some(pid) = target.pid.take() {
+                if let Some(pid) = target.pid {
+                    target.set_pid(None);
                     let _ = target.dbg.kill(pid);
                 }
                 return SessionEnd::Done;
@@ -211,9 +272,11 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         stdio_is_protocol: opts.comm == Comm::Stdio,
         program: opts.program.clone(),
         wrapper: opts.wrapper.clone(),
+        aslr: opts.aslr,
         ..ServeConfig::default()
     };
     let mut target = XolTarget::new(Debugger::new(), cfg, exit_flag.clone());
+    target.state.borrow_mut().remote_debug = opts.remote_debug;
     // Check the address before starting anything, so a bad COMM leaves nothing behind.
     let tcp_addr = match &opts.comm {
         Comm::Tcp(addr) => match resolve(addr) {
@@ -224,7 +287,36 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 return Ok(1);
             }
         },
-        Comm::Stdio => None,
+        Comm::Stdio | Comm::Serial(_) => None,
+    };
+    // Open the line before starting anything, as the port below.
+    let mut serial = match &opts.comm {
+        Comm::Serial(path) => match crate::sys::signals::open_serial(path) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                eprintln!("Could not open remote device {}: {e}.", path.display());
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+        },
+        _ => None,
+    };
+    // Bind before starting anything, as gdbserver: a port in use leaves no program behind.
+    let mut listener = match tcp_addr {
+        Some(sa) => match TcpListener::bind(sa) {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                eprintln!("Can't bind address: Address already in use.");
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+            Err(e) => {
+                eprintln!("Can't bind address {sa}: {e}.");
+                eprintln!("Exiting");
+                return Ok(1);
+            }
+        },
+        None => None,
     };
 
     if let Some(pid) = opts.attach {
@@ -234,13 +326,13 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             return Ok(1);
         }
         eprintln!("Attached; pid = {pid}");
-        target.pid = Some(Pid(pid));
+        target.set_pid(Some(Pid(pid)));
     } else if !opts.program.is_empty() {
         let spec = target.spawn_spec(opts.program.clone());
         match target.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", opts.program[0].to_string_lossy());
-                target.pid = Some(pid);
+                target.set_pid(Some(pid));
             }
             Err(e) => {
                 eprintln!("xol: {e}");
@@ -249,7 +341,9 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             }
         }
     } else if !opts.multi {
-        eprintln!("xol: no program to debug: give PROG [ARGS...], --attach PID, or --multi");
+        eprintln!(
+            "xol: no program to debug: give `-- PROG [ARGS...]` (e.g. `xol serve :2345 -- ./prog`), --attach PID, or --multi"
+        );
         return Ok(2);
     }
 
@@ -261,25 +355,24 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
             c.exit_requested = exit_flag.clone();
             c.last_vrun = target.last_vrun.clone();
             c.extended = target.extended.clone();
+            c.state = target.state.clone();
+            c.disabled = opts.disabled;
+            run_session(&mut target, SharedConn::new(c))
+        }
+        Comm::Serial(path) => {
+            let Some(fd) = serial.take() else { return Ok(1) };
+            eprintln!("Remote debugging using {}", path.display());
+            let dup = fd.try_clone()?;
+            let mut c = Conn::new(fd, Some(dup));
+            c.exit_requested = exit_flag.clone();
+            c.last_vrun = target.last_vrun.clone();
+            c.extended = target.extended.clone();
+            c.state = target.state.clone();
+            c.disabled = opts.disabled;
             run_session(&mut target, SharedConn::new(c))
         }
         Comm::Tcp(_) => {
-            let Some(sa) = tcp_addr else { return Ok(1) };
-            let listener = match TcpListener::bind(sa) {
-                Ok(l) => l,
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    eprintln!("Can't bind address: Address already in use.");
-                    eprintln!("Exiting");
-                    target.dbg.release_all();
-                    return Ok(1);
-                }
-                Err(e) => {
-                    eprintln!("Can't bind address {sa}: {e}.");
-                    eprintln!("Exiting");
-                    target.dbg.release_all();
-                    return Ok(1);
-                }
-            };
+            let Some(listener) = listener.take() else { return Ok(1) };
             let port = listener.local_addr()?.port();
             loop {
                 eprintln!("Listening on port {port}");
@@ -302,6 +395,9 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 target.extended.set(false);
                 c.last_vrun = target.last_vrun.clone();
                 c.extended = target.extended.clone();
+                c.state = target.state.clone();
+                c.disabled = opts.disabled;
+                target.state.borrow_mut().resync = true;
                 let end = run_session(&mut target, SharedConn::new(c));
                 let again = !opts.once
                     && matches!(end, SessionEnd::Lost(_) | SessionEnd::Done)

@@ -72,6 +72,13 @@ pub struct XolTarget {
     pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
     /// gdb sent `!` (see `Conn::extended`).
     pub extended: std::rc::Rc<std::cell::Cell<bool>>,
+    /// What the connection must know to answer or correct some packets itself (see
+    /// [`super::conn::TargetState`]).
+    pub state: super::conn::SharedState,
+    /// The program was resumed and its stop is not reported yet (a Ctrl-C means something).
+    pub running: bool,
+    /// The current `m` request stopped short (unreadable memory): its later chunks read nothing.
+    m_short: bool,
 }
 
 fn tid_of(t: gdbstub::common::Tid) -> Tid {
@@ -114,7 +121,21 @@ impl XolTarget {
             next_fd: 3,
             last_vrun: Default::default(),
             extended: Default::default(),
+            state: Default::default(),
+            running: false,
+            m_short: false,
         }
+    }
+
+    /// Make `pid` the process gdb debugs (or none). Its main thread is the current thread, as
+    /// after gdbserver's run or attach, and the protocol engine's thread selection is redone
+    /// before gdb's next request (it would still name a thread of the previous process).
+    pub fn set_pid(&mut self, pid: Option<Pid>) {
+        self.pid = pid;
+        let mut st = self.state.borrow_mut();
+        st.pid = pid.map(|p| p.0);
+        st.stopped = pid.map(|p| (p.0, 5));
+        st.resync = true;
     }
 
     fn cur(&self) -> Result<Pid, TargetError<String>> {
@@ -149,6 +170,17 @@ impl XolTarget {
                     .collect(),
             )
         };
+        let mut argv = argv;
+        if let (Some(_), Some(p)) = (&self.cfg.cwd, argv.first_mut()) {
+            // `./prog` is passed as given (argv[0] and so the stack layout as with gdbserver),
+            // but a working directory set by gdb would make it name another file.
+            let path = std::path::Path::new(p);
+            if path.is_relative() && path.components().count() > 1 {
+                if let Ok(cwd) = std::env::current_dir() {
+                    *p = cwd.join(path).into_os_string();
+                }
+            }
+        }
         SpawnSpec {
             argv,
             wrapper: self.cfg.wrapper.clone(),
@@ -163,6 +195,14 @@ impl XolTarget {
     pub fn stop_reason(&mut self, ev: StopEvent) -> gdbstub::stub::MultiThreadStopReason<u64> {
         use gdbstub::stub::MultiThreadStopReason as R;
         let tid = gtid(ev.tid);
+        if self.pid == Some(ev.pid) {
+            // The thread gdbserver reports (`?`, qC) and selects after this stop.
+            let sig = match ev.kind {
+                StopKind::Signal(s) => to_gdb(s),
+                _ => 5,
+            };
+            self.state.borrow_mut().stopped = Some((ev.tid.0, sig));
+        }
         match ev.kind {
             StopKind::Breakpoint => R::SwBreak(tid),
             StopKind::Step => R::SignalWithThread { tid, signal: Signal::SIGTRAP },
@@ -180,13 +220,13 @@ impl XolTarget {
             StopKind::Watch { addr, .. } => R::Watch { tid, kind: WatchKind::Write, addr },
             StopKind::Exited(code) => {
                 if self.pid == Some(ev.pid) {
-                    self.pid = None;
+                    self.set_pid(None);
                 }
                 R::Exited(code as u8)
             }
             StopKind::Killed(sig) => {
                 if self.pid == Some(ev.pid) {
-                    self.pid = None;
+                    self.set_pid(None);
                 }
                 R::Terminated(Signal(to_gdb(sig)))
             }
@@ -271,8 +311,27 @@ impl MultiThreadBase for XolTarget {
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: gdbstub::common::Tid) -> TargetResult<usize, Self> {
         let pid = self.cur()?;
-        let n = tri!(self.dbg.read_memory(pid, VirtAddr(start), data));
-        if n == 0 && !data.is_empty() {
+        // gdbstub 0.7 reads a long `m` in chunks and would append an error (or the bytes after a
+        // hole) to the data already sent: once a chunk stops short, the rest of the request
+        // reads nothing, so the reply is the readable prefix (an error only if nothing was).
+        let first = std::mem::take(&mut self.state.borrow_mut().m_first);
+        if first {
+            self.m_short = false;
+        } else if self.m_short {
+            return Ok(0);
+        }
+        let n = match self.dbg.read_memory(pid, VirtAddr(start), data) {
+            Ok(n) => n,
+            Err(e) if first => {
+                log::debug!("request failed: {e}");
+                return Err(TargetError::Errno(errno_of(&e)));
+            }
+            Err(_) => 0,
+        };
+        if n < data.len() {
+            self.m_short = true;
+        }
+        if n == 0 && !data.is_empty() && first {
             return Err(TargetError::Errno(libc::EIO as u8));
         }
         Ok(n)
@@ -324,6 +383,19 @@ impl SingleRegisterAccess<gdbstub::common::Tid> for XolTarget {
     }
 }
 
+impl XolTarget {
+    /// A resume action must name a thread of the process: gdbstub would record it, resume
+    /// nothing and wait forever. The error makes the reply `E01`.
+    fn check_thread(&self, tid: gdbstub::common::Tid) -> Result<(), String> {
+        let pid = self.pid.ok_or_else(|| "no process to resume".to_string())?;
+        if self.dbg.threads(pid).contains(&tid_of(tid)) {
+            Ok(())
+        } else {
+            Err(format!("no thread {tid} in process {pid}"))
+        }
+    }
+}
+
 impl MultiThreadResume for XolTarget {
     fn resume(&mut self) -> Result<(), Self::Error> {
         let Some(pid) = self.pid else { return Err("no process to resume".into()) };
@@ -342,6 +414,7 @@ impl MultiThreadResume for XolTarget {
         tid: gdbstub::common::Tid,
         signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
+        self.check_thread(tid)?;
         let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
         self.actions.push((tid_of(tid), Action { sig, ..Action::CONTINUE }));
         Ok(())
@@ -367,6 +440,7 @@ impl MultiThreadRangeStepping for XolTarget {
         start: u64,
         end: u64,
     ) -> Result<(), Self::Error> {
+        self.check_thread(tid)?;
         self.actions.push((tid_of(tid), Action { range: Some((start, end)), ..Action::step(0) }));
         Ok(())
     }
@@ -374,6 +448,7 @@ impl MultiThreadRangeStepping for XolTarget {
 
 impl MultiThreadSingleStep for XolTarget {
     fn set_resume_action_step(&mut self, tid: gdbstub::common::Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
+        self.check_thread(tid)?;
         let sig = signal.map(|s| from_gdb(s.0)).unwrap_or(0);
         self.actions.push((tid_of(tid), Action::step(sig)));
         Ok(())
@@ -419,10 +494,22 @@ fn hw_kind(kind: WatchKind) -> HwKind {
     }
 }
 
+/// gdbserver's answer to a `Z1`/`Z2`/`Z4` that the debug registers cannot hold: `E01` (gdb then
+/// says it cannot insert the watchpoint, or uses a software one), not gdbstub's `E16`.
+fn insert_hw_reply(r: crate::debugger::Result<()>) -> TargetResult<bool, XolTarget> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            log::debug!("hardware breakpoint/watchpoint refused: {e}");
+            Err(TargetError::Errno(1))
+        }
+    }
+}
+
 impl HwBreakpoint for XolTarget {
     fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        Ok(self.dbg.insert_hw(pid, VirtAddr(addr), 1, HwKind::Exec).is_ok())
+        insert_hw_reply(self.dbg.insert_hw(pid, VirtAddr(addr), 1, HwKind::Exec))
     }
 
     fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
@@ -434,7 +521,7 @@ impl HwBreakpoint for XolTarget {
 impl HwWatchpoint for XolTarget {
     fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        Ok(self.dbg.insert_hw(pid, VirtAddr(addr), len, hw_kind(kind)).is_ok())
+        insert_hw_reply(self.dbg.insert_hw(pid, VirtAddr(addr), len, hw_kind(kind)))
     }
 
     fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> TargetResult<bool, Self> {
@@ -540,14 +627,15 @@ impl ExtendedMode for XolTarget {
         } else {
             argv.extend(given);
         }
-        if let Some(old) = self.pid.take() {
+        if let Some(old) = self.pid {
+            self.set_pid(None);
             let _ = self.dbg.kill(old);
         }
         let spec = self.spawn_spec(argv);
         match self.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
-                self.pid = Some(pid);
+                self.set_pid(Some(pid));
                 Ok(NonZeroUsize::new(pid.0 as usize).unwrap_or(NonZeroUsize::MIN))
             }
             Err(e) => {
@@ -562,7 +650,7 @@ impl ExtendedMode for XolTarget {
         match self.dbg.attach(p) {
             Ok(()) => {
                 eprintln!("Attached; pid = {p}");
-                self.pid = Some(p);
+                self.set_pid(Some(p));
                 Ok(())
             }
             Err(e) => {
@@ -584,19 +672,20 @@ impl ExtendedMode for XolTarget {
         if let Some(p) = target {
             let _ = self.dbg.kill(p);
             if self.pid == Some(p) {
-                self.pid = None;
+                self.set_pid(None);
             }
         }
         Ok(if self.cfg.multi || self.extended.get() { ShouldTerminate::No } else { ShouldTerminate::Yes })
     }
 
     fn restart(&mut self) -> Result<(), Self::Error> {
-        if let Some(p) = self.pid.take() {
+        if let Some(p) = self.pid {
+            self.set_pid(None);
             let _ = self.dbg.kill(p);
         }
         let spec = self.spawn_spec(self.cfg.program.clone());
         let pid = self.dbg.launch(&spec).map_err(|e| e.to_string())?;
-        self.pid = Some(pid);
+        self.set_pid(Some(pid));
         Ok(())
     }
 
@@ -819,6 +908,8 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 let on = !matches!(*v, "0" | "off" | "none");
                 if *what == "debug" {
                     log::set_max_level(if on { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
+                } else {
+                    self.state.borrow_mut().remote_debug = on;
                 }
                 let which = if *what == "debug" { "Debug" } else { "Protocol debug" };
                 gdbstub::outputln!(out, "{which} output {}.", if on { "enabled" } else { "disabled" });
@@ -828,9 +919,16 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 gdbstub::outputln!(out, "All extra debug format options {}.", if on { "enabled" } else { "disabled" });
             }
             ["set", "libthread-db-search-path", ..] => {}
+            ["count"] | ["uncount"] => {
+                gdbstub::outputln!(
+                    out,
+                    "usage: monitor {} LOCATION (0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET); see \"monitor help\"",
+                    words[0]
+                );
+            }
             _ => {
-                gdbstub::outputln!(out, "Unknown monitor command.");
-                gdbstub::outputln!(out);
+                gdbstub::outputln!(out, "Unknown monitor command \"{}\".", cmd.trim());
+                gdbstub::outputln!(out, "Type \"monitor help\" for the commands xol supports.");
             }
         }
         Ok(())

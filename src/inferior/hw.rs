@@ -34,16 +34,24 @@ pub struct HwSlot {
     pub req_len: u64,
 }
 
-/// Split `addr..addr+len` into naturally aligned pieces of 1, 2, 4 or 8 bytes.
-pub fn split_region(addr: u64, len: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let (mut a, end) = (addr, addr.saturating_add(len.max(1)));
-    while a < end {
-        let size = [8u64, 4, 2, 1].into_iter().find(|s| a % s == 0 && a + s <= end).unwrap_or(1);
+/// Split `addr..addr+len` into naturally aligned pieces of 1, 2, 4 or 8 bytes, or `None` if that
+/// takes more than `max` pieces. Lazy and bounded: at most `max + 1` pieces are ever computed,
+/// whatever the length (gdb may ask to watch a 64 MiB array, a hostile client 2^64 bytes), and the
+/// addresses wrap around the top of the address space as the debug registers do (as gdbserver's
+/// x86 code does). A zero length watches one byte.
+pub fn split_region(addr: u64, len: u64, max: usize) -> Option<Vec<(u64, u64)>> {
+    let mut out = Vec::with_capacity(max.min(4));
+    let (mut a, mut left) = (addr, len.max(1));
+    while left > 0 {
+        if out.len() == max {
+            return None;
+        }
+        let size = [8u64, 4, 2, 1].into_iter().find(|s| a % s == 0 && *s <= left).unwrap_or(1);
         out.push((a, size));
-        a += size;
+        a = a.wrapping_add(size);
+        left -= size;
     }
-    out
+    Some(out)
 }
 
 /// DR7 value for the slots.
@@ -95,17 +103,29 @@ impl Inferior {
     /// four debug registers do not suffice (gdb then falls back to software watchpoints).
     pub fn insert_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        let pieces = if kind == HwKind::Exec { vec![(addr, 1)] } else { split_region(addr, len) };
         let free = p.hw.iter().filter(|s| s.is_none()).count();
-        if pieces.len() > free {
-            return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::OutOfMemory, "no free debug register")));
-        }
+        let pieces =
+            if kind == HwKind::Exec { (free > 0).then(|| vec![(addr, 1)]) } else { split_region(addr, len, free) };
+        let Some(pieces) = pieces else {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("{addr:#x}+{len:#x} needs more than the {free} free debug register(s)"),
+            )));
+        };
+        let before = p.hw;
         for (a, l) in pieces {
             if let Some(slot) = p.hw.iter_mut().find(|s| s.is_none()) {
                 *slot = Some(HwSlot { addr: a, len: l, kind, req_addr: addr, req_len: len });
             }
         }
-        self.apply_hw_all(pid)
+        if let Err(e) = self.apply_hw_all(pid) {
+            // The kernel refused the address (e.g. above the user address space): take the
+            // slots back, so a refused request holds no debug register.
+            self.proc_mut(pid)?.hw = before;
+            let _ = self.apply_hw_all(pid);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Remove a hardware breakpoint or watchpoint inserted with the same arguments.
@@ -153,10 +173,26 @@ mod tests {
 
     #[test]
     fn splits_unaligned_regions() {
-        assert_eq!(split_region(0x1000, 4), vec![(0x1000, 4)]);
-        assert_eq!(split_region(0x1001, 4), vec![(0x1001, 1), (0x1002, 2), (0x1004, 1)]);
-        assert_eq!(split_region(0x1000, 16), vec![(0x1000, 8), (0x1008, 8)]);
-        assert_eq!(split_region(0x1006, 2), vec![(0x1006, 2)]);
+        assert_eq!(split_region(0x1000, 4, 4), Some(vec![(0x1000, 4)]));
+        assert_eq!(split_region(0x1001, 4, 4), Some(vec![(0x1001, 1), (0x1002, 2), (0x1004, 1)]));
+        assert_eq!(split_region(0x1000, 16, 4), Some(vec![(0x1000, 8), (0x1008, 8)]));
+        assert_eq!(split_region(0x1006, 2, 4), Some(vec![(0x1006, 2)]));
+        assert_eq!(split_region(0x1000, 0, 4), Some(vec![(0x1000, 1)]));
+    }
+
+    #[test]
+    fn refuses_regions_that_need_more_pieces_than_free_registers() {
+        assert_eq!(split_region(0x1000, 32, 4).map(|v| v.len()), Some(4));
+        assert_eq!(split_region(0x1001, 32, 4), None);
+        assert_eq!(split_region(0x1000, 16, 1), None);
+        assert_eq!(split_region(0, u64::MAX, 4), None);
+        assert_eq!(split_region(0x1000, 64 << 20, 4), None);
+    }
+
+    #[test]
+    fn regions_wrap_around_the_top_of_the_address_space() {
+        assert_eq!(split_region(0xffff_ffff_ffff_fffc, 8, 4), Some(vec![(0xffff_ffff_ffff_fffc, 4), (0, 4)]));
+        assert_eq!(split_region(u64::MAX, 2, 4), Some(vec![(u64::MAX, 1), (0, 1)]));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //!
 //! Termination requests are latched in [`terminate_requested`] so any blocking wait can notice
 //! them and unwind cleanly (restoring every breakpoint byte before xol exits).
+//!
+//! The descriptor of gdb's connection is set up here too (non-blocking writes waited for in
+//! [`poll_out`]; a serial line opened in raw mode by [`open_serial`]), as the front-end may use
+//! only this module of `sys`.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -94,7 +98,7 @@ pub fn drain() -> bool {
 pub struct Ready {
     /// A tracee may have changed state (SIGCHLD).
     pub child: bool,
-    /// The extra descriptor is readable (or hung up).
+    /// The extra descriptor is ready (readable, or writable for [`poll_out`]; or hung up).
     pub extra: bool,
     /// A termination signal is pending.
     pub terminate: bool,
@@ -102,10 +106,64 @@ pub struct Ready {
 
 /// Block until SIGCHLD, a termination signal, or `extra` readable. `timeout_ms < 0` waits forever.
 pub fn poll(extra: Option<BorrowedFd<'_>>, timeout_ms: i32) -> std::io::Result<Ready> {
+    poll_for(extra, libc::POLLIN, timeout_ms)
+}
+
+/// Like [`poll`], waiting for `extra` to be writable (`Ready::extra`): a write to gdb waits
+/// here, so a termination signal is noticed while gdb does not read.
+pub fn poll_out(extra: BorrowedFd<'_>, timeout_ms: i32) -> std::io::Result<Ready> {
+    poll_for(Some(extra), libc::POLLOUT, timeout_ms)
+}
+
+/// Make `fd` non-blocking (returns the previous file status flags, for [`set_flags`]), unless
+/// it is a terminal, whose flags the shell shares (then `None`).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<Option<i32>> {
+    let raw = fd.as_raw_fd();
+    if unsafe { libc::isatty(raw) } == 1 {
+        return Ok(None);
+    }
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some(flags))
+}
+
+/// Open a serial line (a tty) for the remote protocol as gdbserver does: read/write, not as
+/// the controlling terminal, in raw mode (8 bits, no echo, no line editing or translation).
+pub fn open_serial(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in the path"))?;
+    let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(raw, &mut t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_cflag |= libc::CLOCAL | libc::CREAD;
+    t.c_cc[libc::VMIN] = 1;
+    t.c_cc[libc::VTIME] = 0;
+    if unsafe { libc::tcsetattr(raw, libc::TCSANOW, &t) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Restore file status flags saved by [`set_nonblocking`].
+pub fn set_flags(fd: BorrowedFd<'_>, flags: i32) {
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) };
+}
+
+fn poll_for(extra: Option<BorrowedFd<'_>>, events: libc::c_short, timeout_ms: i32) -> std::io::Result<Ready> {
     let sigfd: RawFd = SIGFD.get().map(|f| f.as_raw_fd()).unwrap_or(-1);
     let mut fds = [
         libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: extra.map(|f| f.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: extra.map(|f| f.as_raw_fd()).unwrap_or(-1), events, revents: 0 },
     ];
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
     if rc < 0 {
