@@ -324,6 +324,11 @@ impl Debugger {
         self.inf.remove_hw(pid, addr.0, len, kind)
     }
 
+    /// Remove every hardware breakpoint and watchpoint of a process.
+    pub fn clear_hw(&mut self, pid: Pid) -> Result<()> {
+        self.inf.clear_hw(pid)
+    }
+
     /// The breakpoints of a process with their owners.
     pub fn breakpoints(&self, pid: Pid) -> Vec<(VirtAddr, Vec<Owner>)> {
         self.inf.insertions(pid).into_iter().map(|(a, i)| (a, i.owners)).collect()

@@ -1398,6 +1398,7 @@ fn tcp_server_keeps_running_program_when_gdb_vanishes() {
     let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
     let mut g = InteractiveGdb::spawn(&spin);
     g.cmd(&format!("target remote 127.0.0.1:{port}"));
+    g.cmd("break exit");
     // `continue` does not come back while spin runs: write it without waiting for the tag.
     let w = g.stdin.as_mut().unwrap();
     w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
@@ -1411,6 +1412,48 @@ fn tcp_server_keeps_running_program_when_gdb_vanishes() {
     assert_eq!(tracer_pid(pid), Some(server.pid()), "the program is still xol's");
     let t1 = ticks();
     assert!(wait_until(T, || ticks() > t1 + 5), "the program does not run on (state {:?})", proc_state(pid));
+    // The next gdb finds the program stopped, as after an attach, with none of the lost gdb's
+    // breakpoints left in it; it detaches and the program runs on untraced.
+    let mut cmd = Command::new(gdb_bin());
+    cmd.args(["-nx", "-batch", "-iex", "set debuginfod enabled off"]);
+    for c in [format!("target remote 127.0.0.1:{port}"), "bt 1".into(), "monitor breakpoints".into(), "detach".into()] {
+        cmd.arg("-ex").arg(c);
+    }
+    cmd.arg(&spin);
+    let out = run_with_timeout(cmd, T);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("#0 ") && !text.contains("Could not read registers"), "second gdb:\n{text}");
+    assert!(!text.contains("owners: gdb"), "the lost gdb's breakpoints remain:\n{text}");
+    assert!(text.contains("detached"), "{text}");
+    assert!(wait_until(T, || tracer_pid(pid) == Some(0)), "still traced after the detach");
+    let t2 = ticks();
+    assert!(wait_until(T, || ticks() > t2 + 5), "the program does not run on after the detach");
+    // With its program detached, a server without --multi is done (as gdbserver).
+    assert!(server.wait_timeout(T).is_some(), "xol did not exit after the detach\n{}", err.text());
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(wait_until(T, || !pid_alive(pid)), "the detached program could not be cleaned up");
+}
+
+/// SIGTERM to a TCP server that listens again (gdb vanished) kills the program it launched.
+#[test]
+fn tcp_server_listening_again_ends_its_program_on_sigterm() {
+    let spin = fixture("spin");
+    let argv: Vec<OsString> =
+        vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.clone().into()];
+    let (mut server, mut err, port) = start_tcp_server(&argv);
+    let created = err.seen().iter().find_map(|l| l.split("created; pid = ").nth(1).map(str::to_string));
+    let pid: u32 = created.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {:?}", err.seen()));
+    let ticks_addr = symbol_addr(&spin, "g_ticks");
+    let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
+    let mut g = InteractiveGdb::spawn(&spin);
+    g.cmd(&format!("target remote 127.0.0.1:{port}"));
+    let w = g.stdin.as_mut().unwrap();
+    w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
+    let t0 = ticks();
+    assert!(wait_until(T, || ticks() > t0 + 5), "spin does not run under gdb's continue\n{}", g.dump());
+    g.guard.signal(libc::SIGKILL);
+    g.guard.expect_exit(T);
+    assert!(err.wait_for_match(T, |l| parse_listening_port(l).is_some()).is_ok(), "xol did not listen again");
     server.signal(libc::SIGTERM);
     assert!(server.wait_timeout(T).is_some(), "xol ignored SIGTERM\n{}", err.text());
     assert!(

@@ -229,6 +229,7 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                     return SessionEnd::Terminated;
                 }
                 if e.is_connection_error() {
+                    forget_lost_client(target);
                     return SessionEnd::Lost(e.to_string());
                 }
                 // gdbstub treats a malformed packet (or a failed request) as fatal. The session
@@ -239,6 +240,94 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 if let Err(e) = c.write_raw(&reply) {
                     return SessionEnd::Lost(e.to_string());
                 }
+            }
+        }
+    }
+}
+
+/// gdb went away without detaching. What it set up dies with its session, as gdbserver's
+/// clients would expect of a fresh connection: its breakpoints, watchpoints and `catch syscall`
+/// are taken out (the next gdb inserts its own, and must not meet a trap it never set). A
+/// program that runs keeps running.
+fn forget_lost_client(target: &mut XolTarget) {
+    let Some(pid) = target.pid else { return };
+    for (addr, owners) in target.dbg.breakpoints(pid) {
+        if owners.contains(&crate::types::Owner::Gdb) {
+            if let Err(e) = target.dbg.remove_gdb_breakpoint(pid, addr) {
+                log::warn!("removing the lost client's breakpoint at {:#x}: {e}", addr.0);
+            }
+        }
+    }
+    if let Err(e) = target.dbg.clear_hw(pid) {
+        log::warn!("removing the lost client's watchpoints: {e}");
+    }
+    if let Err(e) = target.dbg.set_catch_syscalls(pid, None) {
+        log::warn!("turning the lost client's `catch syscall` off: {e}");
+    }
+}
+
+/// While no gdb is connected and the program runs, keep serving it (probe hits, internal
+/// events) until a client connects (`true`) or the program stops by itself: a stop (a signal,
+/// say) is kept for the next client's `?`, as gdbserver keeps it. `false`: xol must end.
+fn serve_while_listening(target: &mut XolTarget, listener: &TcpListener) -> bool {
+    use std::os::fd::AsFd;
+    while target.running {
+        let Some(pid) = target.pid else { return true };
+        match target.dbg.wait(Some(listener.as_fd())) {
+            Ok(WaitOutcome::Stopped(ev)) => {
+                if ev.pid == pid {
+                    target.running = false;
+                }
+                let _ = target.stop_reason(ev);
+            }
+            Ok(WaitOutcome::Input) => return true,
+            Ok(WaitOutcome::Timeout) => {}
+            Ok(WaitOutcome::Terminate) => return false,
+            Ok(WaitOutcome::NoProcesses) => {
+                target.running = false;
+                target.set_pid(None);
+            }
+            Err(e) => {
+                log::warn!("serving process {pid} while no gdb is connected: {e}");
+                return true;
+            }
+        }
+    }
+    true
+}
+
+/// A client connects while the program runs: stop it first, as an attach would (a Ctrl-C's
+/// SIGINT, whose stop `?` then reports), so that it finds a stopped program.
+fn stop_for_new_client(target: &mut XolTarget) {
+    let Some(pid) = target.pid else { return };
+    if !target.running {
+        return;
+    }
+    if let Err(e) = target.dbg.interrupt(pid) {
+        log::warn!("stopping process {pid} for the new connection: {e}");
+        return;
+    }
+    loop {
+        match target.dbg.wait(None) {
+            Ok(WaitOutcome::Stopped(ev)) => {
+                if target.pid == Some(ev.pid) {
+                    target.running = false;
+                }
+                let _ = target.stop_reason(ev);
+                if !target.running || target.pid.is_none() {
+                    return;
+                }
+            }
+            Ok(WaitOutcome::Input) | Ok(WaitOutcome::Timeout) => {}
+            Ok(WaitOutcome::Terminate) => return,
+            Ok(WaitOutcome::NoProcesses) => {
+                target.running = false;
+                target.set_pid(None);
+                return;
+            }
+            Err(e) => {
+                log::warn!("waiting for process {pid} to stop for the new connection: {e}");
+                return;
             }
         }
     }
@@ -374,8 +463,18 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         Comm::Tcp(_) => {
             let Some(listener) = listener.take() else { return Ok(1) };
             let port = listener.local_addr()?.port();
+            let mut first = true;
             loop {
                 eprintln!("Listening on port {port}");
+                if !serve_while_listening(&mut target, &listener) {
+                    break SessionEnd::Terminated;
+                }
+                if target.pid.is_none() && !opts.multi && !first {
+                    // The program ended while no gdb was connected.
+                    eprintln!("\nChild exited while no gdb was connected");
+                    break SessionEnd::Done;
+                }
+                first = false;
                 let stream = match accept(&listener) {
                     Ok(s) => s,
                     Err(e) => {
@@ -389,6 +488,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                     eprintln!("Remote debugging from host {}, port {}", peer.ip(), peer.port());
                 }
                 let _ = stream.set_nodelay(true);
+                stop_for_new_client(&mut target);
                 let fd: OwnedFd = stream.into();
                 let mut c = Conn::new(fd, None);
                 c.exit_requested = exit_flag.clone();

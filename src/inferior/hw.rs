@@ -144,6 +144,16 @@ impl Inferior {
         Ok(found)
     }
 
+    /// Remove every hardware breakpoint and watchpoint of a process (its client went away).
+    pub fn clear_hw(&mut self, pid: Pid) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        if p.hw.iter().all(|s| s.is_none()) {
+            return Ok(());
+        }
+        p.hw = [None; 4];
+        self.apply_hw_all(pid)
+    }
+
     fn apply_hw_all(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
         let tids: Vec<RawTid> = p.threads.keys().copied().collect();
