@@ -21,6 +21,10 @@ const T: Duration = Duration::from_secs(60);
 /// `next` ends on a line or a breakpoint hit, gdb never aborts, no thread gets a stray SIGTRAP,
 /// and the program finishes normally once the breakpoint is deleted.
 fn threaded_next(server: Server, step_mode: Option<&str>) -> GdbOutput {
+    threaded_next_with(server, step_mode, &[])
+}
+
+fn threaded_next_with(server: Server, step_mode: Option<&str>, pre_target: &[&str]) -> GdbOutput {
     let prog = fixture("stepthreads");
     let mut script: Vec<String> = Vec::new();
     if let Some(m) = step_mode {
@@ -30,7 +34,8 @@ fn threaded_next(server: Server, step_mode: Option<&str>) -> GdbOutput {
     script.extend(std::iter::repeat_n("next".to_string(), 8));
     script.extend(["delete", "continue"].map(String::from));
     let script: Vec<&str> = script.iter().map(String::as_str).collect();
-    let opts = GdbOpts { timeout: T, ..GdbOpts::default() };
+    let opts =
+        GdbOpts { timeout: T, pre_target: pre_target.iter().map(|s| s.to_string()).collect(), ..GdbOpts::default() };
     let out = gdb_batch_opts(server, &prog, &["3", "5"], &script, &opts);
     let all = out.all_output();
     assert!(!all.contains("internal-error"), "gdb aborted against {server:?}\n{out}");
@@ -58,6 +63,14 @@ fn next_in_threaded_program_reports_only_resumed_threads() {
 fn next_in_threaded_program_in_line_step_mode() {
     for _ in 0..2 {
         threaded_next(Server::XolStdio, Some("in-line"));
+    }
+}
+
+/// Without `vCont` gdb resumes with `Hc` + `s`/`c`: the same contract holds.
+#[test]
+fn next_in_threaded_program_without_vcont() {
+    for _ in 0..2 {
+        threaded_next_with(Server::XolStdio, None, &["set remote verbose-resume-packet off"]);
     }
 }
 
