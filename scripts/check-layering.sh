@@ -3,7 +3,9 @@
 # - only src/sys calls ptrace, waitpid, process_vm_* or opens /proc/PID/mem;
 # - only src/inferior (and src/step, src/maps) use src/sys;
 # - arch/ is pure: no libc, nix or std::process;
-# - front-ends (src/gdb) never see ptrace or the inferior internals, only the Debugger facade;
+# - front-ends (src/front/**) use only the session API (src/debugger.rs), the identity types,
+#   the pure file readers (src/symbols) and xol-arch: never inferior, sys, step, probe, maps;
+# - the core never names a front-end;
 # - every Rust module opens with a //! doc comment.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,16 +16,20 @@ hits=$(grep -rnE 'libc::(ptrace|waitpid|process_vm_readv|process_vm_writev)|nix:
 [ -n "$hits" ] && bad "kernel debugging interfaces outside src/sys:
 $hits"
 
-hits=$(grep -rnE 'crate::sys\b|xol::sys\b' src --include=*.rs | grep -vE '^src/(sys|inferior|step|maps)/' | grep -vE '^src/gdb/(mod|conn)\.rs:.*signals')
-[ -n "$hits" ] && bad "src/sys used outside inferior/step/maps (front-ends may only use its signal plumbing):
+hits=$(grep -rnE 'crate::sys\b|xol::sys\b' src --include=*.rs | grep -vE '^src/(sys|inferior|step|maps)/' | grep -vE '^src/debugger\.rs:.*crate::sys::signals::\*')
+[ -n "$hits" ] && bad "src/sys used outside inferior/step/maps (the session API re-exports its descriptor plumbing as debugger::io):
 $hits"
 
 hits=$(grep -rnE '\b(libc|nix)::|std::process|std::fs' arch/src --include=*.rs | grep -vE ':[0-9]+:\s*//')
 [ -n "$hits" ] && bad "arch/ must stay pure:
 $hits"
 
-hits=$(grep -rnE 'crate::inferior::(Inferior|events|breakpoints)|crate::sys::(ptrace|wait|mem|spawn)' src/gdb --include=*.rs)
-[ -n "$hits" ] && bad "the gdb front-end must use the Debugger facade:
+hits=$(grep -rnE '(crate|xol)::(inferior|sys|step|probe|maps|solib)\b' src/front --include=*.rs)
+[ -n "$hits" ] && bad "front-ends must use only the session API (debugger), types, symbols and xol-arch:
+$hits"
+
+hits=$(grep -rnE '(crate|xol)::front\b' src --include=*.rs | grep -vE '^src/(front/|main\.rs|bin/)')
+[ -n "$hits" ] && bad "the core must not name a front-end:
 $hits"
 
 for f in $(find src arch/src -name '*.rs'); do

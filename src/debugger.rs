@@ -4,8 +4,16 @@
 //! ptrace requires). Front-ends never call ptrace and never see a breakpoint byte: memory read
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
-use crate::inferior::{self, HwKind, Inferior, SpawnSpec, SyscallFilter};
+use crate::inferior::{self, Inferior};
+pub use crate::inferior::{owner_label, HwKind, SpawnSpec, SyscallFilter};
 pub use crate::inferior::{Action, ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats, WaitOutcome};
+
+/// The descriptor plumbing a front-end needs for its own connection (termination signals read
+/// from the core's signalfd, polling, non-blocking and serial descriptors): the kernel calls
+/// stay in `sys`, front-ends reach them only through here.
+pub mod io {
+    pub use crate::sys::signals::*;
+}
 use crate::probe::{Consumer, Scope};
 use crate::solib::{self, LibraryList};
 use crate::types::{FileSite, Owner, Pid, Tid, VirtAddr};

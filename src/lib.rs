@@ -1,14 +1,32 @@
 //! xol: a gdb-compatible debugger backend for x86-64 Linux whose core borrows the design of the
 //! kernel's uprobes.
 //!
-//! Layers, from the kernel up: [`sys`] (the only code that calls ptrace), [`inferior`]
-//! (processes, threads, the all-stop event machine, breakpoint insertions), [`debugger`] (the
-//! facade every front-end uses), and the front-ends: [`gdb`] (the remote stub on gdbstub) and
-//! [`verify`] (`xol verify-steps`, differential checks of displaced stepping).
+//! The layers, from the kernel up (a layer uses only those below it; `scripts/check-layering.sh`
+//! checks the rules by folder):
+//!
+//! ```text
+//! front/      gdbstub (gdb remote stub), count (`xol count`), verify (`xol verify-steps`)
+//!               uses: debugger, types (and symbols for reading files; xol-arch's register
+//!               and target-description tables)
+//! debugger    the session API every front-end drives: launch/attach, resume/wait, memory,
+//!               registers, breakpoints, probes, reports
+//! inferior    processes, threads, the all-stop event machine, insertions, hardware slots,
+//!               displaced stepping's resume paths, per-file probe arming
+//! step        the slot area in the tracee (injected mmap, per-site slots)
+//! probe       the RCU probe table (arc-swap snapshots, refcounted probes)
+//! maps        address <-> (file, offset): the maps parser and the speculative cache
+//! symbols     ELF symbol tables, segments, instruction-boundary checks (pure over bytes)
+//! solib       the r_debug / link_map walk (pure over a memory reader)
+//! sys         the ONLY code that calls the kernel: ptrace, wait, /proc/PID/mem, spawn,
+//!               signalfd and descriptors, PROCMAP_QUERY
+//! types       Pid, Tid, VirtAddr, FileId, FileSite, Owner
+//! ```
+//!
+//! Beside the crate, `xol-arch` (`arch/`) is pure x86-64 knowledge: registers, the target
+//! description, displaced-step planning and emulation, instruction boundaries.
 
-pub mod count;
 pub mod debugger;
-pub mod gdb;
+pub mod front;
 pub mod inferior;
 pub mod maps;
 pub mod probe;
@@ -17,4 +35,3 @@ pub mod step;
 pub mod symbols;
 pub mod sys;
 pub mod types;
-pub mod verify;

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use xol::gdb::{serve, Comm, ServerOptions};
+use xol::front::gdbstub::{serve, Comm, ServerOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "xol", version, about = "A gdb-compatible debugger backend for x86-64 Linux")]
@@ -114,11 +114,11 @@ enum Cmd {
 }
 
 fn main() {
-    xol::gdb::init_logging(false);
+    xol::front::gdbstub::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, locations, program } => {
-            xol::count::run(xol::count::CountOptions {
+            xol::front::count::run(xol::front::count::CountOptions {
                 locations,
                 per_file,
                 churn: churn.map(std::time::Duration::from_millis),
@@ -152,14 +152,14 @@ fn main() {
                 eprintln!("xol: cannot set up signal handling: {e}");
                 std::process::exit(2);
             }
-            let opts = xol::verify::Options {
+            let opts = xol::front::verify::Options {
                 libc,
                 max,
                 json,
                 timeout: std::time::Duration::from_secs(timeout.max(1)),
                 program,
             };
-            xol::verify::run_cli(&opts)
+            xol::front::verify::run_cli(&opts)
         }
     };
     std::process::exit(code);

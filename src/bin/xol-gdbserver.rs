@@ -9,7 +9,7 @@
 //! `--selftest`, `--version`, `--help`.
 
 use std::ffi::OsString;
-use xol::gdb::{serve, Comm, ServerOptions};
+use xol::front::gdbstub::{serve, Comm, ServerOptions};
 
 const USAGE: &str = "Usage:\txol-gdbserver [OPTIONS] COMM PROG [ARGS ...]
 \txol-gdbserver [OPTIONS] --attach COMM PID
@@ -70,7 +70,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
     let mut aslr = false;
     let mut debug = false;
     let mut remote_debug = false;
-    let mut disabled = xol::gdb::conn::Disabled::default();
+    let mut disabled = xol::front::gdbstub::conn::Disabled::default();
     let mut rest: Vec<OsString> = Vec::new();
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {
@@ -198,7 +198,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    xol::gdb::init_logging(parsed.debug);
+    xol::front::gdbstub::init_logging(parsed.debug);
     let code = match serve(parsed.opts) {
         Ok(c) => c,
         Err(e) => {

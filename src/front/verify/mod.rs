@@ -22,8 +22,8 @@
 //! take (`Action`, `WaitOutcome`). A watchdog thread sends SIGKILL to an inferior that does not
 //! come back from one candidate within the timeout; the program is then relaunched.
 
+use crate::debugger::{Action, WaitOutcome};
 use crate::debugger::{Debugger, LaunchSpec, PlanKind, StepMode, StepStats, StopKind};
-use crate::inferior::{Action, WaitOutcome};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;

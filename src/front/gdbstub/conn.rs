@@ -5,7 +5,7 @@
 //! ends) the new engine must know what gdb negotiated: the connection replays gdb's own
 //! `qSupported` (and `QStartNoAckMode`) to it and swallows the engine's replies.
 
-use crate::sys::signals;
+use crate::debugger::io as signals;
 use gdbstub::conn::{Connection, ConnectionExt};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};

@@ -13,7 +13,7 @@ pub mod signals;
 pub mod target;
 
 use crate::debugger::Debugger;
-use crate::inferior::WaitOutcome;
+use crate::debugger::WaitOutcome;
 use crate::types::Pid;
 use conn::{Conn, SharedConn};
 use gdbstub::conn::Connection;
@@ -225,7 +225,7 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 if target.exit_requested.load(Ordering::Relaxed) {
                     return SessionEnd::ExitRequested;
                 }
-                if crate::sys::signals::terminate_requested().is_some() {
+                if crate::debugger::io::terminate_requested().is_some() {
                     return SessionEnd::Terminated;
                 }
                 if e.is_connection_error() {
@@ -354,7 +354,7 @@ pub fn resolve(comm: &str) -> Result<SocketAddr, String> {
 
 /// Run the server: start or attach the program, listen, serve sessions. Returns the exit code.
 pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
-    crate::sys::signals::init()?;
+    crate::debugger::io::init()?;
     let exit_flag = Arc::new(AtomicBool::new(false));
     let cfg = ServeConfig {
         multi: opts.multi,
@@ -380,7 +380,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
     };
     // Open the line before starting anything, as the port below.
     let mut serial = match &opts.comm {
-        Comm::Serial(path) => match crate::sys::signals::open_serial(path) {
+        Comm::Serial(path) => match crate::debugger::io::open_serial(path) {
             Ok(fd) => Some(fd),
             Err(e) => {
                 eprintln!("Could not open remote device {}: {e}.", path.display());
@@ -478,7 +478,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
                 let stream = match accept(&listener) {
                     Ok(s) => s,
                     Err(e) => {
-                        if crate::sys::signals::terminate_requested().is_some() {
+                        if crate::debugger::io::terminate_requested().is_some() {
                             break SessionEnd::Terminated;
                         }
                         break SessionEnd::Lost(e.to_string());
@@ -521,7 +521,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
 fn accept(l: &TcpListener) -> io::Result<std::net::TcpStream> {
     use std::os::fd::AsFd;
     loop {
-        let r = crate::sys::signals::poll(Some(l.as_fd()), -1)?;
+        let r = crate::debugger::io::poll(Some(l.as_fd()), -1)?;
         if r.terminate {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "terminated"));
         }

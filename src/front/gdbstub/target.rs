@@ -3,8 +3,8 @@
 
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
+use crate::debugger::{Action, HwKind, SpawnSpec, SyscallFilter};
 use crate::debugger::{Debugger, ProbeMode, StepMode, StopEvent, StopKind};
-use crate::inferior::{Action, HwKind, SpawnSpec, SyscallFilter};
 use crate::types::{Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::multithread::{
@@ -800,7 +800,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             ["breakpoints"] => match self.pid {
                 Some(pid) => {
                     for (a, owners) in self.dbg.breakpoints(pid) {
-                        let o: Vec<&str> = owners.iter().map(|o| crate::inferior::owner_label(*o)).collect();
+                        let o: Vec<&str> = owners.iter().map(|o| crate::debugger::owner_label(*o)).collect();
                         gdbstub::outputln!(out, "{a}  owners: {}", o.join(","));
                     }
                 }
