@@ -654,3 +654,51 @@ fn sigterm_while_gdb_reads_nothing_detaches_an_attached_program_intact() {
     drop(stdout);
     drop(spin);
 }
+
+/// gdb's `run` with `set remote run-packet off` restarts with `R0` (gdb.server/ext-restart): the
+/// last program run starts again, gdb stops at its breakpoint, kills it, and `monitor exit`
+/// prints nothing. gdbstub parsed only `R` with two digits (an error reply), then answered the
+/// `R` itself, which put every later reply out of step.
+#[test]
+fn restart_with_r_packet_runs_the_last_program_again() {
+    let prog = fixture("loop");
+    let mut argvs: Vec<(&str, String)> = vec![("xol", format!("{} serve --multi --stdio", xol_bin().display()))];
+    match gdbserver_path() {
+        Some(gs) => argvs.push(("gdbserver", format!("{} --multi -", gs.display()))),
+        None => eprintln!("SKIP reference half of restart_with_r_packet: gdbserver is not installed"),
+    }
+    for (who, server) in argvs {
+        let mut cmd = Command::new(gdb_bin());
+        cmd.args(["-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "set sysroot"]);
+        let script = [
+            format!("target extended-remote | {server}"),
+            format!("set remote exec-file {}", prog.display()),
+            "break probe_site".into(),
+            "run".into(),
+            "set remote run-packet off".into(),
+            "set remote exec-file".into(),
+            "echo ==RESTART==\\n".into(),
+            "run".into(),
+            "echo ==KILL==\\n".into(),
+            "kill".into(),
+            "echo ==EXIT==\\n".into(),
+            "monitor exit".into(),
+            "echo ==END==\\n".into(),
+        ];
+        for c in &script {
+            cmd.arg("-ex").arg(c);
+        }
+        cmd.arg(&prog);
+        let out = run_with_timeout(cmd, T);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let restart = text.split("==RESTART==").nth(1).and_then(|r| r.split("==KILL==").next()).unwrap_or("");
+        assert!(
+            restart.contains("Breakpoint 1, probe_site"),
+            "{who}: the restarted program must stop at its breakpoint\n{text}"
+        );
+        let kill = text.split("==KILL==").nth(1).and_then(|r| r.split("==EXIT==").next()).unwrap_or("");
+        assert!(kill.contains("killed") && !kill.contains("Can't kill"), "{who}: kill after the restart\n{text}");
+        let exit = text.split("==EXIT==").nth(1).and_then(|r| r.split("==END==").next()).unwrap_or("");
+        assert!(!exit.contains("Remote connection closed") && !exit.contains("E0"), "{who}: monitor exit\n{text}");
+    }
+}

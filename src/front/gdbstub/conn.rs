@@ -444,6 +444,13 @@ impl Conn {
                 self.inject_request(&format!("Hc{tid:x}"));
                 Intercept::Reply(format!("T{sig:02x}thread:{id};"))
             }
+            // `R XX` (restart, extended mode): gdb sends `R0`, gdbstub parses only two digits.
+            // The argument is unused (the protocol manual says so); no reply, as gdbserver.
+            Some(b'R') => {
+                // gdbstub answers its `R` with an empty packet, which gdb does not expect.
+                self.swallow += 1;
+                Intercept::Rewrite("R00".into())
+            }
             // No process: gdbserver's answer (gdbstub names xol itself and a stale thread).
             Some(b'q') if body == "qC" && pid.is_none() => Intercept::Reply("E01".into()),
             Some(b'H') if bytes.get(1) == Some(&b'c') => {

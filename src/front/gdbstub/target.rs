@@ -70,6 +70,9 @@ pub struct XolTarget {
     pub(super) next_fd: u32,
     /// gdb's last raw `vRun` (see `Conn::last_vrun`).
     pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    /// The command line of the last program started (`vRun`, or xol's own command line): what
+    /// gdb's `R` (restart) starts again, as gdbserver does.
+    pub last_argv: Vec<OsString>,
     /// gdb sent `!` (see `Conn::extended`).
     pub extended: std::rc::Rc<std::cell::Cell<bool>>,
     /// What the connection must know to answer or correct some packets itself (see
@@ -120,6 +123,7 @@ impl XolTarget {
             files: BTreeMap::new(),
             next_fd: 3,
             last_vrun: Default::default(),
+            last_argv: Vec::new(),
             extended: Default::default(),
             state: Default::default(),
             running: false,
@@ -635,6 +639,7 @@ impl ExtendedMode for XolTarget {
         match self.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
+                self.last_argv = spec.argv.clone();
                 self.set_pid(Some(pid));
                 Ok(NonZeroUsize::new(pid.0 as usize).unwrap_or(NonZeroUsize::MIN))
             }
@@ -683,8 +688,13 @@ impl ExtendedMode for XolTarget {
             self.set_pid(None);
             let _ = self.dbg.kill(p);
         }
-        let spec = self.spawn_spec(self.cfg.program.clone());
+        let argv = if self.last_argv.is_empty() { self.cfg.program.clone() } else { self.last_argv.clone() };
+        if argv.is_empty() {
+            return Err("no program to restart: none was run yet".into());
+        }
+        let spec = self.spawn_spec(argv);
         let pid = self.dbg.launch(&spec).map_err(|e| e.to_string())?;
+        eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
         self.set_pid(Some(pid));
         Ok(())
     }
