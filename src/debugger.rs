@@ -392,9 +392,10 @@ impl Debugger {
             .map_err(|e| bad(format!("{}: {e}", exe.display())))?
             .ok_or_else(|| bad(format!("no symbol {loc:?} in {}", exe.display())))?;
         let (entry, ty) = crate::symbols::entry_and_type(&bytes).map_err(|e| bad(e.to_string()))?;
-        let bias = if ty == 3 {
+        let bias = if ty == crate::symbols::elf::ET_DYN {
             let auxv = solib::parse_auxv(&self.inf.auxv(pid)?);
-            let at_entry = auxv.iter().find(|(k, _)| *k == 9).map(|(_, v)| *v).unwrap_or(entry);
+            let at_entry =
+                auxv.iter().find(|(k, _)| *k == crate::symbols::elf::AT_ENTRY).map(|(_, v)| *v).unwrap_or(entry);
             at_entry.wrapping_sub(entry)
         } else {
             0

@@ -29,12 +29,11 @@ pub struct LibraryList {
     pub r_debug: u64,
 }
 
-const AT_PHDR: u64 = 3;
-const AT_PHNUM: u64 = 5;
-const PT_DYNAMIC: u32 = 2;
-const PT_PHDR: u32 = 6;
-const DT_NULL: u64 = 0;
-const DT_DEBUG: u64 = 21;
+use crate::symbols::elf::{
+    AT_NULL, AT_PHDR, AT_PHNUM, DT_DEBUG, DT_NULL, DYN64_SIZE, PHDR64_SIZE, PT_DYNAMIC, PT_PHDR,
+};
+use object::read::elf::{Dyn as _, ProgramHeader as _};
+use object::LittleEndian as LE;
 
 /// Parse an auxiliary vector into (type, value) pairs.
 pub fn parse_auxv(raw: &[u8]) -> Vec<(u64, u64)> {
@@ -44,7 +43,7 @@ pub fn parse_auxv(raw: &[u8]) -> Vec<(u64, u64)> {
             let v = u64::from_le_bytes(c[8..16].try_into().unwrap_or([0; 8]));
             (k, v)
         })
-        .take_while(|(k, _)| *k != 0)
+        .take_while(|(k, _)| *k != AT_NULL)
         .collect()
 }
 
@@ -84,14 +83,15 @@ pub fn find_r_debug(auxv: &[(u64, u64)], read: &dyn Fn(u64, &mut [u8]) -> bool) 
     let phnum = auxv.iter().find(|(k, _)| *k == AT_PHNUM)?.1.min(256);
     let mut bias = None;
     let mut dynamic = None;
-    for i in 0..phnum {
-        let mut ph = [0u8; 56];
-        if !read(phdr + i * 56, &mut ph) {
-            return None;
-        }
-        let p_type = u32::from_le_bytes(ph[0..4].try_into().ok()?);
-        let p_vaddr = u64::from_le_bytes(ph[16..24].try_into().ok()?);
-        match p_type {
+    // The program headers as `object` reads them from a file, here read from memory.
+    let mut raw = vec![0u8; (phnum * PHDR64_SIZE) as usize];
+    if !read(phdr, &mut raw) {
+        return None;
+    }
+    let phdrs: &[object::elf::ProgramHeader64<LE>] = object::pod::slice_from_all_bytes(&raw).ok()?;
+    for ph in phdrs {
+        let p_vaddr = ph.p_vaddr(LE);
+        match ph.p_type(LE) {
             PT_PHDR => bias = Some(phdr.wrapping_sub(p_vaddr)),
             PT_DYNAMIC => dynamic = Some(p_vaddr),
             _ => {}
@@ -99,13 +99,18 @@ pub fn find_r_debug(auxv: &[(u64, u64)], read: &dyn Fn(u64, &mut [u8]) -> bool) 
     }
     let dyn_addr = dynamic?.wrapping_add(bias.unwrap_or(0));
     for i in 0..512u64 {
-        let tag = rd64(read, dyn_addr + i * 16)?;
-        if tag == DT_NULL {
+        let mut raw = [0u8; DYN64_SIZE as usize];
+        if !read(dyn_addr + i * DYN64_SIZE, &mut raw) {
             return None;
         }
-        if tag == DT_DEBUG {
-            let v = rd64(read, dyn_addr + i * 16 + 8)?;
-            return (v != 0).then_some(v);
+        let (d, _) = object::pod::from_bytes::<object::elf::Dyn64<LE>>(&raw).ok()?;
+        match d.d_tag(LE) {
+            t if t == u64::from(DT_NULL) => return None,
+            t if t == u64::from(DT_DEBUG) => {
+                let v = d.d_val(LE);
+                return (v != 0).then_some(v);
+            }
+            _ => {}
         }
     }
     None
@@ -212,7 +217,7 @@ mod tests {
         m.put(bias + 0x40 + 56, &phdr(PT_DYNAMIC, 0x3000));
         // dynamic: DT_DEBUG -> r_debug at 0x7000
         m.put(bias + 0x3000, &[1u64.to_le_bytes(), 5u64.to_le_bytes()].concat());
-        m.put(bias + 0x3010, &[DT_DEBUG.to_le_bytes(), 0x7000u64.to_le_bytes()].concat());
+        m.put(bias + 0x3010, &[u64::from(DT_DEBUG).to_le_bytes(), 0x7000u64.to_le_bytes()].concat());
         m.put(bias + 0x3020, &[0u64.to_le_bytes(), 0u64.to_le_bytes()].concat());
         m.put(0x7000, &[1u64.to_le_bytes(), 0x8000u64.to_le_bytes()].concat());
         // main lm at 0x8000 -> lib lm at 0x9000
@@ -239,7 +244,7 @@ mod tests {
         let mut m = Fake(BTreeMap::new());
         m.put(0x40, &phdr(PT_PHDR, 0x40));
         m.put(0x40 + 56, &phdr(PT_DYNAMIC, 0x3000));
-        m.put(0x3000, &[DT_DEBUG.to_le_bytes(), 0u64.to_le_bytes()].concat());
+        m.put(0x3000, &[u64::from(DT_DEBUG).to_le_bytes(), 0u64.to_le_bytes()].concat());
         let auxv = vec![(AT_PHDR, 0x40), (AT_PHNUM, 2)];
         let list = read_libraries(&auxv, &|a, b| m.read(a, b));
         assert_eq!(list, LibraryList::default());

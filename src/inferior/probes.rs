@@ -288,7 +288,9 @@ impl Inferior {
             return Ok(());
         }
         let auxv = crate::solib::parse_auxv(&crate::sys::proc::auxv(pid.0)?);
-        let Some(base) = auxv.iter().find(|(k, _)| *k == 7).map(|(_, v)| *v).filter(|b| *b != 0) else {
+        let Some(base) =
+            auxv.iter().find(|(k, _)| *k == crate::symbols::elf::AT_BASE).map(|(_, v)| *v).filter(|b| *b != 0)
+        else {
             return Ok(());
         };
         let m = p.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;

@@ -1,5 +1,6 @@
-//! Symbols of the programs xol debugs. For now: ELF64 symbol tables (`.symtab`, else `.dynsym`)
-//! read from a file's bytes, so a front-end can name a location by symbol (`monitor count
+//! Symbols of the programs xol debugs, and xol's one reader of ELF files (through the `object`
+//! crate; the constants are named in [`elf`]). For now: ELF64 symbol tables (`.symtab`, else
+//! `.dynsym`) read from a file's bytes, so a front-end can name a location by symbol (`monitor count
 //! main`), segments and sections, and [`check_code`]: whether a place is code and starts an
 //! instruction (where a probe may go). Pure parsing over bytes, except [`read_file`], which
 //! reads a file safely (regular files only, bounded); the caller applies the load bias.
@@ -21,81 +22,67 @@ pub struct Symbol {
     pub in_exec_section: bool,
 }
 
+pub mod elf;
+
+use elf::{
+    ELFCLASS64, ELFDATA2LSB, ELFMAG, PF_W, PF_X, PT_DYNAMIC, PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHN_LORESERVE,
+    SHN_UNDEF, SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, STT_FUNC, STT_OBJECT,
+};
+use object::read::elf::{Dyn as _, FileHeader as _, ProgramHeader as _, SectionHeader as _, Sym as _};
+use object::LittleEndian as LE;
+
+/// The ELF64 little-endian file header, as `object` reads it.
+type Header = object::elf::FileHeader64<LE>;
+
 /// Errors of ELF parsing.
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
-    /// Not a little-endian ELF64 file, or a header points outside the file.
+    /// Not a little-endian ELF64 file.
     #[error("not a readable ELF64 file: {0}")]
     Bad(&'static str),
+    /// A header points outside the file, or a table is malformed (what `object` found).
+    #[error("not a readable ELF64 file: {0}")]
+    Malformed(#[from] object::read::Error),
 }
 
-fn u16_at(b: &[u8], o: usize) -> Result<u16, ElfError> {
-    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or(ElfError::Bad("truncated"))
-}
-fn u32_at(b: &[u8], o: usize) -> Result<u32, ElfError> {
-    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4]))).ok_or(ElfError::Bad("truncated"))
-}
-fn u64_at(b: &[u8], o: usize) -> Result<u64, ElfError> {
-    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))).ok_or(ElfError::Bad("truncated"))
-}
-
-/// The ELF header's entry point (`e_entry`) and type (`e_type`: 2 EXEC, 3 DYN).
-pub fn entry_and_type(b: &[u8]) -> Result<(u64, u16), ElfError> {
-    if b.len() < 64 || &b[0..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+/// The file header of `b`, checked to be ELF64 little-endian.
+fn header(b: &[u8]) -> Result<&Header, ElfError> {
+    if b.len() < 64 || b[0..4] != ELFMAG || b[4] != ELFCLASS64 || b[5] != ELFDATA2LSB {
         return Err(ElfError::Bad("not ELF64 little-endian"));
     }
-    Ok((u64_at(b, 24)?, u16_at(b, 16)?))
+    Ok(Header::parse(b)?)
+}
+
+/// The ELF header's entry point (`e_entry`) and type (`e_type`: [`elf::ET_EXEC`], [`elf::ET_DYN`]).
+pub fn entry_and_type(b: &[u8]) -> Result<(u64, u16), ElfError> {
+    let h = header(b)?;
+    Ok((h.e_entry(LE), h.e_type(LE)))
 }
 
 /// All defined symbols with a name, from `.symtab` if present, else `.dynsym`.
 pub fn symbols(b: &[u8]) -> Result<Vec<Symbol>, ElfError> {
-    entry_and_type(b)?;
-    let shoff = u64_at(b, 40)? as usize;
-    let shentsize = u16_at(b, 58)? as usize;
-    let shnum = u16_at(b, 60)? as usize;
-    let section = |i: usize| -> Result<(u32, u64, u64, u32, u64), ElfError> {
-        let o = shoff + i * shentsize;
-        // (sh_type, sh_offset, sh_size, sh_link, sh_entsize)
-        Ok((u32_at(b, o + 4)?, u64_at(b, o + 24)?, u64_at(b, o + 32)?, u32_at(b, o + 40)?, u64_at(b, o + 56)?))
-    };
-    const SHT_SYMTAB: u32 = 2;
-    const SHT_DYNSYM: u32 = 11;
-    let mut tables = Vec::new();
-    for i in 0..shnum {
-        let s = section(i)?;
-        if s.0 == SHT_SYMTAB || s.0 == SHT_DYNSYM {
-            tables.push(s);
-        }
-    }
-    tables.sort_by_key(|s| if s.0 == SHT_SYMTAB { 0 } else { 1 });
-    let Some(&(_, off, size, link, entsize)) = tables.first() else { return Ok(Vec::new()) };
-    let (_, stroff, strsize, _, _) = section(link as usize)?;
-    let strtab = b.get(stroff as usize..(stroff + strsize) as usize).ok_or(ElfError::Bad("string table"))?;
-    let entsize = if entsize == 0 { 24 } else { entsize as usize };
+    let h = header(b)?;
+    let table = h.sections(LE, b)?;
+    let has_symtab = table.iter().any(|s| s.sh_type(LE) == SHT_SYMTAB);
+    let syms = table.symbols(LE, b, if has_symtab { SHT_SYMTAB } else { SHT_DYNSYM })?;
     let secs = sections(b)?;
     let mut out = Vec::new();
-    for k in 0..(size as usize / entsize) {
-        let o = off as usize + k * entsize;
-        let name_off = u32_at(b, o)? as usize;
-        let info = *b.get(o + 4).ok_or(ElfError::Bad("symbol"))?;
-        let shndx = u16_at(b, o + 6)?;
-        let value = u64_at(b, o + 8)?;
-        let sz = u64_at(b, o + 16)?;
-        if shndx == 0 || name_off >= strtab.len() {
+    for sym in syms.iter() {
+        let shndx = sym.st_shndx(LE);
+        if shndx == SHN_UNDEF {
             continue;
         }
-        let end = strtab[name_off..].iter().position(|c| *c == 0).map(|p| name_off + p).unwrap_or(strtab.len());
-        let name = String::from_utf8_lossy(&strtab[name_off..end]).into_owned();
+        let Ok(name) = syms.symbol_name(LE, sym) else { continue };
         if name.is_empty() {
             continue;
         }
-        let in_exec_section = shndx < 0xff00 && secs.get(shndx as usize).is_some_and(|s| s.exec);
+        let in_exec_section = shndx < SHN_LORESERVE && secs.get(shndx as usize).is_some_and(|s| s.exec);
         out.push(Symbol {
-            name,
-            value,
-            size: sz,
-            is_func: info & 0xf == 2,
-            is_object: info & 0xf == 1,
+            name: String::from_utf8_lossy(name).into_owned(),
+            value: sym.st_value(LE),
+            size: sym.st_size(LE),
+            is_func: sym.st_type() == STT_FUNC,
+            is_object: sym.st_type() == STT_OBJECT,
             in_exec_section,
         });
     }
@@ -115,23 +102,18 @@ struct Section {
 }
 
 fn sections(b: &[u8]) -> Result<Vec<Section>, ElfError> {
-    entry_and_type(b)?;
-    let shoff = u64_at(b, 40)? as usize;
-    let shentsize = u16_at(b, 58)? as usize;
-    let shnum = u16_at(b, 60)? as usize;
-    let mut out = Vec::with_capacity(shnum);
-    for i in 0..shnum {
-        let o = shoff + i * shentsize;
-        let flags = u64_at(b, o + 8)?;
-        out.push(Section {
-            addr: u64_at(b, o + 16)?,
-            offset: u64_at(b, o + 24)?,
-            size: u64_at(b, o + 32)?,
-            nobits: u32_at(b, o + 4)? == 8,
-            exec: flags & 0x6 == 0x6,
-        });
-    }
-    Ok(out)
+    let h = header(b)?;
+    let exec = u64::from(SHF_ALLOC | SHF_EXECINSTR);
+    Ok(h.section_headers(LE, b)?
+        .iter()
+        .map(|s| Section {
+            addr: s.sh_addr(LE),
+            offset: s.sh_offset(LE),
+            size: s.sh_size(LE),
+            nobits: s.sh_type(LE) == SHT_NOBITS,
+            exec: s.sh_flags(LE) & exec == exec,
+        })
+        .collect())
 }
 
 /// One `PT_LOAD` segment.
@@ -143,30 +125,35 @@ pub struct Segment {
     pub vaddr: u64,
     /// `p_filesz`.
     pub filesz: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
     /// `PF_X`.
     pub exec: bool,
+    /// `PF_W`.
+    pub writable: bool,
 }
 
 /// The `PT_LOAD` segments.
 pub fn segments(b: &[u8]) -> Result<Vec<Segment>, ElfError> {
-    entry_and_type(b)?;
-    let phoff = u64_at(b, 32)? as usize;
-    let phentsize = u16_at(b, 54)? as usize;
-    let phnum = u16_at(b, 56)? as usize;
-    let mut out = Vec::new();
-    for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if u32_at(b, o)? != 1 {
-            continue;
-        }
-        out.push(Segment {
-            exec: u32_at(b, o + 4)? & 1 != 0,
-            offset: u64_at(b, o + 8)?,
-            vaddr: u64_at(b, o + 16)?,
-            filesz: u64_at(b, o + 32)?,
-        });
-    }
-    Ok(out)
+    let h = header(b)?;
+    Ok(h.program_headers(LE, b)?
+        .iter()
+        .filter(|p| p.p_type(LE) == PT_LOAD)
+        .map(|p| Segment {
+            offset: p.p_offset(LE),
+            vaddr: p.p_vaddr(LE),
+            filesz: p.p_filesz(LE),
+            memsz: p.p_memsz(LE),
+            exec: p.p_flags(LE) & PF_X != 0,
+            writable: p.p_flags(LE) & PF_W != 0,
+        })
+        .collect())
+}
+
+/// The writable `PT_LOAD` segments with bytes in memory: (vaddr, memsz); none if `b` is not a
+/// readable ELF64 file.
+pub fn writable_segments(b: &[u8]) -> Vec<(u64, u64)> {
+    segments(b).unwrap_or_default().iter().filter(|s| s.writable && s.memsz > 0).map(|s| (s.vaddr, s.memsz)).collect()
 }
 
 /// The link-time address of the file offset `offset` and whether its segment is executable,
@@ -181,23 +168,7 @@ pub fn offset_to_vaddr(b: &[u8], offset: u64) -> Result<Option<(u64, bool)>, Elf
 /// The file offset of the link-time address `vaddr`: `vaddr - p_vaddr + p_offset` of the
 /// `PT_LOAD` segment that contains it (what a per-file probe is keyed by).
 pub fn vaddr_to_offset(b: &[u8], vaddr: u64) -> Result<Option<u64>, ElfError> {
-    entry_and_type(b)?;
-    let phoff = u64_at(b, 32)? as usize;
-    let phentsize = u16_at(b, 54)? as usize;
-    let phnum = u16_at(b, 56)? as usize;
-    for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if u32_at(b, o)? != 1 {
-            continue; // not PT_LOAD
-        }
-        let off = u64_at(b, o + 8)?;
-        let va = u64_at(b, o + 16)?;
-        let filesz = u64_at(b, o + 32)?;
-        if vaddr >= va && vaddr < va + filesz {
-            return Ok(Some(vaddr - va + off));
-        }
-    }
-    Ok(None)
+    Ok(segments(b)?.iter().find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz).map(|s| vaddr - s.vaddr + s.offset))
 }
 
 /// The link-time value of the symbol `name` (functions first).
@@ -437,19 +408,15 @@ pub fn may_have_soname(path: &str, name: &str) -> bool {
 
 /// The `DT_SONAME` of a shared library, if it has one.
 pub fn soname(b: &[u8]) -> Option<String> {
-    entry_and_type(b).ok()?;
-    let phoff = u64_at(b, 32).ok()? as usize;
-    let phentsize = u16_at(b, 54).ok()? as usize;
-    let phnum = u16_at(b, 56).ok()? as usize;
-    let dynamic = (0..phnum).map(|i| phoff + i * phentsize).find(|o| u32_at(b, *o).ok() == Some(2))?;
-    let (off, size) = (u64_at(b, dynamic + 8).ok()? as usize, u64_at(b, dynamic + 32).ok()? as usize);
+    let h = header(b).ok()?;
+    let phdrs = h.program_headers(LE, b).ok()?;
+    let dynamic = phdrs.iter().find(|p| p.p_type(LE) == PT_DYNAMIC)?.dynamic(LE, b).ok()??;
     let (mut strtab, mut name) = (None, None);
-    for e in (off..off.checked_add(size)?).step_by(16) {
-        let (tag, val) = (u64_at(b, e).ok()?, u64_at(b, e + 8).ok()?);
-        match tag {
-            0 => break,
-            5 => strtab = Some(val),
-            14 => name = Some(val),
+    for d in dynamic {
+        match u32::try_from(d.d_tag(LE)) {
+            Ok(elf::DT_NULL) => break,
+            Ok(elf::DT_STRTAB) => strtab = Some(d.d_val(LE)),
+            Ok(elf::DT_SONAME) => name = Some(d.d_val(LE)),
             _ => {}
         }
     }
@@ -461,7 +428,7 @@ pub fn soname(b: &[u8]) -> Option<String> {
 
 /// Whether `b` starts like an ELF file.
 pub fn is_elf(b: &[u8]) -> bool {
-    b.starts_with(b"\x7fELF")
+    b.starts_with(&ELFMAG)
 }
 
 #[cfg(test)]
@@ -541,6 +508,28 @@ mod tests {
         assert!(read_file(std::path::Path::new("/")).unwrap_err().contains("is a directory"));
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbols/mod.rs");
         assert!(read_file(&src).unwrap_err().contains("is not an ELF file"));
+    }
+
+    #[test]
+    fn reads_segments_and_header_of_its_own_test_binary() {
+        let b = read_file(&std::env::current_exe().expect("current exe")).expect("read");
+        let (entry, ty) = entry_and_type(&b).expect("header");
+        assert!(ty == elf::ET_DYN || ty == elf::ET_EXEC, "{ty}");
+        let segs = segments(&b).expect("segments");
+        let text = segs.iter().find(|s| s.exec).expect("an executable segment");
+        assert!(!text.writable, "{text:?}");
+        assert!(
+            segs.iter().any(|s| entry >= s.vaddr && entry < s.vaddr + s.filesz && s.exec),
+            "entry {entry:#x} in code"
+        );
+        assert_eq!(vaddr_to_offset(&b, entry).expect("phdrs"), Some(entry - text.vaddr + text.offset));
+        assert_eq!(offset_to_vaddr(&b, entry - text.vaddr + text.offset).expect("phdrs"), Some((entry, true)));
+        let w = writable_segments(&b);
+        assert!(!w.is_empty() && w.iter().all(|(v, _)| segs.iter().any(|s| s.vaddr == *v && s.writable)));
+        assert_eq!(soname(&b), None, "an executable has no DT_SONAME");
+        // Truncated after the header: the program headers point outside the file.
+        assert!(segments(&b[..64]).is_err());
+        assert!(writable_segments(&b[..64]).is_empty());
     }
 
     #[test]

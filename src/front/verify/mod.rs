@@ -236,40 +236,8 @@ pub fn run_cli(opts: &Options) -> i32 {
 }
 
 // ---------------------------------------------------------------------------
-// ELF helpers (pure, over file bytes)
+// Helpers (pure)
 // ---------------------------------------------------------------------------
-
-fn rd_u16(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn rd_u32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn rd_u64(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
-
-/// The writable `PT_LOAD` segments of an ELF64 file: (vaddr, memsz).
-pub fn writable_segments(b: &[u8]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (rd_u64(b, 32), rd_u16(b, 54), rd_u16(b, 56)) else {
-        return out;
-    };
-    for i in 0..phnum as usize {
-        let o = phoff as usize + i * phentsize as usize;
-        let (Some(ty), Some(flags), Some(vaddr), Some(memsz)) =
-            (rd_u32(b, o), rd_u32(b, o + 4), rd_u64(b, o + 16), rd_u64(b, o + 40))
-        else {
-            continue;
-        };
-        const PT_LOAD: u32 = 1;
-        const PF_W: u32 = 2;
-        if ty == PT_LOAD && flags & PF_W != 0 && memsz > 0 {
-            out.push((vaddr, memsz));
-        }
-    }
-    out
-}
 
 /// Merge overlapping or touching ranges `(start, len)`.
 fn merge_ranges(mut v: Vec<(u64, u64, String)>) -> Vec<(u64, u64, String)> {
@@ -436,7 +404,7 @@ impl Host {
             })?;
         let scratch = (scratch_sym.value.wrapping_add(bias), scratch_sym.size);
         let mut ranges = vec![(scratch.0, scratch.1, "scratch".to_string())];
-        for (v, l) in writable_segments(&bytes) {
+        for (v, l) in crate::symbols::writable_segments(&bytes) {
             ranges.push((v.wrapping_add(bias), l, "program data".to_string()));
         }
         let mut libc = None;
@@ -451,7 +419,7 @@ impl Host {
                 })
                 .ok_or_else(|| err("--libc: the program has no libc loaded at main"))?;
             let lb = std::fs::read(&lib.name).map_err(|e| err(format!("cannot read {}: {e}", lib.name)))?;
-            for (v, l) in writable_segments(&lb) {
+            for (v, l) in crate::symbols::writable_segments(&lb) {
                 ranges.push((v.wrapping_add(lib.l_addr), l, "libc data".to_string()));
             }
             libc = Some((lib.name.clone(), lib.l_addr));
@@ -1313,8 +1281,8 @@ mod tests {
     fn own_binary_has_a_writable_segment() {
         let exe = std::env::current_exe().expect("current exe");
         let b = std::fs::read(exe).expect("read");
-        assert!(!writable_segments(&b).is_empty());
-        assert!(writable_segments(b"short").is_empty());
+        assert!(!crate::symbols::writable_segments(&b).is_empty());
+        assert!(crate::symbols::writable_segments(b"short").is_empty());
     }
 
     #[test]
