@@ -1383,22 +1383,20 @@ fn once_semantics(label: &str, server: &OsString) {
     assert!(st.is_some(), "{label}: server still running after the program exited\n{}", err.text());
 }
 
-/// A TCP server without `--once` outlives gdb: when gdb vanishes while the launched program
-/// runs, xol keeps the program (running on, still traced) and listens again (README.md, "What
-/// happens when things go away"); a termination signal then kills the launched program.
-#[test]
-fn tcp_server_keeps_running_program_when_gdb_vanishes() {
-    let spin = fixture("spin");
-    let argv: Vec<OsString> =
-        vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.clone().into()];
-    let (mut server, mut err, port) = start_tcp_server(&argv);
+/// `xol serve 127.0.0.1:0 -- spin`; a gdb connects, runs `cmds`, then `continue`, and is
+/// SIGKILLed once spin is seen running. Returns the server, its stderr, its port and spin's pid.
+fn gdb_vanishes_mid_run(spin: &Path, cmds: &[&str]) -> (ChildGuard, LineReader, u16, u32) {
+    let argv: Vec<OsString> = vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.into()];
+    let (server, err, port) = start_tcp_server(&argv);
     let created = err.seen().iter().find_map(|l| l.split("created; pid = ").nth(1).map(str::to_string));
     let pid: u32 = created.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {:?}", err.seen()));
-    let ticks_addr = symbol_addr(&spin, "g_ticks");
+    let ticks_addr = symbol_addr(spin, "g_ticks");
     let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
-    let mut g = InteractiveGdb::spawn(&spin);
+    let mut g = InteractiveGdb::spawn(spin);
     g.cmd(&format!("target remote 127.0.0.1:{port}"));
-    g.cmd("break exit");
+    for c in cmds {
+        g.cmd(c);
+    }
     // `continue` does not come back while spin runs: write it without waiting for the tag.
     let w = g.stdin.as_mut().unwrap();
     w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
@@ -1406,6 +1404,18 @@ fn tcp_server_keeps_running_program_when_gdb_vanishes() {
     assert!(wait_until(T, || ticks() > t0 + 5), "spin does not run under gdb's continue\n{}", g.dump());
     g.guard.signal(libc::SIGKILL);
     g.guard.expect_exit(T);
+    (server, err, port, pid)
+}
+
+/// A TCP server without `--once` outlives gdb: when gdb vanishes while the launched program
+/// runs, xol keeps the program (running on, still traced) and listens again (README.md, "What
+/// happens when things go away"); a termination signal then kills the launched program.
+#[test]
+fn tcp_server_keeps_running_program_when_gdb_vanishes() {
+    let spin = fixture("spin");
+    let (mut server, mut err, port, pid) = gdb_vanishes_mid_run(&spin, &["break exit"]);
+    let ticks_addr = symbol_addr(&spin, "g_ticks");
+    let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
     let relisten = err.wait_for_match(T, |l| parse_listening_port(l).is_some());
     assert!(relisten.is_ok(), "xol did not listen again after gdb vanished: {relisten:?}");
     assert!(server.is_running(), "xol exited when gdb vanished\n{}", err.text());
@@ -1438,21 +1448,7 @@ fn tcp_server_keeps_running_program_when_gdb_vanishes() {
 #[test]
 fn tcp_server_listening_again_ends_its_program_on_sigterm() {
     let spin = fixture("spin");
-    let argv: Vec<OsString> =
-        vec![xol_bin().into(), "serve".into(), "127.0.0.1:0".into(), "--".into(), spin.clone().into()];
-    let (mut server, mut err, port) = start_tcp_server(&argv);
-    let created = err.seen().iter().find_map(|l| l.split("created; pid = ").nth(1).map(str::to_string));
-    let pid: u32 = created.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no pid in {:?}", err.seen()));
-    let ticks_addr = symbol_addr(&spin, "g_ticks");
-    let ticks = || u64::from_le_bytes(read_proc_mem(pid, ticks_addr, 8).try_into().unwrap());
-    let mut g = InteractiveGdb::spawn(&spin);
-    g.cmd(&format!("target remote 127.0.0.1:{port}"));
-    let w = g.stdin.as_mut().unwrap();
-    w.write_all(b"continue\n").and_then(|_| w.flush()).unwrap();
-    let t0 = ticks();
-    assert!(wait_until(T, || ticks() > t0 + 5), "spin does not run under gdb's continue\n{}", g.dump());
-    g.guard.signal(libc::SIGKILL);
-    g.guard.expect_exit(T);
+    let (mut server, mut err, _port, pid) = gdb_vanishes_mid_run(&spin, &[]);
     assert!(err.wait_for_match(T, |l| parse_listening_port(l).is_some()).is_ok(), "xol did not listen again");
     server.signal(libc::SIGTERM);
     assert!(server.wait_timeout(T).is_some(), "xol ignored SIGTERM\n{}", err.text());
