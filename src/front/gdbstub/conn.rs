@@ -54,6 +54,10 @@ pub struct Conn {
     /// The thread of gdb's last `Hc` naming one thread (`None`: all threads, gdbserver's
     /// default), for the legacy `c`/`C`/`s`/`S` packets.
     cont_thread: Option<String>,
+    /// An `R` (restart) went to the engine, which may not have run it yet when gdb's next
+    /// request (`qC`, sent at once: `R` has no reply) is read: answer nothing from the
+    /// possibly stale process state until then.
+    restart_in_flight: bool,
     /// NAKs from gdb since its last good packet (each resends our last reply).
     naks: u32,
     /// The write descriptor's flags before it was made non-blocking, restored on drop.
@@ -168,6 +172,7 @@ impl Conn {
             pass_signals: None,
             state: Default::default(),
             cont_thread: None,
+            restart_in_flight: false,
             naks: 0,
             saved_flags: None,
             stall: std::env::var("XOL_STALL_TIMEOUT_MS")
@@ -449,9 +454,11 @@ impl Conn {
             Some(b'R') => {
                 // gdbstub answers its `R` with an empty packet, which gdb does not expect.
                 self.swallow += 1;
+                self.restart_in_flight = true;
                 Intercept::Rewrite("R00".into())
             }
             // No process: gdbserver's answer (gdbstub names xol itself and a stale thread).
+            Some(b'q') if body == "qC" && std::mem::take(&mut self.restart_in_flight) => Intercept::Pass,
             Some(b'q') if body == "qC" && pid.is_none() => Intercept::Reply("E01".into()),
             Some(b'H') if bytes.get(1) == Some(&b'c') => {
                 let id = &body[2..];
