@@ -58,6 +58,8 @@ pub struct Conn {
     /// request (`qC`, sent at once: `R` has no reply) is read: answer nothing from the
     /// possibly stale process state until then.
     restart_in_flight: bool,
+    /// Bytes gdb sent after an `R`, filtered only once the engine has run the `R`.
+    after_restart: Vec<u8>,
     /// NAKs from gdb since its last good packet (each resends our last reply).
     naks: u32,
     /// The write descriptor's flags before it was made non-blocking, restored on drop.
@@ -173,6 +175,7 @@ impl Conn {
             state: Default::default(),
             cont_thread: None,
             restart_in_flight: false,
+            after_restart: Vec::new(),
             naks: 0,
             saved_flags: None,
             stall: std::env::var("XOL_STALL_TIMEOUT_MS")
@@ -227,6 +230,15 @@ impl Conn {
 
     fn fill(&mut self) -> io::Result<()> {
         while !self.has_buffered() {
+            // The engine has run everything up to and including an `R`: what gdb sent after it
+            // can now be judged against the restarted process.
+            if self.restart_in_flight {
+                self.restart_in_flight = false;
+                for b in std::mem::take(&mut self.after_restart) {
+                    self.filter(b)?;
+                }
+                continue;
+            }
             if self.exit_requested.load(Ordering::Relaxed) {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "monitor exit"));
             }
@@ -261,7 +273,11 @@ impl Conn {
             self.rpos = 0;
         }
         for &b in &buf[..n as usize] {
-            self.filter(b)?;
+            if self.restart_in_flight {
+                self.after_restart.push(b);
+            } else {
+                self.filter(b)?;
+            }
         }
         Ok(())
     }
@@ -458,7 +474,6 @@ impl Conn {
                 Intercept::Rewrite("R00".into())
             }
             // No process: gdbserver's answer (gdbstub names xol itself and a stale thread).
-            Some(b'q') if body == "qC" && std::mem::take(&mut self.restart_in_flight) => Intercept::Pass,
             Some(b'q') if body == "qC" && pid.is_none() => Intercept::Reply("E01".into()),
             Some(b'H') if bytes.get(1) == Some(&b'c') => {
                 let id = &body[2..];
