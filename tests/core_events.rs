@@ -129,7 +129,14 @@ fn detach_while_counting(rounds: usize) {
     for round in 0..rounds {
         c.send("vCont;c").unwrap();
         c.interrupt();
-        let stop = c.recv().unwrap();
+        let stop = match c.recv() {
+            Ok(s) => s,
+            Err(e) => {
+                let err = c.server_stderr();
+                let tail = &err[err.len().saturating_sub(6000)..];
+                panic!("round {round}: no stop reply after Ctrl-C: {e}\n{tail}")
+            }
+        };
         assert!(stop.starts_with('T') || stop.starts_with('S'), "round {round}: {stop:?}");
     }
     assert_eq!(c.request("D"), "OK");

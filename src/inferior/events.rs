@@ -12,6 +12,9 @@ use crate::types::{Pid, Tid};
 use std::os::fd::BorrowedFd;
 use xol_arch::displaced::Fixup;
 
+/// Wait statuses handled in one go before [`Inferior::wait_for`] looks at its input again.
+const WAIT_BATCH: usize = 64;
+
 /// What [`Inferior::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -191,7 +194,13 @@ impl Inferior {
                 }
                 return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
             }
-            while let Some((tid, st)) = wait::wait_any_nohang()? {
+            // Probe hits on busy threads can keep a wait status ready at all times: handle a
+            // bounded batch, then look at the input and the clock, so a Ctrl-C or a deadline
+            // is never starved by internal events.
+            let mut handled = 0;
+            while handled < WAIT_BATCH {
+                let Some((tid, st)) = wait::wait_any_nohang()? else { break };
+                handled += 1;
                 if let Some(ev) = self.handle_status(tid, st, false)? {
                     if self.procs.contains_key(&ev.pid) {
                         self.stop_all(ev.pid)?;
@@ -210,7 +219,6 @@ impl Inferior {
                 return Ok(WaitOutcome::NoProcesses);
             }
             let ms = match deadline {
-                None => -1,
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
@@ -218,7 +226,10 @@ impl Inferior {
                     }
                     left.as_millis().clamp(1, i32::MAX as u128) as i32
                 }
+                None => -1,
             };
+            // A full batch means more statuses may be ready: only peek at the input.
+            let ms = if handled == WAIT_BATCH { 0 } else { ms };
             let r = sys::signals::poll(input, ms)?;
             input_ready = r.extra;
         }
