@@ -385,7 +385,7 @@ def machine():
                          text=True, timeout=30).stdout.strip()
     return [f"- kernel {os.uname().release}; CPU {cpu}; nproc {os.cpu_count()}",
             f"- {ver(['gcc', '--version'])}; {ver(['gdb', '--version'])}; {ver(['gdbserver', '--version'])}",
-            f"- xol {XOL} built from `{rev}` "
+            f"- xol {XOL.relative_to(ROOT)} built from `{rev}` "
             f"({time.strftime('%Y-%m-%d %H:%M', time.localtime(XOL.stat().st_mtime))})",
             f"- run at {time.strftime('%Y-%m-%d %H:%M')}, {ARGS.runs} runs per row (round-robin), "
             f"load average at start {open('/proc/loadavg').read().split()[0]}"]

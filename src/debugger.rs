@@ -161,6 +161,30 @@ enum FileTarget {
     Pending { file: String, what: String },
 }
 
+/// The file the dynamic linker would load for a library name given without a directory:
+/// `LD_LIBRARY_PATH` (the program inherits xol's environment), then the system directories of
+/// x86-64 Linux distributions. `None` when no such file exists (a plugin loaded by a path of
+/// its own, or a typo): the probe stays pending on the name.
+fn loader_candidate(name: &str) -> Option<std::path::PathBuf> {
+    const SYSTEM: [&str; 7] = [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+        "/usr/local/lib",
+    ];
+    let env = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    let found = env
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .chain(SYSTEM)
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
 /// `FILE:WHAT` split at its last colon (`None` for `0xADDR` or a bare symbol). `FILE:LINE`
 /// (a number after the colon) is refused: line locations need DWARF line tables.
 fn split_file_location(location: &str) -> Result<Option<(&str, &str)>> {
@@ -411,8 +435,14 @@ impl Debugger {
         let bad = Error::Location;
         let maps = self.inf.mappings(pid)?;
         let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else {
+            // Only when the kernel randomises this process is "the address changed" a reason.
+            let aslr = match crate::sys::proc::randomized(pid.0) {
+                Some(false) => "",
+                Some(true) => "; address randomisation is on for it, so addresses of PIE programs and libraries change from run to run",
+                None => "; with address randomisation on, addresses of PIE programs and libraries change from run to run",
+            };
             return Err(bad(format!(
-                "{addr} is not mapped in process {pid} (a library not loaded yet? name it FILE:SYMBOL or FILE:0xOFFSET to arm it when it is; with address randomisation on, addresses of PIE programs and libraries change from run to run)"
+                "{addr} is not mapped in process {pid} (a library not loaded yet? name it FILE:SYMBOL or FILE:0xOFFSET to arm it when it is{aslr})"
             )));
         };
         let name = m.path.clone().unwrap_or_else(|| "anonymous memory".into());
@@ -466,7 +496,19 @@ impl Debugger {
         if let Some((file, what)) = split_file_location(location)? {
             let path = match self.find_file(pid, file)? {
                 Some(p) => p,
-                None => return Ok(FileTarget::Pending { file: file.to_string(), what: what.to_string() }),
+                None => {
+                    // Not mapped yet. Where the dynamic linker would find a library of that
+                    // name, a symbol it lacks is refused now (as bpftrace does), not after the
+                    // program has run with a probe that can never be armed.
+                    if let Some(lib) = loader_candidate(file) {
+                        if let Ok(bytes) = crate::symbols::read_file(&lib) {
+                            crate::symbols::place_in_file(&bytes, what).map_err(|e| {
+                                bad(format!("{} (where {file} would be loaded from): {e}", lib.display()))
+                            })?;
+                        }
+                    }
+                    return Ok(FileTarget::Pending { file: file.to_string(), what: what.to_string() });
+                }
             };
             let (bytes, (dev, ino)) = crate::symbols::read_file_id(&path).map_err(bad)?;
             let offset =

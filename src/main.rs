@@ -20,7 +20,7 @@ enum Cmd {
     ///   xol count main -- ./prog                    (a symbol of the program)
     ///   xol count libc.so.6:malloc -- sh -c 'ls | sort'   (per-file: every process mapping it)
     ///   xol count --per-file work -- ./prog         (forked children, exec'd programs too)
-    ///   xol count --json main -- ./prog | jq        (JSON on stdout)
+    ///   xol count --json -o hits.json main -- ./prog  (JSON to a file; `-o -`: stdout)
     ///
     /// Address randomisation is off (as under gdb) unless --aslr. SIGINT/SIGTERM/SIGHUP: xol
     /// detaches, prints the counts, passes the signal on to the program, exits 128+signal.
@@ -35,10 +35,11 @@ enum Cmd {
         /// With --churn: how many cycles (then the probes stay unregistered).
         #[arg(long, default_value_t = 100)]
         churn_cycles: u64,
-        /// Print the result as JSON on stdout (the plain report goes to stderr).
+        /// Write the report as one JSON object (where the text report would go).
         #[arg(long)]
         json: bool,
-        /// Write the report (text, or JSON with --json) to FILE instead of stderr/stdout.
+        /// Write the report (text, or JSON with --json) to FILE instead of stderr; `-' is
+        /// stdout, which the program's own output shares.
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
         /// Keep address randomisation on for the program (by default it is turned off, as gdb
@@ -49,7 +50,7 @@ enum Cmd {
         #[arg(required = true)]
         locations: Vec<String>,
         /// Program to run and its arguments (after `--`).
-        #[arg(last = true)]
+        #[arg(last = true, required = true)]
         program: Vec<OsString>,
     },
     /// Serve gdb's remote protocol (a drop-in for gdbserver).

@@ -57,8 +57,8 @@ fn churning_probes_while_two_threads_hit_them() {
     let all = format!("{}\n{stdout}\n{stderr}", out.text());
     assert!(all.contains("MARK:ok"), "every result right, no stray SIGTRAP:\n{all}");
     assert!(status.success(), "the program exited 0 ({status:?}):\n{all}");
-    // `--json` writes the report on stdout (after the program's own lines).
-    let json = stdout.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON report\n{all}"));
+    // `--json` writes the report where the text report goes: stderr.
+    let json = stderr.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON report\n{all}"));
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     for loc in ["f_emul", "f_step"] {
         let l = v["locations"].as_array().and_then(|ls| ls.iter().find(|l| l["location"] == loc));

@@ -320,7 +320,13 @@ fn xol_count_takes_a_pie_address_as_gdb_shows_it() {
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(&format!("{loc} is not mapped in process ")), "{err}");
+        assert!(err.contains("address randomisation is on for it"), "{err}");
     }
+    // Randomisation off (the default): an unmapped address is not blamed on it.
+    let o = xol_count(&["0x1234"], &prog, &["1", "1", "0"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("0x1234 is not mapped in process ") && !err.contains("randomisation"), "{err}");
 }
 
 #[test]
@@ -338,6 +344,22 @@ fn xol_count_arms_a_library_by_its_short_name() {
     assert!(o.status.success(), "{err}");
     assert!(
         err.contains("libnothere.so.1:f: 0 hits (none; never armed: pending until libnothere.so.1 is mapped)"),
+        "{err}"
+    );
+}
+
+/// A library the dynamic linker would find (libc) but a symbol it lacks: refused before the
+/// program runs (exit 2, nothing of the program's output), in gdb's `monitor count` too.
+#[test]
+fn xol_count_refuses_a_symbol_the_library_lacks_before_running() {
+    let prog = fixture_with("countthreads", FixtureOpts::PIE);
+    let o = xol_count(&["libc.so.6:no_such_symbol_xol"], &prog, &["5", "1", "0"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!text(&o.stdout).contains("MARK:start"), "the program must not run\n{}", text(&o.stdout));
+    assert!(
+        err.contains("cannot count libc.so.6:no_such_symbol_xol: ")
+            && err.contains("(where libc.so.6 would be loaded from): no symbol \"no_such_symbol_xol\""),
         "{err}"
     );
 }
@@ -436,7 +458,7 @@ fn a_fifo_or_a_device_as_probe_file_is_refused_at_once() {
 }
 
 #[test]
-fn xol_count_json_goes_to_stdout_or_a_file() {
+fn xol_count_json_goes_where_the_report_goes() {
     let prog = fixture_with("countthreads", FixtureOpts::PIE);
     let check = |json: &str| {
         let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
@@ -446,10 +468,16 @@ fn xol_count_json_goes_to_stdout_or_a_file() {
         assert_eq!(locs[0]["total"], 60, "{json}");
         assert!(v["traps"].as_u64().is_some_and(|t| t >= 60), "{json}");
     };
+    // Like the text report, on stderr: stdout is the program's alone.
     let o = xol_count(&["--json", "counted"], &prog, &["30", "2", "0"]);
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "{err}");
-    // The program's own output comes first on the same stdout; the report is the last line.
+    check(err.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON on stderr\n{err}")));
+    assert!(out.lines().all(|l| l.starts_with("MARK:")), "stdout is the program's output only\n{out}");
+    // `-o -`: stdout, after the program's own lines.
+    let o = xol_count(&["--json", "-o", "-", "counted"], &prog, &["30", "2", "0"]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{err}");
     check(out.lines().last().unwrap_or_default());
     assert!(!err.contains("\"locations\""), "nothing of the report on stderr\n{err}");
     let dir = tempfile::tempdir().expect("tempdir");

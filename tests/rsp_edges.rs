@@ -511,6 +511,25 @@ fn unknown_or_incomplete_monitor_commands_point_to_help() {
     }
 }
 
+/// `monitor help` lists each command once, one line each, and a setting without its value
+/// shows the current value rather than "unknown".
+#[test]
+fn monitor_help_lists_every_command_and_settings_show_their_value() {
+    let mut c = start(false);
+    let help = monitor(&mut c, "help");
+    for cmd in ["exit", "breakpoints", "threads", "stats", "count 0xADDR", "count FILE:SYMBOL", "uncount", "probes"] {
+        assert_eq!(help.lines().filter(|l| l.trim_start().starts_with(cmd)).count(), 1, "{cmd}: {help}");
+    }
+    for cmd in ["probe-mode [per-file|per-process]", "set step-mode [displaced|in-line]", "set debug 0|1"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(cmd) && l.contains(" -- ")), "{cmd}: {help}");
+    }
+    assert!(monitor(&mut c, "set step-mode").starts_with("step mode: displaced"));
+    assert_eq!(monitor(&mut c, "set step-mode in-line").trim(), "step mode: in-line");
+    assert!(monitor(&mut c, "set step-mode").starts_with("step mode: in-line"));
+    assert!(monitor(&mut c, "set").starts_with("usage: monitor set "));
+    assert!(monitor(&mut c, "probe-mode").starts_with("probe mode: per-process"));
+}
+
 // ---------------------------------------------------------------------------
 // Command line (item 10)
 // ---------------------------------------------------------------------------

@@ -11,8 +11,9 @@
 //! Address randomisation is turned off for the program (as gdb and `xol serve` do), so an
 //! address gdb showed is the address in this run; `--aslr` keeps it on.
 //!
-//! The counts go to stderr (the program's own output stays on stdout); `--json` writes them
-//! as one JSON object on stdout instead, for `| jq`; `-o FILE` writes either to FILE.
+//! The counts go to stderr (the program's own output stays on stdout, as with `perf stat`);
+//! `--json` makes them one JSON object; `-o FILE` writes either to FILE (`-o -`: stdout, shared
+//! with the program's output, so a program that prints needs a file for `jq`).
 //!
 //! SIGINT, SIGTERM or SIGHUP to xol (Ctrl-C reaches the whole foreground process group, the
 //! program included): xol detaches cleanly (every `int3` restored), prints what was counted,
@@ -39,9 +40,9 @@ pub struct CountOptions {
     pub churn: Option<Duration>,
     /// How many churn cycles (then the probes stay unregistered).
     pub churn_cycles: u64,
-    /// Print the result as JSON on stdout.
+    /// Print the result as one JSON object.
     pub json: bool,
-    /// Write the report to this file instead of stderr (JSON or text).
+    /// Write the report to this file instead of stderr (JSON or text); `-` is stdout.
     pub output: Option<std::path::PathBuf>,
     /// Keep address randomisation on (by default it is turned off, as gdb does).
     pub aslr: bool,
@@ -159,11 +160,12 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
 fn report(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, opts: &CountOptions) {
     let text = render(dbg, ids, opts.json);
     let written = match &opts.output {
-        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display())),
-        None if opts.json => {
+        Some(path) if path.as_os_str() == "-" => {
             use std::io::Write;
-            std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| format!("stdout: {e}"))
         }
+        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display())),
         None => {
             eprint!("{text}");
             Ok(())

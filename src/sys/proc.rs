@@ -57,3 +57,16 @@ pub fn is_alive_tid(tid: i32) -> bool {
     let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
     !matches!(state, None | Some('Z') | Some('X') | Some('x'))
 }
+
+/// Whether the kernel randomises the address space of `pid`: `Some(false)` when its
+/// personality has `ADDR_NO_RANDOMIZE` (as gdb, `xol serve` and `xol count` launch programs)
+/// or randomisation is off system-wide; `None` when it cannot be told.
+pub fn randomized(pid: i32) -> Option<bool> {
+    let system = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").ok()?;
+    if system.trim() == "0" {
+        return Some(false);
+    }
+    let p = std::fs::read_to_string(format!("/proc/{pid}/personality")).ok()?;
+    let flags = u64::from_str_radix(p.trim(), 16).ok()?;
+    Some(flags & libc::ADDR_NO_RANDOMIZE as u64 == 0)
+}

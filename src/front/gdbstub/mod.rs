@@ -234,7 +234,13 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
                 }
                 // gdbstub treats a malformed packet (or a failed request) as fatal. The session
                 // is not: answer with an error, as gdbserver does, and restart the engine.
-                log::warn!("bad request from gdb: {e}; replying E01");
+                if e.is_target_error() {
+                    // A request that failed (`run` with no program, ...): gdb shows its own message.
+                    let why = e.into_target_error().map(|t| t.to_string()).unwrap_or_default();
+                    log::info!("gdb's request failed: {why}; replying E01");
+                } else {
+                    log::warn!("bad request from gdb: {e}; replying E01");
+                }
                 let mut c = conn.0.borrow_mut();
                 let reply = c.error_reply();
                 if let Err(e) = c.write_raw(&reply) {

@@ -783,29 +783,9 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             }
             ["help"] => {
                 gdbstub::outputln!(out, "The following monitor commands are supported:");
-                gdbstub::outputln!(
-                    out,
-                    "  exit                 -- end the xol session (kills launched, detaches attached)"
-                );
-                gdbstub::outputln!(out, "  breakpoints          -- list xol's breakpoint insertions and their owners");
-                gdbstub::outputln!(out, "  threads              -- list threads with their names");
-                gdbstub::outputln!(out, "  stats                -- counters of the core");
-                gdbstub::outputln!(
-                    out,
-                    "  count LOCATION       -- count hits at LOCATION (0xADDR or a symbol) without stopping"
-                );
-                gdbstub::outputln!(out, "  uncount LOCATION     -- remove the counting probes at LOCATION");
-                gdbstub::outputln!(out, "  probes               -- list probes: location, plan kind, hits per process");
-                gdbstub::outputln!(out, "  set step-mode displaced|in-line -- how threads go past breakpoints");
-                gdbstub::outputln!(
-                    out,
-                    "  probe-mode [per-file|per-process] -- what new breakpoints and counting probes are"
-                );
-                gdbstub::outputln!(
-                    out,
-                    "  count FILE:SYMBOL | FILE:0xOFFSET -- a per-file counting probe (e.g. libc.so.6:puts)"
-                );
-                gdbstub::outputln!(out, "  set debug 0|1        -- xol's own logging to stderr");
+                for (cmd, what) in MONITOR_HELP {
+                    gdbstub::outputln!(out, "  {cmd:<34} -- {what}");
+                }
             }
             ["breakpoints"] => match self.pid {
                 Some(pid) => {
@@ -903,6 +883,16 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 }
                 _ => gdbstub::outputln!(out, "probe-mode is per-file or per-process"),
             },
+            ["set", "step-mode"] => {
+                let mode = match self.dbg.step_mode() {
+                    StepMode::Displaced => "displaced",
+                    StepMode::InLine => "in-line",
+                };
+                gdbstub::outputln!(out, "step mode: {mode} (monitor set step-mode displaced|in-line)");
+            }
+            ["set"] => {
+                gdbstub::outputln!(out, "usage: monitor set step-mode displaced|in-line, monitor set debug 0|1");
+            }
             ["set", "step-mode", m] => match *m {
                 "displaced" => {
                     self.dbg.set_step_mode(StepMode::Displaced);
@@ -944,6 +934,21 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
         Ok(())
     }
 }
+
+/// `monitor help`: every command with what it does.
+const MONITOR_HELP: [(&str, &str); 11] = [
+    ("exit", "end the xol session (kills launched, detaches attached)"),
+    ("breakpoints", "list xol's breakpoint insertions and their owners"),
+    ("threads", "list threads with their names"),
+    ("stats", "counters of the core"),
+    ("count 0xADDR | SYMBOL", "count hits at a place of this process, without stopping"),
+    ("count FILE:SYMBOL | FILE:0xOFFSET", "a per-file counting probe (e.g. libc.so.6:malloc)"),
+    ("uncount LOCATION", "remove the counting probes at LOCATION"),
+    ("probes", "list probes: location, plan, hits per process"),
+    ("probe-mode [per-file|per-process]", "show or set what new breakpoints and probes are"),
+    ("set step-mode [displaced|in-line]", "show or set how threads go past breakpoints"),
+    ("set debug 0|1", "xol's own logging to stderr"),
+];
 
 /// The answer to `monitor count`: where the new probe is armed and how hits go past it, or
 /// what it waits for.
