@@ -5,8 +5,8 @@
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
 use crate::inferior::{self, Inferior};
-pub use crate::inferior::{owner_label, HwKind, SpawnSpec, SyscallFilter};
 pub use crate::inferior::{Action, ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats, WaitOutcome};
+pub use crate::inferior::{HwKind, SpawnSpec, SyscallFilter};
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
 /// from the core's signalfd, polling, non-blocking and serial descriptors): the kernel calls
@@ -16,7 +16,7 @@ pub mod io {
 }
 use crate::probe::{Consumer, Scope};
 use crate::solib::{self, LibraryList};
-use crate::types::{FileSite, Owner, Pid, Tid, VirtAddr};
+use crate::types::{ClientId, FileSite, Owner, Pid, Tid, VirtAddr};
 use std::os::fd::BorrowedFd;
 pub use xol_arch::displaced::PlanKind;
 use xol_arch::regs::RegisterFile;
@@ -50,10 +50,10 @@ pub enum ProbeState {
         /// Why a mapped file of that name could not take the probe, if one could not.
         error: Option<String>,
     },
-    /// A gdb breakpoint gdb has removed (`z0`): gdb takes its breakpoints out whenever the
-    /// program stops (unless `set breakpoint always-inserted on`) and puts them back when it
-    /// resumes.
-    RemovedByGdb,
+    /// A client's per-file breakpoint that the client took out of its own process
+    /// ([`Debugger::withdraw_probe`]; gdb takes its breakpoints out whenever the program stops)
+    /// while it stays armed in the children xol follows.
+    Withdrawn,
     /// Per-file, its file known, but no traced process maps it now (they all ended, or
     /// unloaded it).
     Unmapped {
@@ -79,7 +79,7 @@ impl std::fmt::Display for ProbeState {
             ProbeState::Pending { file, error: Some(e) } => {
                 write!(f, "pending until {file} is mapped; the {file} mapped so far cannot take it: {e}")
             }
-            ProbeState::RemovedByGdb => write!(f, "removed by gdb while the program is stopped"),
+            ProbeState::Withdrawn => write!(f, "removed by its client while the program is stopped"),
             ProbeState::Unmapped { file } => write!(f, "no traced process maps {file} now"),
             ProbeState::ProcessGone(pid) => write!(f, "process {pid} has ended"),
         }
@@ -93,11 +93,11 @@ pub struct ProbeReport {
     pub id: u32,
     /// The location as given (a gdb breakpoint: its address).
     pub location: String,
-    /// A gdb breakpoint (made per-file by `monitor probe-mode per-file`), not a counting probe.
-    pub gdb: bool,
+    /// A client's breakpoint made per-file (hits reported to that client), not a counting probe.
+    pub reports_to: Option<ClientId>,
     /// Per-file (armed wherever its file is mapped) or per-process.
     pub per_file: bool,
-    /// Armed, pending, removed by gdb...
+    /// Armed, pending, withdrawn by its client...
     pub state: ProbeState,
     /// Where it is armed: (process, address).
     pub armed: Vec<(Pid, VirtAddr)>,
@@ -115,41 +115,6 @@ impl ProbeReport {
     /// Hits summed over the processes.
     pub fn total(&self) -> u64 {
         self.hits.iter().map(|(_, n)| n).sum()
-    }
-
-    /// The one-line form of `monitor probes`:
-    /// `ID KIND LOCATION at ADDRESSES [INSTRUCTION] plan PLAN hits TOTAL (PID:N ...) MODE armed in K`
-    /// where KIND is `count` or `gdb-breakpoint`, MODE `per-file` or `per-process`; a probe armed
-    /// nowhere reads `at - [STATE]` (`pending until libc.so.6 is mapped`, ...) and `plan -`.
-    pub fn line(&self) -> String {
-        let kind = if self.gdb { "gdb-breakpoint" } else { "count" };
-        let at = if self.armed.is_empty() {
-            format!("- [{}]", self.state)
-        } else {
-            let mut addrs: Vec<u64> = self.armed.iter().map(|(_, a)| a.0).collect();
-            addrs.sort_unstable();
-            addrs.dedup();
-            let mut shown: Vec<String> = addrs.iter().take(3).map(|a| format!("{a:#x}")).collect();
-            if addrs.len() > 3 {
-                shown.push(format!("+{} more", addrs.len() - 3));
-            }
-            format!("{} [{}]", shown.join(","), self.mnemonic)
-        };
-        let plan = match (&self.refusal, self.armed.is_empty()) {
-            (_, true) => "-".to_string(),
-            (Some(r), false) => format!("{} ({r})", self.plan),
-            (None, false) => self.plan.clone(),
-        };
-        let hits: Vec<String> = self.hits.iter().map(|(p, n)| format!("{p}:{n}")).collect();
-        format!(
-            "{} {kind} {} at {at} plan {plan} hits {} ({}) {} armed in {}",
-            self.id,
-            self.location,
-            self.total(),
-            if hits.is_empty() { "none".to_string() } else { hits.join(" ") },
-            if self.per_file { "per-file" } else { "per-process" },
-            self.armed.len()
-        )
     }
 }
 
@@ -212,12 +177,11 @@ fn split_file_location(location: &str) -> Result<Option<(&str, &str)>> {
 pub struct Debugger {
     inf: Inferior,
     mode: ProbeMode,
-    /// gdb breakpoints made per-file: (pid, address) -> probe id.
-    gdb_file_bps: std::collections::BTreeMap<(Pid, u64), u32>,
-    /// Per-file gdb breakpoints gdb removed (`z0`) but that stay armed in followed children
-    /// until gdb continues without inserting them again: gdb removes its breakpoints at every
-    /// stop and to step over one (`z0`, step, `Z0`), and children must not lose hits meanwhile.
-    gdb_file_parked: std::collections::BTreeMap<(Pid, u64), u32>,
+    /// The last [`ClientId`] handed out.
+    last_client: u32,
+    /// Per-file client breakpoints taken out of their client's process
+    /// ([`Debugger::withdraw_probe`]) and not put back yet.
+    withdrawn: std::collections::BTreeSet<u32>,
 }
 
 impl Debugger {
@@ -272,16 +236,22 @@ impl Debugger {
         self.inf.launched(pid)
     }
 
+    /// Register a front-end session: the owner of its breakpoints ([`Owner::Client`]) and the
+    /// consumer its per-file breakpoints report to.
+    pub fn new_client(&mut self) -> ClientId {
+        self.last_client += 1;
+        ClientId(self.last_client)
+    }
+
+    /// On detach, deliver the last signal a thread stopped with that the front-end never
+    /// passed on, when `pass` says so (the front-end's signal policy, e.g. gdb's `handle`
+    /// table). By default such a signal is not delivered.
+    pub fn set_pass_on_detach(&mut self, pass: fn(i32) -> bool) {
+        self.inf.pass_on_detach = Some(pass);
+    }
+
     /// Resume: explicit per-thread actions, and a default for the others (`None`: stay stopped).
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
-        // A continue (not just a step, as in gdb's step-over of a breakpoint) with a per-file
-        // gdb breakpoint still removed: gdb deleted it for good.
-        let continues = default.is_some_and(|a| !a.step) || actions.iter().any(|(_, a)| !a.step);
-        if continues && !self.gdb_file_parked.is_empty() {
-            for (_, id) in std::mem::take(&mut self.gdb_file_parked) {
-                self.inf.remove_probe(id)?;
-            }
-        }
         self.inf.resume(pid, actions, default)
     }
 
@@ -436,7 +406,7 @@ impl Debugger {
         let maps = self.inf.mappings(pid)?;
         let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else {
             // Only when the kernel randomises this process is "the address changed" a reason.
-            let aslr = match crate::sys::proc::randomized(pid.0) {
+            let aslr = match self.inf.randomized(pid) {
                 Some(false) => "",
                 Some(true) => "; address randomisation is on for it, so addresses of PIE programs and libraries change from run to run",
                 None => "; with address randomisation on, addresses of PIE programs and libraries change from run to run",
@@ -587,41 +557,31 @@ impl Debugger {
         self.inf.add_count_probe(pid, addr, location)
     }
 
-    /// A gdb breakpoint (`Z0`) at `addr`: per-process (an `Owner::Gdb` hold) or, in per-file
-    /// mode, a per-file probe whose hits are reported to gdb in its process and counted in
-    /// forked children.
-    pub fn insert_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<()> {
-        if let Some(id) = self.gdb_file_parked.remove(&(pid, addr.0)) {
-            // Back in gdb's process, the same probe: its hits (children's included) go on.
-            self.inf.rearm_probe_in(pid, id)?;
-            self.gdb_file_bps.insert((pid, addr.0), id);
-            return Ok(());
-        }
-        if self.mode == ProbeMode::PerFile && !self.gdb_file_bps.contains_key(&(pid, addr.0)) {
-            if let Some((site, path)) = self.inf.file_site(pid, addr)? {
-                let id = self.inf.add_probe(
-                    Scope::PerFile { site, path: path.map(Into::into).unwrap_or_default() },
-                    Consumer::Gdb,
-                    &addr.to_string(),
-                )?;
-                self.gdb_file_bps.insert((pid, addr.0), id);
-                return Ok(());
-            }
-        }
-        if self.gdb_file_bps.contains_key(&(pid, addr.0)) {
-            return Ok(());
-        }
-        self.inf.insert_breakpoint(pid, addr, Owner::Gdb)
+    /// A client's breakpoint at `addr` made per-file: a probe keyed by the place in the file,
+    /// armed in every traced process that maps it, whose hits stop and are reported to
+    /// `client` in the processes it debugs and are counted in the children xol follows on its
+    /// own. `None` when `addr` is not in a mapped file (the caller then inserts a per-process
+    /// breakpoint).
+    pub fn add_breakpoint_probe(&mut self, client: ClientId, pid: Pid, addr: VirtAddr) -> Result<Option<u32>> {
+        let Some((site, path)) = self.inf.file_site(pid, addr)? else { return Ok(None) };
+        let scope = Scope::PerFile { site, path: path.map(Into::into).unwrap_or_default() };
+        self.inf.add_probe(scope, Consumer::Report(client), &addr.to_string()).map(Some)
     }
 
-    /// Remove gdb's breakpoint at `addr` (`z0`); other owners' holds stay. False if gdb had none.
-    pub fn remove_gdb_breakpoint(&mut self, pid: Pid, addr: VirtAddr) -> Result<bool> {
-        if let Some(id) = self.gdb_file_bps.remove(&(pid, addr.0)) {
-            // Out of gdb's process at once; kept in children until gdb continues without it.
-            self.gdb_file_parked.insert((pid, addr.0), id);
-            return self.inf.disarm_probe_in(pid, id);
+    /// Take a per-file probe out of one process only (its client removed it there): it stays
+    /// armed elsewhere and reads [`ProbeState::Withdrawn`]. False if there is no such probe.
+    pub fn withdraw_probe(&mut self, pid: Pid, id: u32) -> Result<bool> {
+        let found = self.inf.disarm_probe_in(pid, id)?;
+        if found {
+            self.withdrawn.insert(id);
         }
-        self.inf.remove_breakpoint(pid, addr, Owner::Gdb)
+        Ok(found)
+    }
+
+    /// Arm a withdrawn per-file probe in `pid` again. False if there is no such probe.
+    pub fn restore_probe(&mut self, pid: Pid, id: u32) -> Result<bool> {
+        self.withdrawn.remove(&id);
+        self.inf.rearm_probe_in(pid, id)
     }
 
     /// Remove the probes at `location` (as given to [`Debugger::count`], or its address).
@@ -641,8 +601,7 @@ impl Debugger {
 
     /// Remove a probe by id; false if there is none.
     pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
-        self.gdb_file_bps.retain(|_, v| *v != id);
-        self.gdb_file_parked.retain(|_, v| *v != id);
+        self.withdrawn.remove(&id);
         self.inf.remove_probe(id)
     }
 
@@ -672,7 +631,7 @@ impl Debugger {
         self.inf.probes()
     }
 
-    /// Every probe (counting probes and per-file gdb breakpoints) with where it stands, for
+    /// Every probe (counting probes and per-file client breakpoints) with where it stands, for
     /// `monitor probes` and `xol count`.
     pub fn probe_reports(&self) -> Vec<ProbeReport> {
         let snap = self.inf.probe_table().snapshot();
@@ -681,13 +640,16 @@ impl Debugger {
             .into_iter()
             .map(|p| {
                 let pr = snap.get(p.id);
-                let gdb = pr.is_some_and(|pr| pr.consumer == Consumer::Gdb);
+                let reports_to = pr.and_then(|pr| match pr.consumer {
+                    Consumer::Report(c) => Some(c),
+                    Consumer::Count => None,
+                });
                 let state = match pr.map(|pr| &pr.scope) {
                     _ if !p.armed.is_empty() => ProbeState::Armed,
                     Some(Scope::Pending { file, error, .. }) => {
                         ProbeState::Pending { file: file.clone(), error: error.clone() }
                     }
-                    _ if gdb && self.gdb_file_parked.values().any(|id| *id == p.id) => ProbeState::RemovedByGdb,
+                    _ if self.withdrawn.contains(&p.id) => ProbeState::Withdrawn,
                     // Not mapped yet in the processes there are (once they are all gone, it is
                     // only not mapped now).
                     Some(Scope::PerFile { path, .. }) if p.hits.is_empty() && !self.inf.pids().is_empty() => {
@@ -700,7 +662,7 @@ impl Debugger {
                 ProbeReport {
                     id: p.id,
                     location: p.location,
-                    gdb,
+                    reports_to,
                     per_file: p.mode == "per-file",
                     state,
                     armed: p.armed,
@@ -774,41 +736,5 @@ mod tests {
         let e = split_file_location("prog.c:15").unwrap_err().to_string();
         assert!(e.contains("FILE:LINE locations are not supported yet"), "{e}");
         assert!(split_file_location("prog:").is_err());
-    }
-
-    #[test]
-    fn probe_lines_say_what_each_probe_is() {
-        let mut r = ProbeReport {
-            id: 2,
-            location: "libc.so.6:puts".into(),
-            gdb: false,
-            per_file: true,
-            state: ProbeState::Pending { file: "libc.so.6".into(), error: None },
-            armed: vec![],
-            mnemonic: String::new(),
-            plan: "not armed".into(),
-            refusal: None,
-            hits: vec![],
-        };
-        assert_eq!(
-            r.line(),
-            "2 count libc.so.6:puts at - [pending until libc.so.6 is mapped] plan - hits 0 (none) per-file armed in 0"
-        );
-        r.state = ProbeState::Armed;
-        r.armed = vec![(Pid(10), VirtAddr(0x20)), (Pid(11), VirtAddr(0x20)), (Pid(12), VirtAddr(0x30))];
-        r.mnemonic = "push".into();
-        r.plan = "emulate".into();
-        r.hits = vec![(Pid(10), 3), (Pid(11), 4)];
-        assert_eq!(
-            r.line(),
-            "2 count libc.so.6:puts at 0x20,0x30 [push] plan emulate hits 7 (10:3 11:4) per-file armed in 3"
-        );
-        r.gdb = true;
-        r.location = "0x20".into();
-        r.armed.clear();
-        r.state = ProbeState::RemovedByGdb;
-        assert!(r
-            .line()
-            .starts_with("2 gdb-breakpoint 0x20 at - [removed by gdb while the program is stopped] plan - "));
     }
 }

@@ -15,11 +15,22 @@ pub struct Tid(pub i32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VirtAddr(pub u64);
 
+/// A front-end session driving the core (a gdb connection, a REPL, a tool run), as the
+/// session API registered it ([`crate::debugger::Debugger::new_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u32);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {}", self.0)
+    }
+}
+
 /// Who asked for a breakpoint insertion. Removing one owner never disarms another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Owner {
-    /// gdb, through the remote protocol (`Z0`).
-    Gdb,
+    /// A client's breakpoint (gdb's `Z0`, a REPL's `break`): a hit stops and is reported.
+    Client(ClientId),
     /// A counting or tracing probe, by id.
     Probe(u32),
     /// xol itself (e.g. the dynamic linker's event breakpoint).

@@ -360,7 +360,7 @@ impl Inferior {
                     mode: if pr.per_file() { "per-file" } else { "per-process" },
                     consumer: match pr.consumer {
                         Consumer::Count => "count",
-                        Consumer::Gdb => "gdb",
+                        Consumer::Report(_) => "report",
                     },
                     armed,
                     mnemonic,

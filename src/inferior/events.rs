@@ -1073,7 +1073,7 @@ impl Inferior {
         // (Borrowed, not cloned: the trap path allocates nothing.)
         let (internal, gdb) = {
             let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map_or(&[][..], |i| &i.owners);
-            (owners.contains(&Owner::Internal), self.reports_to_gdb(pid, owners))
+            (owners.contains(&Owner::Internal), self.reports_hit(pid, owners))
         };
         if internal && !stopping {
             // The dynamic linker's r_brk: the library list is changing.

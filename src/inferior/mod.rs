@@ -21,7 +21,7 @@ mod probes;
 
 use crate::step::Slots;
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
-use crate::types::{Owner, Pid, Tid};
+use crate::types::{Pid, Tid};
 use std::collections::BTreeMap;
 use xol_arch::regs::RegisterFile;
 
@@ -246,6 +246,10 @@ pub struct Inferior {
     maps_ended: crate::maps::MapsStats,
     /// Signals delivered to a running thread at once, without a stop (gdb's `QPassSignals`).
     pub pass_signals: std::collections::BTreeSet<i32>,
+    /// On detach, whether the last signal a thread stopped with, never passed on by the
+    /// front-end, is delivered (the front-end's signal policy, e.g. gdb's `handle` table);
+    /// `None`: it is not.
+    pub pass_on_detach: Option<fn(i32) -> bool>,
     /// Followed children whose exit is being handled (so it is not reported).
     followed_gone: std::collections::BTreeSet<Pid>,
     /// Hits of counting probes: (probe id, pid) -> hits. Kept after the process ends.
@@ -458,6 +462,11 @@ impl Inferior {
         Ok(sys::proc::exe(pid.0)?)
     }
 
+    /// Whether the kernel randomises `pid`'s address space (`None`: cannot be told).
+    pub fn randomized(&self, pid: Pid) -> Option<bool> {
+        sys::proc::randomized(pid.0)
+    }
+
     /// True if `pid` is a forked child xol follows on its own (not the front-end's process).
     pub fn is_followed(&self, pid: Pid) -> bool {
         self.procs.get(&pid).is_some_and(|p| p.followed)
@@ -483,7 +492,7 @@ impl Inferior {
             let sig = match t.pending {
                 Some(StopKind::Signal(s)) => s,
                 _ if t.deferred_sig != 0 => t.deferred_sig,
-                _ if passes_on_detach(t.last_signal) => t.last_signal,
+                _ if t.last_signal != 0 && self.pass_on_detach.is_some_and(|f| f(t.last_signal)) => t.last_signal,
                 _ => 0,
             };
             match ptrace::detach(*tid, sig) {
@@ -549,18 +558,4 @@ impl Inferior {
 /// signalfd (see `sys::signals`); call once before tracing.
 pub fn init_signals() -> std::io::Result<()> {
     sys::signals::init()
-}
-
-/// Whether gdb's default `handle` table passes this signal to the program.
-fn passes_on_detach(sig: i32) -> bool {
-    sig != 0 && sig != libc::SIGTRAP && sig != libc::SIGINT && sig != libc::SIGSTOP
-}
-
-/// Interpret a thread id as belonging to `pid` for register access checks.
-pub fn owner_label(o: Owner) -> &'static str {
-    match o {
-        Owner::Gdb => "gdb",
-        Owner::Probe(_) => "probe",
-        Owner::Internal => "internal",
-    }
 }

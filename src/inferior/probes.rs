@@ -254,15 +254,16 @@ impl Inferior {
         s
     }
 
-    /// Is this consumer gdb's, in the process gdb debugs? (Then a hit is reported.)
-    pub(super) fn reports_to_gdb(&self, pid: Pid, owners: &[Owner]) -> bool {
+    /// Is a hit here a client's, in a process the client debugs? (Then it stops and is
+    /// reported; a forked child xol follows on its own only counts.)
+    pub(super) fn reports_hit(&self, pid: Pid, owners: &[Owner]) -> bool {
         if self.procs.get(&pid).is_none_or(|p| p.followed) {
             return false;
         }
         let snap = self.table.snapshot();
         owners.iter().any(|o| match o {
-            Owner::Gdb => true,
-            Owner::Probe(id) => snap.get(*id).is_some_and(|p| p.consumer == Consumer::Gdb),
+            Owner::Client(_) => true,
+            Owner::Probe(id) => snap.get(*id).is_some_and(|p| matches!(p.consumer, Consumer::Report(_))),
             Owner::Internal => false,
         })
     }

@@ -17,7 +17,7 @@
 //! file, forked children, exec'd programs and libraries loaded later included) or
 //! **per-process** (an address in one address space). Who consumes its hits is its [`Consumer`].
 
-use crate::types::{FileSite, Pid, VirtAddr};
+use crate::types::{ClientId, FileSite, Pid, VirtAddr};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,9 +60,9 @@ pub enum Scope {
 pub enum Consumer {
     /// Count it; stop nothing.
     Count,
-    /// A gdb breakpoint: report it when it is hit in the process gdb debugs; elsewhere (a
-    /// forked child) count it.
-    Gdb,
+    /// A client's breakpoint made per-file: report it (stop) when it is hit in a process the
+    /// client debugs; elsewhere (a forked child xol follows on its own) count it.
+    Report(ClientId),
 }
 
 /// One probe.

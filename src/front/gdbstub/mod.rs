@@ -7,6 +7,7 @@
 //! process: the protocol engine is restarted on the same connection after an exit or detach.
 
 pub mod arch;
+pub mod breakpoints;
 pub mod conn;
 mod host_io;
 pub mod signals;
@@ -257,13 +258,7 @@ pub fn run_session(target: &mut XolTarget, conn: SharedConn) -> SessionEnd {
 /// program that runs keeps running.
 fn forget_lost_client(target: &mut XolTarget) {
     let Some(pid) = target.pid else { return };
-    for (addr, owners) in target.dbg.breakpoints(pid) {
-        if owners.contains(&crate::types::Owner::Gdb) {
-            if let Err(e) = target.dbg.remove_gdb_breakpoint(pid, addr) {
-                log::warn!("removing the lost client's breakpoint at {:#x}: {e}", addr.0);
-            }
-        }
-    }
+    target.bps.forget(&mut target.dbg, pid);
     if let Err(e) = target.dbg.clear_hw(pid) {
         log::warn!("removing the lost client's watchpoints: {e}");
     }

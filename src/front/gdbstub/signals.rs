@@ -1,5 +1,6 @@
 //! Linux signal numbers <-> gdb's target-independent signal numbers (`enum gdb_signal`), which
-//! is what the remote protocol carries (`T1e` is SIGUSR1, Linux's 10).
+//! is what the remote protocol carries (`T1e` is SIGUSR1, Linux's 10); and gdb's default
+//! `handle` table where xol must apply it itself (on detach).
 
 /// (Linux number, gdb number) for the classic signals.
 const TABLE: &[(i32, u8)] = &[
@@ -68,6 +69,12 @@ pub fn from_gdb(sig: u8) -> i32 {
         78 => 64,
         _ => 0,
     }
+}
+
+/// Whether gdb's default `handle` table passes this (Linux) signal to the program: all but
+/// SIGTRAP and SIGINT (gdb's own) and SIGSTOP.
+pub fn passes_on_detach(sig: i32) -> bool {
+    sig != 0 && sig != libc::SIGTRAP && sig != libc::SIGINT && sig != libc::SIGSTOP
 }
 
 #[cfg(test)]

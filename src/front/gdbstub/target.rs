@@ -82,6 +82,8 @@ pub struct XolTarget {
     pub running: bool,
     /// The current `m` request stopped short (unreadable memory): its later chunks read nothing.
     m_short: bool,
+    /// gdb's breakpoints, gdb being one client of the core.
+    pub bps: super::breakpoints::GdbBreakpoints,
 }
 
 fn tid_of(t: gdbstub::common::Tid) -> Tid {
@@ -112,9 +114,14 @@ macro_rules! tri {
 
 impl XolTarget {
     /// A target with nothing traced yet.
-    pub fn new(dbg: Debugger, cfg: ServeConfig, exit_requested: Arc<AtomicBool>) -> XolTarget {
+    pub fn new(mut dbg: Debugger, cfg: ServeConfig, exit_requested: Arc<AtomicBool>) -> XolTarget {
+        // gdb's `handle` defaults: a signal the program stopped with and gdb never passed on
+        // is delivered on detach unless gdb keeps it from the program by default.
+        dbg.set_pass_on_detach(super::signals::passes_on_detach);
+        let bps = super::breakpoints::GdbBreakpoints::new(&mut dbg);
         XolTarget {
             dbg,
+            bps,
             pid: None,
             cfg,
             actions: Vec::new(),
@@ -404,6 +411,8 @@ impl MultiThreadResume for XolTarget {
     fn resume(&mut self) -> Result<(), Self::Error> {
         let Some(pid) = self.pid else { return Err("no process to resume".into()) };
         let actions = std::mem::take(&mut self.actions);
+        let continues = self.default_action.is_some_and(|a| !a.step) || actions.iter().any(|(_, a)| !a.step);
+        self.bps.before_resume(&mut self.dbg, continues).map_err(|e| e.to_string())?;
         self.dbg.resume(pid, &actions, self.default_action).map_err(|e| e.to_string())
     }
 
@@ -537,13 +546,13 @@ impl HwWatchpoint for XolTarget {
 impl SwBreakpoint for XolTarget {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        tri!(self.dbg.insert_gdb_breakpoint(pid, VirtAddr(addr)));
+        tri!(self.bps.insert(&mut self.dbg, pid, VirtAddr(addr)));
         Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
         let pid = self.cur()?;
-        Ok(tri!(self.dbg.remove_gdb_breakpoint(pid, VirtAddr(addr))))
+        Ok(tri!(self.bps.remove(&mut self.dbg, pid, VirtAddr(addr))))
     }
 }
 
@@ -790,7 +799,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             ["breakpoints"] => match self.pid {
                 Some(pid) => {
                     for (a, owners) in self.dbg.breakpoints(pid) {
-                        let o: Vec<&str> = owners.iter().map(|o| crate::debugger::owner_label(*o)).collect();
+                        let o: Vec<String> = owners.iter().map(|o| self.bps.owner_label(*o)).collect();
                         gdbstub::outputln!(out, "{a}  owners: {}", o.join(","));
                     }
                 }
@@ -862,7 +871,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                     gdbstub::outputln!(out, "no probes");
                 }
                 for p in probes {
-                    gdbstub::outputln!(out, "{}", p.line());
+                    gdbstub::outputln!(out, "{}", super::breakpoints::probe_line(&p));
                 }
             }
             ["probe-mode"] => {

@@ -335,6 +335,8 @@ struct Layout {
 /// One launched host program, stopped at `main`.
 struct Host {
     dbg: Debugger,
+    /// This tool, as a client of the core (the owner of its breakpoints).
+    me: Owner,
     pid: Pid,
     tid: Tid,
     base: RegisterFile,
@@ -368,6 +370,7 @@ fn scratch_fill(start: u64, len: u64) -> Vec<u8> {
 impl Host {
     fn launch(program: &[OsString], want_libc: bool) -> anyhow::Result<(Host, Layout)> {
         let mut dbg = Debugger::new();
+        let me = Owner::Client(dbg.new_client());
         let spec = LaunchSpec {
             argv: program.to_vec(),
             wrapper: Vec::new(),
@@ -379,13 +382,13 @@ impl Host {
         let pid = dbg.launch(&spec).map_err(|e| err(format!("cannot launch the program: {e}")))?;
         let tid = pid.leader();
         let main = dbg.resolve_location(pid, "main").map_err(|e| err(format!("no main: {e}")))?;
-        dbg.insert_breakpoint(pid, main, Owner::Gdb).map_err(|e| err(format!("breakpoint at main: {e}")))?;
+        dbg.insert_breakpoint(pid, main, me).map_err(|e| err(format!("breakpoint at main: {e}")))?;
         dbg.resume(pid, &[], Some(Action::CONTINUE)).map_err(|e| err(format!("resume: {e}")))?;
         match dbg.wait(None).map_err(|e| err(format!("wait: {e}")))? {
             WaitOutcome::Stopped(ev) if ev.kind == StopKind::Breakpoint && ev.tid == tid => {}
             other => return Err(err(format!("the program did not stop at main ({main}): {other:?}"))),
         }
-        dbg.remove_breakpoint(pid, main, Owner::Gdb).map_err(|e| err(format!("removing main's breakpoint: {e}")))?;
+        dbg.remove_breakpoint(pid, main, me).map_err(|e| err(format!("removing main's breakpoint: {e}")))?;
         let base = dbg.read_registers(tid).map_err(|e| err(format!("registers: {e}")))?;
 
         let exe = dbg.exe(pid).map_err(|e| err(format!("executable: {e}")))?;
@@ -425,7 +428,7 @@ impl Host {
             libc = Some((lib.name.clone(), lib.l_addr));
         }
         let layout = Layout { main: main.0, scratch, regions: merge_ranges(ranges), libc, exe };
-        let mut host = Host { dbg, pid, tid, base, regions: Vec::new(), used: HashSet::new() };
+        let mut host = Host { dbg, me, pid, tid, base, regions: Vec::new(), used: HashSet::new() };
         host.setup_memory(&layout)?;
         Ok((host, layout))
     }
@@ -923,12 +926,12 @@ fn check_one(host: &mut Host, layout: &Layout, c: &Candidate) -> Result<Checked,
             let falls_through = reference.kind == StopKind::Step && reference.regs.gp.rip == next;
             if falls_through && host.dbg.breakpoints(host.pid).iter().all(|(a, _)| a.0 != next) {
                 host.dbg
-                    .insert_breakpoint(host.pid, VirtAddr(next), Owner::Gdb)
+                    .insert_breakpoint(host.pid, VirtAddr(next), host.me)
                     .map_err(|e| Broken(format!("insert: {e}")))?;
                 host.used.insert(next);
                 let before = host.dbg.step_stats();
                 let cont = run_continue(host, &synth);
-                let removed = host.dbg.remove_breakpoint(host.pid, VirtAddr(next), Owner::Gdb);
+                let removed = host.dbg.remove_breakpoint(host.pid, VirtAddr(next), host.me);
                 let cont = cont?;
                 removed.map_err(|e| Broken(format!("remove: {e}")))?;
                 let (emu, boost, ool, inl) = stats_delta(before, host.dbg.step_stats());
