@@ -21,10 +21,129 @@ use std::os::fd::BorrowedFd;
 pub use xol_arch::displaced::PlanKind;
 use xol_arch::regs::RegisterFile;
 
-pub use crate::inferior::{Error, StopEvent, StopKind};
+pub use crate::inferior::{StopEvent, StopKind};
 
-/// Result of a facade call.
-pub type Result<T> = inferior::Result<T>;
+/// What failed in a session call. Each variant names the failure in the session's terms (a
+/// process, a thread, an address, a debug register); no kernel error type crosses this line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No traced process with this pid.
+    #[error("no traced process {0}")]
+    NoProcess(Pid),
+    /// No traced thread with this tid.
+    #[error("no traced thread {0}")]
+    NoThread(Tid),
+    /// The thread or process ended under the request (the kernel said ESRCH).
+    #[error("{what} on {tid}: the thread has ended")]
+    Gone {
+        /// What was being done (the kernel call).
+        what: &'static str,
+        /// The thread.
+        tid: Tid,
+    },
+    /// Memory at this address could not be read or written.
+    #[error("memory at {addr}: {source}")]
+    Memory {
+        /// The address.
+        addr: VirtAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The memory of a process could not be opened at all (`/proc/PID/mem`).
+    #[error("cannot open the memory of process {pid}: {source}")]
+    OpenMemory {
+        /// The process.
+        pid: Pid,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The four debug registers cannot hold the hardware breakpoint or watchpoint.
+    #[error("{addr}+{len:#x} needs more than the {free} free debug register(s)")]
+    NoDebugRegister {
+        /// The start of the region.
+        addr: VirtAddr,
+        /// Its length.
+        len: u64,
+        /// Debug registers that were free.
+        free: usize,
+    },
+    /// The program could not be started.
+    #[error(transparent)]
+    Launch(#[from] inferior::SpawnError),
+    /// Attaching failed.
+    #[error("cannot attach to process {pid}: {why}")]
+    Attach {
+        /// The process.
+        pid: Pid,
+        /// Why, with a hint.
+        why: String,
+    },
+    /// A location (symbol, address, FILE:SYMBOL) that cannot be resolved or cannot take a
+    /// probe, with the reason.
+    #[error("{0}")]
+    Location(String),
+    /// A request on a thread failed in the kernel for another reason.
+    #[error("{what} on {tid}: {why}")]
+    Kernel {
+        /// What was being done (the kernel call).
+        what: &'static str,
+        /// The thread.
+        tid: Tid,
+        /// The kernel's reason.
+        why: String,
+        /// Its errno.
+        errno: i32,
+    },
+    /// Any other I/O failure (polling, reading `/proc`).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The errno that best says what failed, for front-ends that answer with one (gdb's
+    /// `Exx`): ESRCH for what has ended or is not traced, EIO for memory, ENOSPC for debug
+    /// registers, the kernel's own otherwise.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NoProcess(_) | Error::NoThread(_) | Error::Gone { .. } => libc::ESRCH,
+            Error::Memory { .. } | Error::OpenMemory { .. } => libc::EIO,
+            Error::NoDebugRegister { .. } => libc::ENOSPC,
+            Error::Kernel { errno, .. } => *errno,
+            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            Error::Launch(_) | Error::Attach { .. } | Error::Location(_) => libc::EINVAL,
+        }
+    }
+
+    /// The thread or process the request was about has ended or is not traced.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::NoProcess(_) | Error::NoThread(_) | Error::Gone { .. })
+    }
+}
+
+impl From<inferior::Error> for Error {
+    fn from(e: inferior::Error) -> Error {
+        match e {
+            inferior::Error::Sys(s) if s.is_gone() => Error::Gone { what: s.op, tid: Tid(s.tid) },
+            inferior::Error::Sys(s) => {
+                Error::Kernel { what: s.op, tid: Tid(s.tid), why: s.errno.desc().to_string(), errno: s.errno as i32 }
+            }
+            inferior::Error::NoProcess(p) => Error::NoProcess(p),
+            inferior::Error::NoThread(t) => Error::NoThread(t),
+            inferior::Error::Mem { addr, source } => Error::Memory { addr: VirtAddr(addr), source },
+            inferior::Error::OpenMem { pid, source } => Error::OpenMemory { pid, source },
+            inferior::Error::NoDebugRegister { addr, len, free } => {
+                Error::NoDebugRegister { addr: VirtAddr(addr), len, free }
+            }
+            inferior::Error::Spawn(e) => Error::Launch(e),
+            inferior::Error::Attach { pid, why } => Error::Attach { pid: Pid(pid), why },
+            inferior::Error::Io(e) => Error::Io(e),
+            inferior::Error::Location(s) => Error::Location(s),
+        }
+    }
+}
+
+/// Result of a session call.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// What new gdb breakpoints and new counting probes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,22 +317,22 @@ impl Debugger {
 
     /// Start a program, stopped at its first instruction.
     pub fn launch(&mut self, spec: &SpawnSpec) -> Result<Pid> {
-        self.inf.launch(spec)
+        Ok(self.inf.launch(spec)?)
     }
 
     /// Attach to a running process; all its threads are stopped on return.
     pub fn attach(&mut self, pid: Pid) -> Result<()> {
-        self.inf.attach(pid)
+        Ok(self.inf.attach(pid)?)
     }
 
     /// Detach: breakpoint bytes restored, the process runs on.
     pub fn detach(&mut self, pid: Pid) -> Result<()> {
-        self.inf.detach(pid)
+        Ok(self.inf.detach(pid)?)
     }
 
     /// Kill a process.
     pub fn kill(&mut self, pid: Pid) -> Result<()> {
-        self.inf.kill(pid)
+        Ok(self.inf.kill(pid)?)
     }
 
     /// Kill what xol launched, detach what it attached (disconnect, termination).
@@ -252,23 +371,23 @@ impl Debugger {
 
     /// Resume: explicit per-thread actions, and a default for the others (`None`: stay stopped).
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
-        self.inf.resume(pid, actions, default)
+        Ok(self.inf.resume(pid, actions, default)?)
     }
 
     /// Wait for a stop, input on `input`, or a termination request.
     pub fn wait(&mut self, input: Option<BorrowedFd<'_>>) -> Result<WaitOutcome> {
-        self.inf.wait(input)
+        Ok(self.inf.wait(input)?)
     }
 
     /// [`Debugger::wait`] with a timeout ([`WaitOutcome::Timeout`]); probe hits and other
     /// internal events are handled meanwhile.
     pub fn wait_timeout(&mut self, input: Option<BorrowedFd<'_>>, timeout: std::time::Duration) -> Result<WaitOutcome> {
-        self.inf.wait_for(input, Some(timeout))
+        Ok(self.inf.wait_for(input, Some(timeout))?)
     }
 
     /// Interrupt a running process as Ctrl-C would (SIGINT).
     pub fn interrupt(&mut self, pid: Pid) -> Result<()> {
-        self.inf.interrupt(pid)
+        Ok(self.inf.interrupt(pid)?)
     }
 
     /// Threads of a process.
@@ -288,47 +407,47 @@ impl Debugger {
 
     /// Read all registers of a thread.
     pub fn read_registers(&self, tid: Tid) -> Result<RegisterFile> {
-        self.inf.read_regs(tid)
+        Ok(self.inf.read_regs(tid)?)
     }
 
     /// Write all registers of a thread.
     pub fn write_registers(&self, tid: Tid, regs: &RegisterFile) -> Result<()> {
-        self.inf.write_regs(tid, regs)
+        Ok(self.inf.write_regs(tid, regs)?)
     }
 
     /// Read memory (xol's breakpoints masked). Returns the number of bytes readable.
     pub fn read_memory(&self, pid: Pid, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
-        self.inf.read_memory(pid, addr, buf)
+        Ok(self.inf.read_memory(pid, addr, buf)?)
     }
 
     /// Write memory (xol's breakpoints kept).
     pub fn write_memory(&mut self, pid: Pid, addr: VirtAddr, data: &[u8]) -> Result<()> {
-        self.inf.write_memory(pid, addr, data)
+        Ok(self.inf.write_memory(pid, addr, data)?)
     }
 
     /// Insert a software breakpoint owned by `owner`.
     pub fn insert_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<()> {
-        self.inf.insert_breakpoint(pid, addr, owner)
+        Ok(self.inf.insert_breakpoint(pid, addr, owner)?)
     }
 
     /// Drop `owner`'s hold on a breakpoint; false if it had none.
     pub fn remove_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<bool> {
-        self.inf.remove_breakpoint(pid, addr, owner)
+        Ok(self.inf.remove_breakpoint(pid, addr, owner)?)
     }
 
     /// Insert a hardware breakpoint (`HwKind::Exec`) or watchpoint.
     pub fn insert_hw(&mut self, pid: Pid, addr: VirtAddr, len: u64, kind: HwKind) -> Result<()> {
-        self.inf.insert_hw(pid, addr.0, len, kind)
+        Ok(self.inf.insert_hw(pid, addr.0, len, kind)?)
     }
 
     /// Remove a hardware breakpoint or watchpoint; false if there was none.
     pub fn remove_hw(&mut self, pid: Pid, addr: VirtAddr, len: u64, kind: HwKind) -> Result<bool> {
-        self.inf.remove_hw(pid, addr.0, len, kind)
+        Ok(self.inf.remove_hw(pid, addr.0, len, kind)?)
     }
 
     /// Remove every hardware breakpoint and watchpoint of a process.
     pub fn clear_hw(&mut self, pid: Pid) -> Result<()> {
-        self.inf.clear_hw(pid)
+        Ok(self.inf.clear_hw(pid)?)
     }
 
     /// The breakpoints of a process with their owners.
@@ -338,17 +457,17 @@ impl Debugger {
 
     /// Stop at syscalls (`Some`) or not (`None`).
     pub fn set_catch_syscalls(&mut self, pid: Pid, filter: Option<SyscallFilter>) -> Result<()> {
-        self.inf.set_catch_syscalls(pid, filter)
+        Ok(self.inf.set_catch_syscalls(pid, filter)?)
     }
 
     /// The raw auxiliary vector.
     pub fn auxv(&self, pid: Pid) -> Result<Vec<u8>> {
-        self.inf.auxv(pid)
+        Ok(self.inf.auxv(pid)?)
     }
 
     /// The executable.
     pub fn exe(&self, pid: Pid) -> Result<std::path::PathBuf> {
-        self.inf.exe(pid)
+        Ok(self.inf.exe(pid)?)
     }
 
     /// The loaded shared libraries, from the dynamic linker's `r_debug`.
@@ -546,15 +665,16 @@ impl Debugger {
         if self.mode == ProbeMode::PerFile || file_form {
             return match self.file_target(pid, location)? {
                 FileTarget::Site(site, path) => {
-                    self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location)
+                    self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location).map_err(Into::into)
                 }
-                FileTarget::Pending { file, what } => {
-                    self.inf.add_probe(Scope::Pending { file, what, error: None }, Consumer::Count, location)
-                }
+                FileTarget::Pending { file, what } => self
+                    .inf
+                    .add_probe(Scope::Pending { file, what, error: None }, Consumer::Count, location)
+                    .map_err(Into::into),
             };
         }
         let addr = self.checked_address(pid, location)?;
-        self.inf.add_count_probe(pid, addr, location)
+        Ok(self.inf.add_count_probe(pid, addr, location)?)
     }
 
     /// A client's breakpoint at `addr` made per-file: a probe keyed by the place in the file,
@@ -565,7 +685,8 @@ impl Debugger {
     pub fn add_breakpoint_probe(&mut self, client: ClientId, pid: Pid, addr: VirtAddr) -> Result<Option<u32>> {
         let Some((site, path)) = self.inf.file_site(pid, addr)? else { return Ok(None) };
         let scope = Scope::PerFile { site, path: path.map(Into::into).unwrap_or_default() };
-        self.inf.add_probe(scope, Consumer::Report(client), &addr.to_string()).map(Some)
+        let id = self.inf.add_probe(scope, Consumer::Report(client), &addr.to_string())?;
+        Ok(Some(id))
     }
 
     /// Take a per-file probe out of one process only (its client removed it there): it stays
@@ -581,7 +702,7 @@ impl Debugger {
     /// Arm a withdrawn per-file probe in `pid` again. False if there is no such probe.
     pub fn restore_probe(&mut self, pid: Pid, id: u32) -> Result<bool> {
         self.withdrawn.remove(&id);
-        self.inf.rearm_probe_in(pid, id)
+        Ok(self.inf.rearm_probe_in(pid, id)?)
     }
 
     /// Remove the probes at `location` (as given to [`Debugger::count`], or its address).
@@ -602,7 +723,7 @@ impl Debugger {
     /// Remove a probe by id; false if there is none.
     pub fn remove_probe(&mut self, id: u32) -> Result<bool> {
         self.withdrawn.remove(&id);
-        self.inf.remove_probe(id)
+        Ok(self.inf.remove_probe(id)?)
     }
 
     /// Signals (Linux numbers) to deliver to a running thread at once, without stopping or
@@ -687,7 +808,7 @@ impl Debugger {
 
     /// Send `sig` to a process xol has detached from (a signal meant for the program too).
     pub fn signal_detached(&self, pid: Pid, sig: i32) -> Result<()> {
-        self.inf.signal_untraced(pid, sig)
+        Ok(self.inf.signal_untraced(pid, sig)?)
     }
 
     /// The plan kind chosen for the breakpoint at `addr`, if one is inserted there.
@@ -718,7 +839,7 @@ impl Debugger {
     /// Single-step the stopped thread `tid` over the breakpointed instruction at its ip, by the
     /// given method; returns the stop that ended it (for differential tests and tools).
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
-        self.inf.step_instruction(pid, tid, mode)
+        Ok(self.inf.step_instruction(pid, tid, mode)?)
     }
 }
 

@@ -709,7 +709,7 @@ impl Inferior {
                 t.rehit = None;
                 p.threads.clear();
                 p.threads.insert(pid.0, t);
-                p.mem = Mem::open(pid.0).map_err(|e| Error::Mem { addr: 0, source: e })?;
+                p.mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
                 if let Err(e) = p.maps.reopen() {
                     log::warn!("maps of {pid} after exec: {e}");
                 }

@@ -107,10 +107,7 @@ impl Inferior {
         let pieces =
             if kind == HwKind::Exec { (free > 0).then(|| vec![(addr, 1)]) } else { split_region(addr, len, free) };
         let Some(pieces) = pieces else {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::OutOfMemory,
-                format!("{addr:#x}+{len:#x} needs more than the {free} free debug register(s)"),
-            )));
+            return Err(Error::NoDebugRegister { addr, len, free });
         };
         let before = p.hw;
         for (a, l) in pieces {

@@ -29,7 +29,7 @@ pub use breakpoints::Insertion;
 pub use displace::{ProbeInfo, StepMode, StepStats};
 pub use events::WaitOutcome;
 pub use hw::{HwKind, HwSlot};
-pub use spawn::SpawnSpec;
+pub use spawn::{SpawnError, SpawnSpec};
 
 /// Errors of the inferior layer.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,24 @@ pub enum Error {
     /// No traced thread with this tid.
     #[error("no traced thread {0}")]
     NoThread(Tid),
+    /// The memory of a process could not be opened (`/proc/PID/mem`).
+    #[error("cannot open the memory of process {pid}: {source}")]
+    OpenMem {
+        /// The process.
+        pid: Pid,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The debug registers cannot hold a hardware breakpoint or watchpoint.
+    #[error("{addr:#x}+{len:#x} needs more than the {free} free debug register(s)")]
+    NoDebugRegister {
+        /// The start of the region.
+        addr: u64,
+        /// Its length.
+        len: u64,
+        /// Debug registers that were free.
+        free: usize,
+    },
     /// Memory could not be read or written.
     #[error("memory at {addr:#x}: {source}")]
     Mem {
@@ -274,7 +292,7 @@ impl Inferior {
     pub fn launch(&mut self, spec: &SpawnSpec) -> Result<Pid> {
         let opts = ptrace::BASE_OPTIONS | libc::PTRACE_O_EXITKILL as libc::c_long;
         let raw = spawn::spawn(spec, opts)?;
-        let mem = Mem::open(raw).map_err(io_mem(0))?;
+        let mem = Mem::open(raw).map_err(|source| Error::OpenMem { pid: Pid(raw), source })?;
         let mut threads = BTreeMap::new();
         threads.insert(raw, Thread::new_stopped());
         let pid = Pid(raw);
@@ -345,7 +363,7 @@ impl Inferior {
                 break;
             }
         }
-        let mem = Mem::open(pid.0).map_err(io_mem(0))?;
+        let mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
         self.procs.insert(
             pid,
             Process {

@@ -95,12 +95,7 @@ fn gtid(t: Tid) -> gdbstub::common::Tid {
 }
 
 fn errno_of(e: &crate::debugger::Error) -> u8 {
-    match e {
-        crate::debugger::Error::Sys(s) if s.is_gone() => libc::ESRCH as u8,
-        crate::debugger::Error::Mem { .. } => libc::EIO as u8,
-        crate::debugger::Error::NoProcess(_) | crate::debugger::Error::NoThread(_) => libc::ESRCH as u8,
-        _ => libc::EIO as u8,
-    }
+    u8::try_from(e.errno()).unwrap_or(libc::EIO as u8)
 }
 
 macro_rules! tri {
