@@ -22,7 +22,7 @@
 //!
 //! Uses only the core facade.
 
-use crate::debugger::{Action, Debugger, LaunchSpec, StopKind, WaitOutcome};
+use crate::debugger::{Action, Debugger, Launch, Location, StopKind, WaitOutcome};
 
 use crate::types::Pid;
 use std::collections::BTreeMap;
@@ -68,26 +68,25 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
     if opts.locations.is_empty() {
         return Err("name at least one location to count (0xADDR, SYMBOL, FILE:SYMBOL)".into());
     }
+    // Every location is parsed before the program runs: a typo costs no run.
+    let locations = opts
+        .locations
+        .iter()
+        .map(|l| l.parse::<Location>().map(|p| (l.clone(), p)).map_err(|e| format!("cannot count {l}: {e}")))
+        .collect::<Result<Vec<_>, String>>()?;
     Debugger::init_signals().map_err(|e| format!("signals: {e}"))?;
     let mut dbg = Debugger::new();
     if opts.per_file {
         dbg.set_probe_mode(crate::debugger::ProbeMode::PerFile);
     }
-    let spec = LaunchSpec {
-        argv: opts.program.clone(),
-        wrapper: Vec::new(),
-        env: None,
-        cwd: None,
-        disable_aslr: !opts.aslr,
-        stdio_is_protocol: false,
-    };
+    let spec = Launch { aslr: opts.aslr, ..Launch::new(opts.program.clone()) };
     let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
     // Probe ids of each location, over churn cycles: hits are summed per location.
     let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let register = |dbg: &mut Debugger, ids: &mut BTreeMap<String, Vec<u32>>| -> Result<Vec<u32>, String> {
         let mut now = Vec::new();
-        for loc in &opts.locations {
-            let id = dbg.count(pid, loc).map_err(|e| format!("cannot count {loc}: {e}"))?;
+        for (loc, parsed) in &locations {
+            let id = dbg.count(pid, parsed).map_err(|e| format!("cannot count {loc}: {e}"))?;
             ids.entry(loc.clone()).or_default().push(id);
             now.push(id);
         }
@@ -195,7 +194,8 @@ fn render(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) -> Strin
             }
         }
     }
-    let st = dbg.step_stats();
+    let stats = dbg.stats(None);
+    let st = stats.steps;
     if json {
         let locations: Vec<serde_json::Value> = per
             .iter()
@@ -222,8 +222,8 @@ fn render(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) -> Strin
             "out_of_line": st.out_of_line,
             "in_line": st.in_line,
             "rewound": st.rewound,
-            "forks": dbg.forks_handled(),
-            "children_followed": dbg.children_followed(),
+            "forks": stats.forks_handled,
+            "children_followed": stats.children_followed,
         });
         return format!("{out}\n");
     }

@@ -25,8 +25,10 @@ pub struct SpawnSpec {
     pub cwd: Option<PathBuf>,
     /// Turn off address-space randomisation (gdb's default).
     pub disable_aslr: bool,
-    /// stdin from /dev/null and stdout to xol's stderr (when stdio carries the protocol).
-    pub stdio_is_protocol: bool,
+    /// Standard input from `/dev/null`.
+    pub stdin_null: bool,
+    /// Standard output to xol's standard error.
+    pub stdout_to_stderr: bool,
 }
 
 /// Why a program could not be started.
@@ -98,12 +100,14 @@ pub fn spawn(spec: &SpawnSpec, options: libc::c_long) -> Result<RawTid, SpawnErr
         unsafe {
             libc::close(pipe[0]);
             signals::reset_in_child();
-            if spec.stdio_is_protocol {
+            if spec.stdin_null {
                 let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
                 if fd >= 0 {
                     libc::dup2(fd, 0);
                     libc::close(fd);
                 }
+            }
+            if spec.stdout_to_stderr {
                 libc::dup2(2, 1);
             }
             if spec.disable_aslr {

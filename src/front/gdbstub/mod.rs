@@ -418,7 +418,7 @@ pub fn serve(opts: ServerOptions) -> anyhow::Result<i32> {
         eprintln!("Attached; pid = {pid}");
         target.set_pid(Some(Pid(pid)));
     } else if !opts.program.is_empty() {
-        let spec = target.spawn_spec(opts.program.clone());
+        let spec = target.launch_config(opts.program.clone());
         match target.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", opts.program[0].to_string_lossy());

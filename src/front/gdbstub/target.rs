@@ -3,7 +3,7 @@
 
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
-use crate::debugger::{Action, HwKind, SpawnSpec, SyscallFilter};
+use crate::debugger::{Action, HwKind, Launch, Stdin, Stdout, SyscallFilter};
 use crate::debugger::{Debugger, ProbeMode, StepMode, StopEvent, StopKind};
 use crate::types::{Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
@@ -148,8 +148,8 @@ impl XolTarget {
         self.pid.ok_or(TargetError::Errno(libc::ESRCH as u8))
     }
 
-    /// Build the spawn spec for `argv` with gdb's configuration.
-    pub fn spawn_spec(&self, argv: Vec<OsString>) -> SpawnSpec {
+    /// The launch configuration of `argv` with gdb's configuration.
+    pub fn launch_config(&self, argv: Vec<OsString>) -> Launch {
         let env = if self.cfg.env.is_empty() && !self.cfg.env_reset {
             None
         } else {
@@ -187,13 +187,17 @@ impl XolTarget {
                 }
             }
         }
-        SpawnSpec {
+        // When the protocol runs over xol's stdio, the program's input is /dev/null and its
+        // output goes to xol's stderr, as gdbserver does under `target remote | gdbserver - PROG`.
+        let protocol = self.cfg.stdio_is_protocol;
+        Launch {
             argv,
             wrapper: self.cfg.wrapper.clone(),
             env,
             cwd: self.cfg.cwd.clone(),
-            disable_aslr: !self.cfg.aslr,
-            stdio_is_protocol: self.cfg.stdio_is_protocol,
+            aslr: self.cfg.aslr,
+            stdin: if protocol { Stdin::Null } else { Stdin::Inherit },
+            stdout: if protocol { Stdout::Stderr } else { Stdout::Inherit },
         }
     }
 
@@ -639,7 +643,7 @@ impl ExtendedMode for XolTarget {
             self.set_pid(None);
             let _ = self.dbg.kill(old);
         }
-        let spec = self.spawn_spec(argv);
+        let spec = self.launch_config(argv);
         match self.dbg.launch(&spec) {
             Ok(pid) => {
                 eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
@@ -696,7 +700,7 @@ impl ExtendedMode for XolTarget {
         if argv.is_empty() {
             return Err("no program to restart: none was run yet".into());
         }
-        let spec = self.spawn_spec(argv);
+        let spec = self.launch_config(argv);
         let pid = self.dbg.launch(&spec).map_err(|e| e.to_string())?;
         eprintln!("Process {} created; pid = {pid}", spec.argv[0].to_string_lossy());
         self.set_pid(Some(pid));
@@ -809,41 +813,12 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 None => gdbstub::outputln!(out, "no process"),
             },
             ["stats"] => {
-                gdbstub::outputln!(out, "forks handled: {}", self.dbg.forks_handled());
-                gdbstub::outputln!(out, "children followed: {}", self.dbg.children_followed());
-                let m = self.dbg.maps_stats();
-                gdbstub::outputln!(
-                    out,
-                    "maps: lookups {}, cache hits {}, kernel queries {}, full maps reads {}",
-                    m.lookups,
-                    m.cache_hits,
-                    m.kernel_queries,
-                    m.full_reads
-                );
-                let st = self.dbg.step_stats();
-                gdbstub::outputln!(out, "breakpoint traps: {}", st.traps);
-                gdbstub::outputln!(out, "world stops: {}", st.world_stops);
-                gdbstub::outputln!(out, "stale traps: {}", st.stale_traps);
-                gdbstub::outputln!(
-                    out,
-                    "resumed by emulation: {}, boosted: {}, out-of-line steps: {}, in-line step-overs: {}, rewound: {}",
-                    st.emulated,
-                    st.boosted,
-                    st.out_of_line,
-                    st.in_line,
-                    st.rewound
-                );
-                let mode = match self.dbg.step_mode() {
-                    StepMode::Displaced => "displaced",
-                    StepMode::InLine => "in-line",
-                };
-                gdbstub::outputln!(out, "step mode: {mode}");
-                if let Some((b, l)) = self.pid.and_then(|pid| self.dbg.slot_area(pid)) {
-                    gdbstub::outputln!(out, "displaced-stepping slot area: {:#x}-{:#x}", b, b + l);
+                for line in self.dbg.stats(self.pid).to_string().lines() {
+                    gdbstub::outputln!(out, "{line}");
                 }
             }
             ["count", loc] => match self.pid {
-                Some(pid) => match self.dbg.count(pid, loc) {
+                Some(pid) => match loc.parse().map_err(Into::into).and_then(|l| self.dbg.count(pid, &l)) {
                     Ok(id) => match self.dbg.probe_report(id) {
                         Some(p) => gdbstub::outputln!(out, "{}", count_reply(&p)),
                         None => gdbstub::outputln!(out, "probe {id}"),
@@ -853,7 +828,7 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
                 None => gdbstub::outputln!(out, "no process"),
             },
             ["uncount", loc] => match self.pid {
-                Some(pid) => match self.dbg.uncount(pid, loc) {
+                Some(pid) => match loc.parse().map_err(Into::into).and_then(|l| self.dbg.uncount(pid, &l)) {
                     Ok(0) => gdbstub::outputln!(out, "no probe at {loc}"),
                     Ok(n) => gdbstub::outputln!(out, "removed {n} probe(s) at {loc}"),
                     Err(e) => gdbstub::outputln!(out, "cannot remove the probe at {loc}: {e}"),

@@ -23,7 +23,7 @@
 //! come back from one candidate within the timeout; the program is then relaunched.
 
 use crate::debugger::{Action, WaitOutcome};
-use crate::debugger::{Debugger, LaunchSpec, PlanKind, StepMode, StepStats, StopKind};
+use crate::debugger::{Debugger, Launch, Location, PlanKind, StepMode, StepStats, StopKind};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -371,17 +371,11 @@ impl Host {
     fn launch(program: &[OsString], want_libc: bool) -> anyhow::Result<(Host, Layout)> {
         let mut dbg = Debugger::new();
         let me = Owner::Client(dbg.new_client());
-        let spec = LaunchSpec {
-            argv: program.to_vec(),
-            wrapper: Vec::new(),
-            env: None,
-            cwd: None,
-            disable_aslr: true,
-            stdio_is_protocol: false,
-        };
+        let spec = Launch::new(program.to_vec());
         let pid = dbg.launch(&spec).map_err(|e| err(format!("cannot launch the program: {e}")))?;
         let tid = pid.leader();
-        let main = dbg.resolve_location(pid, "main").map_err(|e| err(format!("no main: {e}")))?;
+        let main =
+            dbg.resolve_location(pid, &Location::Symbol("main".into())).map_err(|e| err(format!("no main: {e}")))?;
         dbg.insert_breakpoint(pid, main, me).map_err(|e| err(format!("breakpoint at main: {e}")))?;
         dbg.resume(pid, &[], Some(Action::CONTINUE)).map_err(|e| err(format!("resume: {e}")))?;
         match dbg.wait(None).map_err(|e| err(format!("wait: {e}")))? {

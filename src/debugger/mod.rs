@@ -5,8 +5,8 @@
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
 use crate::inferior::{self, Inferior};
-pub use crate::inferior::{Action, ProbeInfo, SpawnSpec as LaunchSpec, StepMode, StepStats, WaitOutcome};
-pub use crate::inferior::{HwKind, SpawnSpec, SyscallFilter};
+pub use crate::inferior::{Action, ProbeInfo, StepMode, StepStats, WaitOutcome};
+pub use crate::inferior::{HwKind, SyscallFilter};
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
 /// from the core's signalfd, polling, non-blocking and serial descriptors): the kernel calls
@@ -23,124 +23,15 @@ use xol_arch::regs::RegisterFile;
 
 pub use crate::inferior::{StopEvent, StopKind};
 
-/// What failed in a session call. Each variant names the failure in the session's terms (a
-/// process, a thread, an address, a debug register); no kernel error type crosses this line.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No traced process with this pid.
-    #[error("no traced process {0}")]
-    NoProcess(Pid),
-    /// No traced thread with this tid.
-    #[error("no traced thread {0}")]
-    NoThread(Tid),
-    /// The thread or process ended under the request (the kernel said ESRCH).
-    #[error("{what} on {tid}: the thread has ended")]
-    Gone {
-        /// What was being done (the kernel call).
-        what: &'static str,
-        /// The thread.
-        tid: Tid,
-    },
-    /// Memory at this address could not be read or written.
-    #[error("memory at {addr}: {source}")]
-    Memory {
-        /// The address.
-        addr: VirtAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The memory of a process could not be opened at all (`/proc/PID/mem`).
-    #[error("cannot open the memory of process {pid}: {source}")]
-    OpenMemory {
-        /// The process.
-        pid: Pid,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The four debug registers cannot hold the hardware breakpoint or watchpoint.
-    #[error("{addr}+{len:#x} needs more than the {free} free debug register(s)")]
-    NoDebugRegister {
-        /// The start of the region.
-        addr: VirtAddr,
-        /// Its length.
-        len: u64,
-        /// Debug registers that were free.
-        free: usize,
-    },
-    /// The program could not be started.
-    #[error(transparent)]
-    Launch(#[from] inferior::SpawnError),
-    /// Attaching failed.
-    #[error("cannot attach to process {pid}: {why}")]
-    Attach {
-        /// The process.
-        pid: Pid,
-        /// Why, with a hint.
-        why: String,
-    },
-    /// A location (symbol, address, FILE:SYMBOL) that cannot be resolved or cannot take a
-    /// probe, with the reason.
-    #[error("{0}")]
-    Location(String),
-    /// A request on a thread failed in the kernel for another reason.
-    #[error("{what} on {tid}: {why}")]
-    Kernel {
-        /// What was being done (the kernel call).
-        what: &'static str,
-        /// The thread.
-        tid: Tid,
-        /// The kernel's reason.
-        why: String,
-        /// Its errno.
-        errno: i32,
-    },
-    /// Any other I/O failure (polling, reading `/proc`).
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    /// The errno that best says what failed, for front-ends that answer with one (gdb's
-    /// `Exx`): ESRCH for what has ended or is not traced, EIO for memory, ENOSPC for debug
-    /// registers, the kernel's own otherwise.
-    pub fn errno(&self) -> i32 {
-        match self {
-            Error::NoProcess(_) | Error::NoThread(_) | Error::Gone { .. } => libc::ESRCH,
-            Error::Memory { .. } | Error::OpenMemory { .. } => libc::EIO,
-            Error::NoDebugRegister { .. } => libc::ENOSPC,
-            Error::Kernel { errno, .. } => *errno,
-            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            Error::Launch(_) | Error::Attach { .. } | Error::Location(_) => libc::EINVAL,
-        }
-    }
-
-    /// The thread or process the request was about has ended or is not traced.
-    pub fn is_gone(&self) -> bool {
-        matches!(self, Error::NoProcess(_) | Error::NoThread(_) | Error::Gone { .. })
-    }
-}
-
-impl From<inferior::Error> for Error {
-    fn from(e: inferior::Error) -> Error {
-        match e {
-            inferior::Error::Sys(s) if s.is_gone() => Error::Gone { what: s.op, tid: Tid(s.tid) },
-            inferior::Error::Sys(s) => {
-                Error::Kernel { what: s.op, tid: Tid(s.tid), why: s.errno.desc().to_string(), errno: s.errno as i32 }
-            }
-            inferior::Error::NoProcess(p) => Error::NoProcess(p),
-            inferior::Error::NoThread(t) => Error::NoThread(t),
-            inferior::Error::Mem { addr, source } => Error::Memory { addr: VirtAddr(addr), source },
-            inferior::Error::OpenMem { pid, source } => Error::OpenMemory { pid, source },
-            inferior::Error::NoDebugRegister { addr, len, free } => {
-                Error::NoDebugRegister { addr: VirtAddr(addr), len, free }
-            }
-            inferior::Error::Spawn(e) => Error::Launch(e),
-            inferior::Error::Attach { pid, why } => Error::Attach { pid: Pid(pid), why },
-            inferior::Error::Io(e) => Error::Io(e),
-            inferior::Error::Location(s) => Error::Location(s),
-        }
-    }
-}
+mod error;
+mod launch;
+mod location;
+mod report;
+pub use crate::maps::MapsStats;
+pub use error::Error;
+pub use launch::{Launch, Stdin, Stdout};
+pub use location::{FilePlace, Location, LocationError};
+pub use report::{ProbeReport, ProbeState, Stats};
 
 /// Result of a session call.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -154,87 +45,6 @@ pub enum ProbeMode {
     /// Keyed by (device, inode, offset): armed in every traced process mapping the file,
     /// forked children, exec'd programs and libraries loaded later included.
     PerFile,
-}
-
-/// Where a probe stands, beyond its insertions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeState {
-    /// Armed (an `int3`) in at least one traced process.
-    Armed,
-    /// Per-file, waiting for a traced process to map its file (`file`: as the user named it,
-    /// or the path); `error`: why the last mapped file of that name could not take it.
-    Pending {
-        /// The file.
-        file: String,
-        /// Why a mapped file of that name could not take the probe, if one could not.
-        error: Option<String>,
-    },
-    /// A client's per-file breakpoint that the client took out of its own process
-    /// ([`Debugger::withdraw_probe`]; gdb takes its breakpoints out whenever the program stops)
-    /// while it stays armed in the children xol follows.
-    Withdrawn,
-    /// Per-file, its file known, but no traced process maps it now (they all ended, or
-    /// unloaded it).
-    Unmapped {
-        /// The file's path.
-        file: String,
-    },
-    /// Per-process, and its process is gone.
-    ProcessGone(Pid),
-}
-
-impl ProbeState {
-    /// True while the probe waits for its file (never armed yet).
-    pub fn is_pending(&self) -> bool {
-        matches!(self, ProbeState::Pending { .. })
-    }
-}
-
-impl std::fmt::Display for ProbeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProbeState::Armed => write!(f, "armed"),
-            ProbeState::Pending { file, error: None } => write!(f, "pending until {file} is mapped"),
-            ProbeState::Pending { file, error: Some(e) } => {
-                write!(f, "pending until {file} is mapped; the {file} mapped so far cannot take it: {e}")
-            }
-            ProbeState::Withdrawn => write!(f, "removed by its client while the program is stopped"),
-            ProbeState::Unmapped { file } => write!(f, "no traced process maps {file} now"),
-            ProbeState::ProcessGone(pid) => write!(f, "process {pid} has ended"),
-        }
-    }
-}
-
-/// A probe as `monitor probes` and `xol count` show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeReport {
-    /// Its id.
-    pub id: u32,
-    /// The location as given (a gdb breakpoint: its address).
-    pub location: String,
-    /// A client's breakpoint made per-file (hits reported to that client), not a counting probe.
-    pub reports_to: Option<ClientId>,
-    /// Per-file (armed wherever its file is mapped) or per-process.
-    pub per_file: bool,
-    /// Armed, pending, withdrawn by its client...
-    pub state: ProbeState,
-    /// Where it is armed: (process, address).
-    pub armed: Vec<(Pid, VirtAddr)>,
-    /// The instruction's mnemonic where armed (empty otherwise).
-    pub mnemonic: String,
-    /// The plan kind (emulate, boosted, out-of-line, refused) where armed ("-" otherwise).
-    pub plan: String,
-    /// Why the plan was refused (the probe is then stepped over in line), if it was.
-    pub refusal: Option<String>,
-    /// Hits per process (processes that ended included).
-    pub hits: Vec<(Pid, u64)>,
-}
-
-impl ProbeReport {
-    /// Hits summed over the processes.
-    pub fn total(&self) -> u64 {
-        self.hits.iter().map(|(_, n)| n).sum()
-    }
 }
 
 /// What a per-file location resolved to.
@@ -269,26 +79,12 @@ fn loader_candidate(name: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-/// `FILE:WHAT` split at its last colon (`None` for `0xADDR` or a bare symbol). `FILE:LINE`
-/// (a number after the colon) is refused: line locations need DWARF line tables.
-fn split_file_location(location: &str) -> Result<Option<(&str, &str)>> {
-    let loc = location.trim();
-    if loc.contains("::") {
-        return Ok(None); // A C++ name (`ns::f`), not FILE:WHAT.
-    }
-    let Some((file, what)) = loc.rsplit_once(':').filter(|(f, _)| !f.is_empty() && !f.starts_with("0x")) else {
-        return Ok(None);
-    };
-    if !what.is_empty() && what.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(Error::Location(format!(
-            "{loc}: FILE:LINE locations are not supported yet (xol reads no DWARF line tables); \
-             give a function (SYMBOL or FILE:SYMBOL) or an address (0xADDR or FILE:0xOFFSET)"
-        )));
-    }
-    if what.is_empty() {
-        return Err(Error::Location(format!("{loc}: say what in {file}: FILE:SYMBOL or FILE:0xOFFSET")));
-    }
-    Ok(Some((file, what)))
+/// A location that names a source line: refused until DWARF line tables are read.
+fn line_unsupported(loc: &Location) -> Error {
+    Error::Location(format!(
+        "{loc}: FILE:LINE locations are not supported yet (xol reads no DWARF line tables); \
+         give a function (SYMBOL or FILE:SYMBOL) or an address (0xADDR or FILE:0xOFFSET)"
+    ))
 }
 
 /// The debugger core.
@@ -316,8 +112,8 @@ impl Debugger {
     }
 
     /// Start a program, stopped at its first instruction.
-    pub fn launch(&mut self, spec: &SpawnSpec) -> Result<Pid> {
-        Ok(self.inf.launch(spec)?)
+    pub fn launch(&mut self, launch: &Launch) -> Result<Pid> {
+        Ok(self.inf.launch(&launch.spec())?)
     }
 
     /// Attach to a running process; all its threads are stopped on return.
@@ -477,33 +273,35 @@ impl Debugger {
         Ok(solib::read_libraries(&auxv, &read))
     }
 
-    /// Forked children handled so far.
-    pub fn forks_handled(&self) -> u64 {
-        self.inf.forks_handled
-    }
-
-    /// Resolve a location: `0xADDR` (or `*0xADDR`), or a symbol of the main program (its load
-    /// bias applied). Only resolves: see [`Debugger::count`] for the checks a probe needs.
-    pub fn resolve_location(&self, pid: Pid, loc: &str) -> Result<VirtAddr> {
+    /// Resolve a location to an address of `pid`: an address, a symbol of the main program
+    /// (its load bias applied), or a place in a file mapped by `pid`. Only resolves: see
+    /// [`Debugger::count`] for the checks a probe needs.
+    pub fn resolve_location(&mut self, pid: Pid, loc: &Location) -> Result<VirtAddr> {
         self.resolve_symbol(pid, loc).map(|(a, _)| a)
     }
 
     /// [`Debugger::resolve_location`], with the symbol when the location was one.
-    fn resolve_symbol(&self, pid: Pid, loc: &str) -> Result<(VirtAddr, Option<crate::symbols::Symbol>)> {
-        let loc = loc.trim().trim_start_matches('*');
+    fn resolve_symbol(&mut self, pid: Pid, loc: &Location) -> Result<(VirtAddr, Option<crate::symbols::Symbol>)> {
         let bad = Error::Location;
-        if let Some(h) = loc.strip_prefix("0x").or_else(|| loc.strip_prefix("0X")) {
-            let a = u64::from_str_radix(h, 16).map(VirtAddr).map_err(|_| bad(format!("bad address {loc:?}")))?;
-            return Ok((a, None));
-        }
-        if loc.is_empty() {
-            return Err(bad("no location given".into()));
-        }
+        let name = match loc {
+            Location::Address(a) => return Ok((VirtAddr(*a), None)),
+            Location::Line { .. } => return Err(line_unsupported(loc)),
+            Location::InFile { .. } => {
+                let (site, path) = self.resolve_file_site(pid, loc)?;
+                let maps = self.inf.mappings(pid)?;
+                let addr = maps.iter().filter(|m| m.file == Some(site.file)).find_map(|m| m.addr_of(site.offset));
+                return match addr {
+                    Some(a) => Ok((VirtAddr(a), None)),
+                    None => Err(bad(format!("{loc}: {} is not mapped there in process {pid}", path.display()))),
+                };
+            }
+            Location::Symbol(name) => name.as_str(),
+        };
         let exe = self.inf.exe(pid)?;
         let bytes = crate::symbols::read_file(&exe).map_err(bad)?;
-        let sym = crate::symbols::lookup_symbol(&bytes, loc)
+        let sym = crate::symbols::lookup_symbol(&bytes, name)
             .map_err(|e| bad(format!("{}: {e}", exe.display())))?
-            .ok_or_else(|| bad(format!("no symbol {loc:?} in {}", exe.display())))?;
+            .ok_or_else(|| bad(format!("no symbol {name:?} in {}", exe.display())))?;
         let (entry, ty) = crate::symbols::entry_and_type(&bytes).map_err(|e| bad(e.to_string()))?;
         let bias = if ty == crate::symbols::elf::ET_DYN {
             let auxv = solib::parse_auxv(&self.inf.auxv(pid)?);
@@ -570,7 +368,7 @@ impl Debugger {
     /// name of a file mapped in `pid`, e.g. `libc.so.6`), or an address/symbol of `pid`
     /// translated through its mappings. The place is checked to be code that starts an
     /// instruction.
-    pub fn resolve_file_site(&mut self, pid: Pid, location: &str) -> Result<(FileSite, std::path::PathBuf)> {
+    pub fn resolve_file_site(&mut self, pid: Pid, location: &Location) -> Result<(FileSite, std::path::PathBuf)> {
         match self.file_target(pid, location)? {
             FileTarget::Site(site, path) => Ok((site, path)),
             FileTarget::Pending { file, .. } => {
@@ -580,9 +378,14 @@ impl Debugger {
     }
 
     /// What a per-file location names: a place in a file, or a file not mapped yet.
-    fn file_target(&mut self, pid: Pid, location: &str) -> Result<FileTarget> {
+    fn file_target(&mut self, pid: Pid, location: &Location) -> Result<FileTarget> {
         let bad = Error::Location;
-        if let Some((file, what)) = split_file_location(location)? {
+        if let Location::Line { .. } = location {
+            return Err(line_unsupported(location));
+        }
+        if let Location::InFile { file, place } = location {
+            let what = place.to_string();
+            let what = what.as_str();
             let path = match self.find_file(pid, file)? {
                 Some(p) => p,
                 None => {
@@ -613,7 +416,7 @@ impl Debugger {
 
     /// Resolve a location of `pid` (`0xADDR` or a symbol) for a probe: a data symbol is
     /// refused by its name, an address by [`Debugger::check_probe_address`].
-    fn checked_address(&mut self, pid: Pid, location: &str) -> Result<VirtAddr> {
+    fn checked_address(&mut self, pid: Pid, location: &Location) -> Result<VirtAddr> {
         let (addr, sym) = self.resolve_symbol(pid, location)?;
         if let Some(s) = sym.filter(|s| !s.in_exec_section) {
             let kind = if s.is_object { "a data object" } else { "a symbol" };
@@ -660,21 +463,17 @@ impl Debugger {
     /// instruction (else the reason is returned). A FILE given by name (`libc.so.6`) that no
     /// traced process maps yet makes a pending probe, armed when a process maps a file of that
     /// name. Returns its id.
-    pub fn count(&mut self, pid: Pid, location: &str) -> Result<u32> {
-        let file_form = split_file_location(location)?.is_some();
-        if self.mode == ProbeMode::PerFile || file_form {
-            return match self.file_target(pid, location)? {
-                FileTarget::Site(site, path) => {
-                    self.inf.add_probe(Scope::PerFile { site, path }, Consumer::Count, location).map_err(Into::into)
-                }
-                FileTarget::Pending { file, what } => self
-                    .inf
-                    .add_probe(Scope::Pending { file, what, error: None }, Consumer::Count, location)
-                    .map_err(Into::into),
+    pub fn count(&mut self, pid: Pid, location: &Location) -> Result<u32> {
+        let text = location.to_string();
+        if self.mode == ProbeMode::PerFile || location.names_file() {
+            let scope = match self.file_target(pid, location)? {
+                FileTarget::Site(site, path) => Scope::PerFile { site, path },
+                FileTarget::Pending { file, what } => Scope::Pending { file, what, error: None },
             };
+            return Ok(self.inf.add_probe(scope, Consumer::Count, &text)?);
         }
         let addr = self.checked_address(pid, location)?;
-        Ok(self.inf.add_count_probe(pid, addr, location)?)
+        Ok(self.inf.add_count_probe(pid, addr, &text)?)
     }
 
     /// A client's breakpoint at `addr` made per-file: a probe keyed by the place in the file,
@@ -707,8 +506,8 @@ impl Debugger {
 
     /// Remove the probes at `location` (as given to [`Debugger::count`], or its address).
     /// Returns how many were removed.
-    pub fn uncount(&mut self, pid: Pid, location: &str) -> Result<usize> {
-        let mut ids = self.inf.find_count_probes(location);
+    pub fn uncount(&mut self, pid: Pid, location: &Location) -> Result<usize> {
+        let mut ids = self.inf.find_count_probes(&location.to_string());
         if ids.is_empty() {
             if let Ok(a) = self.resolve_location(pid, location) {
                 ids = self.inf.find_count_probes(&format!("{:#x}", a.0));
@@ -737,14 +536,16 @@ impl Debugger {
         self.inf.probe_hits(id)
     }
 
-    /// Counters of the maps cache (lookups, cache hits, kernel queries, full reads).
-    pub fn maps_stats(&self) -> crate::maps::MapsStats {
-        self.inf.maps_stats()
-    }
-
-    /// Forked children followed (traced for per-file probes).
-    pub fn children_followed(&self) -> u64 {
-        self.inf.children_followed
+    /// The counters of the core; the slot area is `pid`'s.
+    pub fn stats(&self, pid: Option<Pid>) -> Stats {
+        Stats {
+            forks_handled: self.inf.forks_handled,
+            children_followed: self.inf.children_followed,
+            maps: self.inf.maps_stats(),
+            steps: self.inf.step_stats,
+            step_mode: self.inf.step_mode,
+            slot_area: pid.and_then(|p| self.inf.slot_area(p)),
+        }
     }
 
     /// Every counting probe with its plan kind and hits per process.
@@ -840,22 +641,5 @@ impl Debugger {
     /// given method; returns the stop that ended it (for differential tests and tools).
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
         Ok(self.inf.step_instruction(pid, tid, mode)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_locations_are_split_and_lines_refused() {
-        assert_eq!(split_file_location("libc.so.6:puts").unwrap(), Some(("libc.so.6", "puts")));
-        assert_eq!(split_file_location("/a/b:0x10").unwrap(), Some(("/a/b", "0x10")));
-        assert_eq!(split_file_location("0x1234").unwrap(), None);
-        assert_eq!(split_file_location("main").unwrap(), None);
-        assert_eq!(split_file_location("ns::f").unwrap(), None);
-        let e = split_file_location("prog.c:15").unwrap_err().to_string();
-        assert!(e.contains("FILE:LINE locations are not supported yet"), "{e}");
-        assert!(split_file_location("prog:").is_err());
     }
 }
