@@ -60,13 +60,8 @@ fn run_threads(opts: FixtureOpts, which: u32, func: &str, mode: &str, threads: u
     let gopts = GdbOpts { timeout: Duration::from_secs(120), ..GdbOpts::default() };
     let out = gdb_batch_opts(Server::XolStdio, &prog, &[&calls, &threads, &which], &script, &gopts);
     let all = out.all_output();
-    let probe_line = all
-        .lines()
-        .find(|l| l.contains(&format!(" {func} at ")) && l.contains(" plan "))
-        .unwrap_or_else(|| panic!("no probe line for {func}\n{out}"))
-        .to_string();
-    let plan = field(&probe_line, " plan ").unwrap_or_default().to_string();
-    let hits: u64 = field(&probe_line, " hits ").and_then(|h| h.parse().ok()).unwrap_or_else(|| panic!("{out}"));
+    let probe = probe_at(&all, func).unwrap_or_else(|| panic!("no probe line for {func}\n{out}"));
+    let (plan, hits) = (probe.plan, probe.total);
     let stat = |key: &str| -> u64 {
         all.lines().find_map(|l| field(l, key).and_then(|v| v.trim_end_matches(',').parse().ok())).unwrap_or(0)
     };

@@ -25,190 +25,37 @@ use support::*;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------
-// A minimal JSON reader (the crate has no JSON dependency)
+// Reading the JSON report (serde_json), leniently: a missing field reads as empty
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+type Json = serde_json::Value;
+
+/// Field access that reads a missing field as null, 0, "" or empty (the report's checks then
+/// fail on the value, naming it).
+trait Field {
+    fn field(&self, k: &str) -> &Json;
+    fn num(&self) -> u64;
+    fn str(&self) -> &str;
+    fn arr(&self) -> &[Json];
+    fn counts(&self) -> BTreeMap<String, u64>;
 }
 
-impl Json {
-    fn parse(s: &str) -> Json {
-        let mut p = Parser { b: s.as_bytes(), i: 0 };
-        let v = p.value();
-        p.ws();
-        assert_eq!(p.i, p.b.len(), "trailing bytes after JSON value");
-        v
+impl Field for Json {
+    fn field(&self, k: &str) -> &Json {
+        self.as_object().and_then(|m| m.get(k)).unwrap_or(&Json::Null)
     }
-
-    fn get(&self, k: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m.iter().find(|(n, _)| n == k).map(|(_, v)| v).unwrap_or(&Json::Null),
-            _ => &Json::Null,
-        }
-    }
-
     fn num(&self) -> u64 {
-        match self {
-            Json::Num(n) => *n as u64,
-            _ => 0,
-        }
+        self.as_u64().unwrap_or(0)
     }
-
     fn str(&self) -> &str {
-        match self {
-            Json::Str(s) => s,
-            _ => "",
-        }
+        self.as_str().unwrap_or("")
     }
-
     fn arr(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
-            _ => &[],
-        }
+        self.as_array().map(Vec::as_slice).unwrap_or(&[])
     }
-
     fn counts(&self) -> BTreeMap<String, u64> {
-        match self {
-            Json::Obj(m) => m.iter().map(|(k, v)| (k.clone(), v.num())).collect(),
-            _ => BTreeMap::new(),
-        }
+        self.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.num())).collect()).unwrap_or_default()
     }
-}
-
-struct Parser<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) {
-        self.ws();
-        assert_eq!(self.b.get(self.i), Some(&c), "JSON: expected {:?} at {}", c as char, self.i);
-        self.i += 1;
-    }
-
-    fn value(&mut self) -> Json {
-        self.ws();
-        match self.b[self.i] {
-            b'{' => {
-                self.i += 1;
-                let mut m = Vec::new();
-                self.ws();
-                if self.b[self.i] == b'}' {
-                    self.i += 1;
-                    return Json::Obj(m);
-                }
-                loop {
-                    self.ws();
-                    let Json::Str(k) = self.value() else { panic!("JSON: key expected at {}", self.i) };
-                    self.eat(b':');
-                    m.push((k, self.value()));
-                    self.ws();
-                    self.i += 1;
-                    if self.b[self.i - 1] == b'}' {
-                        return Json::Obj(m);
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                let mut a = Vec::new();
-                self.ws();
-                if self.b[self.i] == b']' {
-                    self.i += 1;
-                    return Json::Arr(a);
-                }
-                loop {
-                    a.push(self.value());
-                    self.ws();
-                    self.i += 1;
-                    if self.b[self.i - 1] == b']' {
-                        return Json::Arr(a);
-                    }
-                }
-            }
-            b'"' => {
-                self.i += 1;
-                let mut s = String::new();
-                loop {
-                    let c = self.b[self.i];
-                    self.i += 1;
-                    match c {
-                        b'"' => return Json::Str(s),
-                        b'\\' => {
-                            let e = self.b[self.i];
-                            self.i += 1;
-                            match e {
-                                b'n' => s.push('\n'),
-                                b't' => s.push('\t'),
-                                b'u' => {
-                                    let h = std::str::from_utf8(&self.b[self.i..self.i + 4]).unwrap();
-                                    s.push(char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap_or('?'));
-                                    self.i += 4;
-                                }
-                                other => s.push(other as char),
-                            }
-                        }
-                        _ => {
-                            // Re-decode multi-byte UTF-8 sequences.
-                            let start = self.i - 1;
-                            let len = match c {
-                                0..=0x7f => 1,
-                                0xc0..=0xdf => 2,
-                                0xe0..=0xef => 3,
-                                _ => 4,
-                            };
-                            s.push_str(std::str::from_utf8(&self.b[start..start + len]).unwrap_or("?"));
-                            self.i = start + len;
-                        }
-                    }
-                }
-            }
-            b't' => {
-                self.i += 4;
-                Json::Bool(true)
-            }
-            b'f' => {
-                self.i += 5;
-                Json::Bool(false)
-            }
-            b'n' => {
-                self.i += 4;
-                Json::Null
-            }
-            _ => {
-                let start = self.i;
-                while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    self.i += 1;
-                }
-                Json::Num(std::str::from_utf8(&self.b[start..self.i]).unwrap().parse().unwrap())
-            }
-        }
-    }
-}
-
-#[test]
-fn json_reader_reads_what_verify_steps_writes() {
-    let v = Json::parse(r#"{"a": [1, 2.5, "x\"y\u0041"], "b": {"c": null, "d": true}, "e": []}"#);
-    assert_eq!(v.get("a").arr().len(), 3);
-    assert_eq!(v.get("a").arr()[2].str(), "x\"yA");
-    assert_eq!(v.get("b").get("d"), &Json::Bool(true));
-    assert_eq!(v.get("missing"), &Json::Null);
 }
 
 // ---------------------------------------------------------------------------
@@ -230,8 +77,9 @@ fn verify_steps(prog: &Path, args: &[&str]) -> Json {
         describe_status(&out.status)
     );
     let start = stdout.find('{').unwrap_or_else(|| panic!("no JSON in the output:\n{stdout}\n{stderr}"));
-    let v = Json::parse(stdout[start..].trim_end());
-    let mismatches = v.get("mismatch_count").num();
+    let v: Json = serde_json::from_str(stdout[start..].trim_end())
+        .unwrap_or_else(|e| panic!("verify-steps wrote invalid JSON ({e}):\n{stdout}"));
+    let mismatches = v.field("mismatch_count").num();
     assert_eq!(code == Some(0), mismatches == 0, "exit status {code:?} with {mismatches} mismatches");
     v
 }
@@ -243,51 +91,48 @@ fn check_report(what: &str, v: &Json) {
     eprintln!(
         "{what}: candidates {:?}, plan kinds {:?}, checked {} ({:?}, by source {:?}), comparisons {}, \
          skipped {:?}, launches {}, mismatches {} (by bug: {:?}), {} s",
-        v.get("candidates").counts(),
-        v.get("kinds").counts(),
-        v.get("checked").num(),
-        v.get("checked_kinds").counts(),
-        v.get("checked_sources").counts(),
-        v.get("comparisons").num(),
-        v.get("skipped").counts(),
-        v.get("launches").num(),
-        v.get("mismatch_count").num(),
-        v.get("known_bugs").counts(),
-        match v.get("seconds") {
-            Json::Num(s) => *s,
-            _ => 0.0,
-        },
+        v.field("candidates").counts(),
+        v.field("kinds").counts(),
+        v.field("checked").num(),
+        v.field("checked_kinds").counts(),
+        v.field("checked_sources").counts(),
+        v.field("comparisons").num(),
+        v.field("skipped").counts(),
+        v.field("launches").num(),
+        v.field("mismatch_count").num(),
+        v.field("known_bugs").counts(),
+        v.field("seconds").as_f64().unwrap_or(0.0),
     );
-    for r in v.get("refusals").arr() {
-        eprintln!("  refused {:>4}: {}", r.get("count").num(), r.get("reason").str());
+    for r in v.field("refusals").arr() {
+        eprintln!("  refused {:>4}: {}", r.field("count").num(), r.field("reason").str());
     }
     let describe = |m: &Json| {
-        let diffs: Vec<&str> = m.get("diffs").arr().iter().map(Json::str).collect();
+        let diffs: Vec<&str> = m.field("diffs").arr().iter().map(|d| d.str()).collect();
         format!(
             "{} {} [{}] {} ({}, {} path, eflags {}, known: {:?}): {}",
-            m.get("address").str(),
-            m.get("symbol").str(),
-            m.get("bytes").str(),
-            m.get("mnemonic").str(),
-            m.get("kind").str(),
-            m.get("path").str(),
-            m.get("eflags").str(),
-            m.get("known"),
+            m.field("address").str(),
+            m.field("symbol").str(),
+            m.field("bytes").str(),
+            m.field("mnemonic").str(),
+            m.field("kind").str(),
+            m.field("path").str(),
+            m.field("eflags").str(),
+            m.field("known"),
             diffs.join("; ")
         )
     };
     let unknown: Vec<String> =
-        v.get("mismatches").arr().iter().filter(|m| m.get("known") == &Json::Null).map(describe).collect();
+        v.field("mismatches").arr().iter().filter(|m| m.field("known") == &Json::Null).map(describe).collect();
     assert!(unknown.is_empty(), "{what}: displaced and in-line execution differ:\n{}", unknown.join("\n"));
     let incidents: Vec<String> = v
-        .get("incidents")
+        .field("incidents")
         .arr()
         .iter()
-        .map(|i| format!("{} {}: {}", i.get("address").str(), i.get("symbol").str(), i.get("what").str()))
+        .map(|i| format!("{} {}: {}", i.field("address").str(), i.field("symbol").str(), i.field("what").str()))
         .collect();
     assert!(incidents.is_empty(), "{what}: the inferior misbehaved:\n{}", incidents.join("\n"));
-    if v.get("mismatch_count").num() > 0 {
-        let known: Vec<String> = v.get("mismatches").arr().iter().map(describe).collect();
+    if v.field("mismatch_count").num() > 0 {
+        let known: Vec<String> = v.field("mismatches").arr().iter().map(describe).collect();
         eprintln!("{what}: OPEN BUGS (docs/displaced-stepping.md):\n  {}", known.join("\n  "));
         assert!(
             std::env::var_os("XOL_VERIFY_LENIENT").is_some(),
@@ -298,12 +143,12 @@ fn check_report(what: &str, v: &Json) {
 
 fn check_insns_report(what: &str, v: &Json) {
     check_report(what, v);
-    let kinds = v.get("kinds").counts();
+    let kinds = v.field("kinds").counts();
     for k in ["emulate", "boosted", "out-of-line", "refused"] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "{what}: no {k} instruction among {kinds:?}");
     }
     // Every label was looked at, and the plan of each class is the expected one.
-    let labels: BTreeMap<&str, &Json> = v.get("labels").arr().iter().map(|l| (l.get("name").str(), l)).collect();
+    let labels: BTreeMap<&str, &Json> = v.field("labels").arr().iter().map(|l| (l.field("name").str(), l)).collect();
     let expect = [
         ("insn_push", "emulate"),
         ("insn_rip_load", "emulate"),
@@ -331,8 +176,8 @@ fn check_insns_report(what: &str, v: &Json) {
     ];
     for (name, kind) in expect {
         let l = labels.get(name).unwrap_or_else(|| panic!("{what}: label {name} not checked"));
-        assert_eq!(l.get("kind").str(), kind, "{what}: {name}");
-        let status = l.get("status").str();
+        assert_eq!(l.field("kind").str(), kind, "{what}: {name}");
+        let status = l.field("status").str();
         assert!(matches!(status, "ok" | "refused" | "mismatch"), "{what}: {name}: {status}");
     }
     let n_labels = nm_symbols(&fixture("insns")).iter().filter(|(n, _, _)| n.starts_with("insn_")).count();
@@ -355,10 +200,10 @@ fn verify_steps_insns_pie() {
 fn verify_steps_libc() {
     let v = verify_steps(&fixture("diffhost"), &["--libc"]);
     check_report("diffhost + libc", &v);
-    assert!(v.get("libc").str().contains("libc"), "libc not found: {:?}", v.get("libc"));
-    let libc = v.get("checked_sources").get("libc").num();
+    assert!(v.field("libc").str().contains("libc"), "libc not found: {:?}", v.field("libc"));
+    let libc = v.field("checked_sources").field("libc").num();
     assert!(libc >= 1000, "only {libc} libc instructions checked");
-    let kinds = v.get("checked_kinds").counts();
+    let kinds = v.field("checked_kinds").counts();
     for k in ["emulate", "boosted", "out-of-line"] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k} instruction checked in libc: {kinds:?}");
     }
@@ -401,27 +246,16 @@ fn counting_probes_on_every_label() {
     assert!(o.has_mark("start") && o.has_mark("done"), "{o}");
     assert!(all.contains("exited normally"), "the program's own checks failed under xol:\n{o}");
     // gdb -batch prints the monitor's console output on stderr.
-    let probes: String =
-        o.stderr.lines().filter(|x| x.contains(" plan ") && x.contains(" hits ")).map(|x| format!("{x}\n")).collect();
+    let probes = parse_probes(&o.stderr);
     let mut seen = 0;
     for l in &labels {
-        // "<id> count <location> at <addr> [<mnemonic>] plan <plan> hits <n> (...)"
-        let line = probes
-            .lines()
-            .find(|x| x.split_whitespace().nth(2) == Some(l.as_str()))
-            .unwrap_or_else(|| panic!("no probe line for {l}:\n{probes}"));
-        let hits: u64 = line
-            .split(" hits ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("cannot parse {line:?}"));
-        assert_eq!(hits, expected_hits(l), "{l}: {line}");
+        let p = probes.iter().find(|p| &p.location == l).unwrap_or_else(|| panic!("no probe line for {l}:\n{o}"));
+        assert_eq!(p.total, expected_hits(l), "{l}: {p:?}");
         seen += 1;
     }
     assert_eq!(seen, labels.len());
-    for plan in ["plan emulate", "plan boosted", "plan out-of-line", "plan refused"] {
-        assert!(probes.contains(plan), "no probe with {plan}:\n{probes}");
+    for plan in ["emulate", "boosted", "out-of-line", "refused"] {
+        assert!(probes.iter().any(|p| p.plan == plan), "no probe with plan {plan}:\n{o}");
     }
 }
 

@@ -15,14 +15,13 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-fn probes_line<'a>(all: &'a str, label: &str) -> &'a str {
-    all.lines().find(|l| l.contains(&format!(" {label} at ")) && l.contains(" plan ")).unwrap_or("")
+/// The plan of the probe at `label` (empty if there is none).
+fn plan(all: &str, label: &str) -> String {
+    probe_at(all, label).map(|p| p.plan).unwrap_or_default()
 }
 
 fn hits(all: &str, label: &str) -> Option<u64> {
-    let l = probes_line(all, label);
-    let i = l.find(" hits ")? + 6;
-    l[i..].split_whitespace().next()?.parse().ok()
+    probe_at(all, label).map(|p| p.total)
 }
 
 #[test]
@@ -42,7 +41,7 @@ fn probed_syscalls_getpid_fork_sigreturn_exit() {
     let out = gdb_batch(Server::XolStdio, &prog, &[], &script);
     let all = out.all_output();
     for l in ["sys_getpid_insn", "sys_fork_insn", "sys_sigreturn_insn", "sys_exit_insn"] {
-        assert!(probes_line(&all, l).contains("plan out-of-line"), "{l} is stepped out of line\n{out}");
+        assert_eq!(plan(&all, l), "out-of-line", "{l} is stepped out of line\n{out}");
     }
     assert_eq!(hits(&all, "sys_getpid_insn"), Some(5), "{out}");
     assert_eq!(hits(&all, "sys_fork_insn"), Some(1), "the parent's fork\n{out}");
@@ -95,7 +94,7 @@ fn signal_storm_while_stepping_out_of_line_counts_every_call() {
     let opts = GdbOpts { timeout: Duration::from_secs(120), ..GdbOpts::default() };
     let out = gdb_batch_opts(Server::XolStdio, &prog, &["storm", "20000"], &script, &opts);
     let all = out.all_output();
-    assert!(probes_line(&all, "storm_target").contains("plan out-of-line"), "{out}");
+    assert_eq!(plan(&all, "storm_target"), "out-of-line", "{out}");
     assert_eq!(hits(&all, "storm_target"), Some(20000), "every call counted once\n{out}");
     assert!(out.has_mark("storm-ok"), "the program computed the right sum\n{out}");
     assert!(out.has_mark("alarms>0=1"), "signals did arrive\n{out}");

@@ -9,6 +9,7 @@
 //!   (`ChildGuard`, `LineReader`, `run_with_timeout`, `xol_bin`, ...).
 //! * [`gdb`]: drives a real `gdb -batch` against xol or GNU gdbserver
 //!   (`gdb_batch`, `gdb_script_compare`, `normalise_gdb_output`, ...).
+//! * [`probes`]: `monitor probes` lines parsed (`parse_probes`, `probe_at`).
 //! * [`rsp`]: a raw gdb remote-serial-protocol client (`RspClient`, hex
 //!   helpers, packet framing/decoding).
 //!
@@ -19,10 +20,12 @@
 
 pub mod fixtures;
 pub mod gdb;
+pub mod probes;
 pub mod proc;
 pub mod rsp;
 
 pub use fixtures::*;
 pub use gdb::*;
+pub use probes::*;
 pub use proc::*;
 pub use rsp::*;

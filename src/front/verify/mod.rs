@@ -1065,30 +1065,6 @@ fn relaunch(mut host: Host, layout: &Layout, opts: &Options, report: &mut Report
 // Output
 // ---------------------------------------------------------------------------
 
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn json_counts<K: AsRef<str>>(m: &BTreeMap<K, usize>) -> String {
-    let items: Vec<String> = m.iter().map(|(k, v)| format!("{}: {v}", json_str(k.as_ref()))).collect();
-    format!("{{{}}}", items.join(", "))
-}
-
 impl Report {
     /// Mismatches per known bug id (`"unknown"` for the rest).
     pub fn known_counts(&self) -> BTreeMap<&'static str, usize> {
@@ -1104,87 +1080,59 @@ impl Report {
         self.checked_kinds.values().sum()
     }
 
-    /// The report as one JSON object.
+    /// The report as one JSON object (pretty-printed).
     pub fn to_json(&self) -> String {
-        let mut o = String::from("{\n");
-        let _ = writeln!(o, "  \"program\": {},", json_str(&self.program));
-        let _ = writeln!(o, "  \"libc\": {},", self.libc.as_deref().map_or("null".into(), json_str));
-        let _ = writeln!(o, "  \"candidates\": {},", json_counts(&self.candidates));
-        let _ = writeln!(o, "  \"kinds\": {},", json_counts(&self.kinds));
-        let _ = writeln!(o, "  \"checked\": {},", self.checked());
-        let _ = writeln!(o, "  \"checked_kinds\": {},", json_counts(&self.checked_kinds));
-        let _ = writeln!(o, "  \"checked_sources\": {},", json_counts(&self.checked_sources));
-        let _ = writeln!(o, "  \"comparisons\": {},", self.comparisons);
-        let refusals: Vec<String> = self
-            .refusals
-            .iter()
-            .map(|(r, (n, ex))| {
-                let ex: Vec<String> = ex.iter().map(|e| json_str(e)).collect();
-                format!("{{\"reason\": {}, \"count\": {n}, \"examples\": [{}]}}", json_str(r), ex.join(", "))
-            })
-            .collect();
-        let _ = writeln!(o, "  \"refusals\": [{}],", refusals.join(",\n    "));
-        let _ = writeln!(o, "  \"skipped\": {},", json_counts(&self.skipped));
-        let _ = writeln!(o, "  \"launches\": {},", self.launches);
-        let inc: Vec<String> = self
-            .incidents
-            .iter()
-            .map(|i| {
-                format!(
-                    "{{\"address\": \"{:#x}\", \"symbol\": {}, \"what\": {}}}",
-                    i.addr,
-                    json_str(&i.name),
-                    json_str(&i.what)
-                )
-            })
-            .collect();
-        let _ = writeln!(o, "  \"incidents\": [{}],", inc.join(",\n    "));
-        let labels: Vec<String> = self
+        use serde_json::json;
+        let hex = |a: u64| format!("{a:#x}");
+        let refusals: Vec<_> =
+            self.refusals.iter().map(|(r, (n, ex))| json!({"reason": r, "count": n, "examples": ex})).collect();
+        let incidents: Vec<_> =
+            self.incidents.iter().map(|i| json!({"address": hex(i.addr), "symbol": i.name, "what": i.what})).collect();
+        let labels: Vec<_> = self
             .labels
             .iter()
             .map(|(n, a, k, m, b, s)| {
-                format!(
-                    "{{\"name\": {}, \"address\": \"{a:#x}\", \"kind\": {}, \"mnemonic\": {}, \"bytes\": {}, \"status\": {}}}",
-                    json_str(n),
-                    json_str(k),
-                    json_str(m),
-                    json_str(&hex_bytes(b)),
-                    json_str(s)
-                )
+                json!({"name": n, "address": hex(*a), "kind": k, "mnemonic": m, "bytes": hex_bytes(b), "status": s})
             })
             .collect();
-        let _ = writeln!(o, "  \"labels\": [{}],", labels.join(",\n    "));
-        let mm: Vec<String> = self
+        let mismatches: Vec<_> = self
             .mismatches
             .iter()
             .map(|m| {
-                let diffs: Vec<String> = m.diffs.iter().map(|d| json_str(d)).collect();
-                format!(
-                    "{{\"address\": \"{:#x}\", \"symbol\": {}, \"bytes\": {}, \"mnemonic\": {}, \"kind\": {}, \
-                     \"path\": {}, \"eflags\": \"{:#x}\", \"known\": {}, \"diffs\": [{}]}}",
-                    m.addr,
-                    json_str(&m.name),
-                    json_str(&hex_bytes(&m.bytes)),
-                    json_str(&m.mnemonic),
-                    json_str(&m.kind.to_string()),
-                    json_str(m.path),
-                    m.eflags,
-                    m.known.map_or("null".into(), json_str),
-                    diffs.join(", ")
-                )
+                json!({
+                    "address": hex(m.addr),
+                    "symbol": m.name,
+                    "bytes": hex_bytes(&m.bytes),
+                    "mnemonic": m.mnemonic,
+                    "kind": m.kind.to_string(),
+                    "path": m.path,
+                    "eflags": hex(m.eflags),
+                    "known": m.known,
+                    "diffs": m.diffs,
+                })
             })
             .collect();
-        let _ = writeln!(o, "  \"mismatches\": [{}],", mm.join(",\n    "));
-        let _ = writeln!(o, "  \"mismatch_count\": {},", self.mismatches.len());
-        let _ = writeln!(
-            o,
-            "  \"unknown_mismatch_count\": {},",
-            self.mismatches.iter().filter(|m| m.known.is_none()).count()
-        );
-        let _ = writeln!(o, "  \"known_bugs\": {},", json_counts(&self.known_counts()));
-        let _ = writeln!(o, "  \"seconds\": {:.1}", self.seconds);
-        o.push('}');
-        o
+        let out = json!({
+            "program": self.program,
+            "libc": self.libc,
+            "candidates": self.candidates,
+            "kinds": self.kinds,
+            "checked": self.checked(),
+            "checked_kinds": self.checked_kinds,
+            "checked_sources": self.checked_sources,
+            "comparisons": self.comparisons,
+            "refusals": refusals,
+            "skipped": self.skipped,
+            "launches": self.launches,
+            "incidents": incidents,
+            "labels": labels,
+            "mismatches": mismatches,
+            "mismatch_count": self.mismatches.len(),
+            "unknown_mismatch_count": self.mismatches.iter().filter(|m| m.known.is_none()).count(),
+            "known_bugs": self.known_counts(),
+            "seconds": (self.seconds * 10.0).round() / 10.0,
+        });
+        serde_json::to_string_pretty(&out).unwrap_or_default()
     }
 
     /// The report for people.
@@ -1283,7 +1231,13 @@ mod tests {
     }
 
     #[test]
-    fn json_escapes() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    fn the_json_report_escapes_and_parses_back() {
+        let mut r = Report { program: "a\"b\\c\n\u{1}".into(), seconds: 1.25, ..Default::default() };
+        r.skipped.insert("odd \"reason\"".into(), 2);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
+        assert_eq!(v["program"], "a\"b\\c\n\u{1}");
+        assert_eq!(v["skipped"]["odd \"reason\""], 2);
+        assert_eq!(v["libc"], serde_json::Value::Null);
+        assert_eq!(v["mismatch_count"], 0);
     }
 }
