@@ -99,6 +99,15 @@ pub struct Debugger {
     withdrawn: std::collections::BTreeSet<u32>,
 }
 
+/// A session that ends without releasing its processes (a front-end that returned early or
+/// panicked) still leaves none of them traced: what it launched is killed, what it attached to
+/// is detached with every byte of xol's taken out.
+impl Drop for Debugger {
+    fn drop(&mut self) {
+        self.inf.release_all();
+    }
+}
+
 impl Debugger {
     /// A debugger with nothing traced.
     pub fn new() -> Debugger {

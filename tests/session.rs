@@ -1,0 +1,285 @@
+//! Session-level tests: the session API (`xol::debugger::Debugger`) driven directly on fixture
+//! programs, with no front-end in between. Each scenario records the events the session
+//! reports (pids renumbered in order of appearance, so runs compare) and checks the sequence,
+//! the reports and the errors.
+//!
+//! ptrace ties tracees to the thread that traces them, and `waitpid(-1)` would take another
+//! scenario's events: the scenarios run one after another on the main thread (this test binary
+//! has its own `main`, `harness = false`). A watchdog ends the binary (and, through
+//! `PTRACE_O_EXITKILL`, every program it started) if a scenario hangs.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::{fixture_with, FixtureOpts};
+use xol::debugger::{Action, Debugger, Error, HwKind, Launch, Location, StopKind, WaitOutcome};
+use xol::types::{Owner, Pid, VirtAddr};
+
+/// Time one scenario may take (a debug build, gcc compiling the fixture first).
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time one wait may take.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pids renumbered in order of appearance: `P1`, `P2`, ...
+#[derive(Default)]
+struct Names(BTreeMap<i32, usize>);
+
+impl Names {
+    fn of(&mut self, pid: Pid) -> String {
+        let n = self.0.len() + 1;
+        format!("P{}", self.0.entry(pid.0).or_insert(n))
+    }
+}
+
+/// A session and the events it reported, as text.
+struct Session {
+    dbg: Debugger,
+    names: Names,
+    events: Vec<String>,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session { dbg: Debugger::new(), names: Names::default(), events: Vec::new() }
+    }
+
+    fn launch(&mut self, prog: &std::path::Path, args: &[&str]) -> Pid {
+        let mut argv = vec![prog.as_os_str().to_owned()];
+        argv.extend(args.iter().map(Into::into));
+        let pid = self.dbg.launch(&Launch::new(argv)).unwrap_or_else(|e| panic!("launch {}: {e}", prog.display()));
+        self.names.of(pid);
+        pid
+    }
+
+    fn location(&mut self, pid: Pid, loc: &str) -> VirtAddr {
+        let l: Location = loc.parse().unwrap_or_else(|e| panic!("{e}"));
+        self.dbg.resolve_location(pid, &l).unwrap_or_else(|e| panic!("{loc}: {e}"))
+    }
+
+    /// Resume every thread of `pid` and wait for the next stop; record it and return it.
+    fn cont(&mut self, pid: Pid) -> (Pid, StopKind) {
+        self.dbg.resume(pid, &[], Some(Action::CONTINUE)).unwrap_or_else(|e| panic!("resume: {e}"));
+        self.next()
+    }
+
+    fn next(&mut self) -> (Pid, StopKind) {
+        match self.dbg.wait_timeout(None, WAIT_TIMEOUT) {
+            Ok(WaitOutcome::Stopped(ev)) => {
+                let what = match ev.kind {
+                    StopKind::Exited(c) => format!("exited {c}"),
+                    StopKind::Killed(s) => format!("killed {s}"),
+                    StopKind::Breakpoint => "breakpoint".into(),
+                    StopKind::Signal(s) => format!("signal {s}"),
+                    k => format!("{k:?}"),
+                };
+                let name = self.names.of(ev.pid);
+                self.events.push(format!("{name} {what}"));
+                (ev.pid, ev.kind)
+            }
+            other => panic!("no stop: {other:?}; events so far {:?}", self.events),
+        }
+    }
+}
+
+/// `Owner` of a client's breakpoints.
+fn client(dbg: &mut Debugger) -> Owner {
+    Owner::Client(dbg.new_client())
+}
+
+/// A breakpoint stops the thread at its address each time; memory read there shows the
+/// program's byte, not the `int3`; removing it lets the program finish with its own status.
+fn breakpoint_stops_and_memory_is_masked() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["3", "7"]);
+    let site = s.location(pid, "probe_site");
+    let mut before = [0u8; 4];
+    assert_eq!(s.dbg.read_memory(pid, site, &mut before).expect("read"), 4);
+    let me = client(&mut s.dbg);
+    s.dbg.insert_breakpoint(pid, site, me).expect("insert");
+    let mut after = [0u8; 4];
+    s.dbg.read_memory(pid, site, &mut after).expect("read");
+    assert_eq!(before, after, "the int3 is masked out of reads");
+    for _ in 0..3 {
+        let (p, kind) = s.cont(pid);
+        assert_eq!((p, kind), (pid, StopKind::Breakpoint), "{:?}", s.events);
+        let regs = s.dbg.read_registers(pid.leader()).expect("registers");
+        assert_eq!(regs.gp.rip, site.0, "stopped at the breakpoint's address");
+    }
+    assert!(s.dbg.remove_breakpoint(pid, site, me).expect("remove"));
+    assert!(!s.dbg.remove_breakpoint(pid, site, me).expect("remove again"), "nothing left to remove");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 breakpoint", "P1 breakpoint", "P1 breakpoint", "P1 exited 7"]);
+}
+
+/// A counting probe counts every call and never stops the program; the statistics report
+/// the traps it took.
+fn counting_probe_counts_without_stopping() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["25", "0"]);
+    let id = s.dbg.count(pid, &"probe_site".parse().unwrap()).expect("count");
+    let other = s.dbg.count(pid, &"probe_other".parse().unwrap()).expect("count");
+    let r = s.dbg.probe_report(id).expect("report");
+    assert!(r.state == xol::debugger::ProbeState::Armed && r.armed.len() == 1, "{r:?}");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 exited 0"], "a counting probe never stops");
+    assert_eq!(s.dbg.probe_hits(id), vec![(pid, 25)]);
+    assert_eq!(s.dbg.probe_hits(other), vec![(pid, 25)]);
+    let st = s.dbg.stats(None);
+    assert_eq!(st.steps.traps, 50, "{st}");
+    assert_eq!(st.steps.world_stops, 0, "{st}");
+}
+
+/// A breakpoint owned by two owners stays planted until the last lets go.
+fn shared_insertion_keeps_its_byte_until_the_last_owner() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["2", "0"]);
+    let site = s.location(pid, "probe_site");
+    let (a, b) = (client(&mut s.dbg), client(&mut s.dbg));
+    s.dbg.insert_breakpoint(pid, site, a).expect("insert a");
+    s.dbg.insert_breakpoint(pid, site, b).expect("insert b");
+    assert_eq!(s.dbg.breakpoints(pid), vec![(site, vec![a, b])]);
+    assert!(s.dbg.remove_breakpoint(pid, site, a).expect("remove a"));
+    assert_eq!(s.dbg.breakpoints(pid), vec![(site, vec![b])]);
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint), "b's breakpoint still stops");
+    assert!(s.dbg.remove_breakpoint(pid, site, b).expect("remove b"));
+    assert!(s.dbg.breakpoints(pid).is_empty());
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 breakpoint", "P1 exited 0"]);
+}
+
+/// Each error names what failed.
+fn errors_say_what_failed() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["1", "0"]);
+    let mut buf = [0u8; 8];
+    match s.dbg.read_memory(pid, VirtAddr(0x10), &mut buf) {
+        Err(Error::Memory { addr, .. }) => assert_eq!(addr, VirtAddr(0x10)),
+        Ok(0) => {} // An unreadable start reads nothing (gdb then says "Cannot access memory").
+        other => panic!("reading page 0: {other:?}"),
+    }
+    let nobody = Pid(i32::MAX);
+    assert!(matches!(s.dbg.read_memory(nobody, VirtAddr(0x1000), &mut buf), Err(Error::NoProcess(p)) if p == nobody));
+    assert!(matches!(s.dbg.resume(nobody, &[], Some(Action::CONTINUE)), Err(e) if e.is_gone()));
+    // Four debug registers: four 8-byte watchpoints fit, a fifth does not, and says so.
+    // (Aligned: an unaligned 8-byte region takes more than one register.)
+    let data = s.location(pid, "g_counter").0 & !7;
+    for i in 0..4 {
+        s.dbg.insert_hw(pid, VirtAddr(data + 8 * i), 8, HwKind::Write).expect("watchpoint");
+    }
+    match s.dbg.insert_hw(pid, VirtAddr(data + 64), 8, HwKind::Write) {
+        Err(e @ Error::NoDebugRegister { free: 0, len: 8, .. }) => {
+            assert!(e.to_string().contains("debug register"), "{e}");
+            assert_eq!(e.errno(), libc::ENOSPC);
+        }
+        other => panic!("a fifth watchpoint: {other:?}"),
+    }
+    s.dbg.clear_hw(pid).expect("clear");
+    for (loc, why) in [
+        ("no_such_function", "no symbol"),
+        ("loop.c:12", "FILE:LINE locations are not supported yet"),
+        ("g_counter", "not code"),
+    ] {
+        match s.dbg.count(pid, &loc.parse().unwrap()) {
+            Err(Error::Location(m)) => assert!(m.contains(why), "{loc}: {m}"),
+            other => panic!("{loc}: {other:?}"),
+        }
+    }
+    let e = "0xzz".parse::<Location>().expect_err("bad address");
+    assert!(e.to_string().contains("not a hexadecimal address"), "{e}");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 exited 0"], "failed requests leave the program as it was");
+}
+
+/// Detaching while stopped at a breakpoint, with a counting probe armed, leaves no byte of
+/// xol's behind: the program runs on untraced and exits with its own status.
+fn detach_leaves_a_clean_program() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["50", "5"]);
+    let site = s.location(pid, "probe_site");
+    let me = client(&mut s.dbg);
+    s.dbg.insert_breakpoint(pid, site, me).expect("insert");
+    s.dbg.count(pid, &"probe_other".parse().unwrap()).expect("count");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    s.dbg.detach(pid).expect("detach");
+    assert!(s.dbg.pids().is_empty());
+    // Still xol's child: its exit status tells whether a stray int3 killed it.
+    let mut status = 0;
+    let r = unsafe { libc::waitpid(pid.0, &mut status, 0) };
+    assert_eq!(r, pid.0, "waitpid: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 5, "status {status:#x}");
+}
+
+const SCENARIOS: &[(&str, fn())] = &[
+    ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
+    ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
+    ("shared_insertion_keeps_its_byte_until_the_last_owner", shared_insertion_keeps_its_byte_until_the_last_owner),
+    ("errors_say_what_failed", errors_say_what_failed),
+    ("detach_leaves_a_clean_program", detach_leaves_a_clean_program),
+];
+
+fn main() {
+    Debugger::init_signals().expect("signals");
+    // `cargo test -- NAME` runs the scenarios whose name contains NAME; `--list` lists them;
+    // the test harness's other options (and their values) are accepted and ignored.
+    let mut filter = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list" => {
+                for (name, _) in SCENARIOS {
+                    println!("{name}: test");
+                }
+                return;
+            }
+            "--test-threads" | "--skip" | "--logfile" | "--format" | "--color" | "-Z" | "--shuffle-seed" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filter.push(a),
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+    // The watchdog: a scenario that does not report within its time ends the binary.
+    let watchdog = std::thread::spawn(move || {
+        let mut current = "start-up";
+        loop {
+            match rx.recv_timeout(SCENARIO_TIMEOUT) {
+                Ok(name) => current = name,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    eprintln!("session: {current} did not finish within {SCENARIO_TIMEOUT:?}");
+                    std::process::exit(101);
+                }
+            }
+        }
+    });
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, f) in SCENARIOS {
+        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+            continue;
+        }
+        let _ = tx.send(name);
+        ran += 1;
+        match std::panic::catch_unwind(f) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    drop(tx);
+    let _ = watchdog.join();
+    println!("\nsession: {} passed; {} failed", ran - failed.len(), failed.len());
+    if !failed.is_empty() {
+        println!("failed: {failed:?}");
+        std::process::exit(101);
+    }
+}
