@@ -5,7 +5,7 @@ use super::breakpoints::{scrub_child, INT3};
 use super::displace::{self, Displaced};
 use super::{Action, Error, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue, SyscallStop};
-use crate::sys::wait::{self, WaitStatus};
+use crate::sys::wait::{self, Event, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
 use crate::types::Owner;
 use crate::types::{Pid, Tid};
@@ -372,7 +372,7 @@ impl Inferior {
         }
     }
 
-    fn handle_stop_while_stopping(&mut self, wtid: RawTid, st: WaitStatus) -> Result<()> {
+    fn handle_stop_while_stopping(&mut self, wtid: RawTid, st: Stop) -> Result<()> {
         if let Some(ev) = self.handle_status(wtid, st, true)? {
             match ev.kind {
                 StopKind::Exited(_) | StopKind::Killed(_) => {
@@ -395,7 +395,7 @@ impl Inferior {
     /// Handle one wait status. Returns a reportable event, with the thread marked stopped, or
     /// handles it internally (resuming the thread unless `stopping`). Events of followed
     /// children are never reported: their signals are delivered at once, their exits noted.
-    fn handle_status(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+    fn handle_status(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
         match self.handle_status_of_live(tid, st, stopping) {
             Err(e) if self.vanished(tid, &e) => Ok(None),
             r => r,
@@ -429,7 +429,7 @@ impl Inferior {
         true
     }
 
-    fn handle_status_of_live(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+    fn handle_status_of_live(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
         let ev = self.handle_status_inner(tid, st, stopping)?;
         let Some(ev) = ev else { return Ok(None) };
         let followed = match self.procs.get(&ev.pid) {
@@ -457,13 +457,13 @@ impl Inferior {
         Ok(None)
     }
 
-    fn handle_status_inner(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
+    fn handle_status_inner(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
         let Some(pid) = self.pid_of(Tid(tid)) else {
             return self.handle_unknown(tid, st, stopping);
         };
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         match st {
-            WaitStatus::Exited(code) | WaitStatus::Signaled(code) => {
+            Stop::Exited(code) | Stop::Killed(code) => {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
@@ -472,17 +472,14 @@ impl Inferior {
                             self.followed_gone.insert(pid);
                         }
                     }
-                    let kind = if matches!(st, WaitStatus::Exited(_)) {
-                        StopKind::Exited(code)
-                    } else {
-                        StopKind::Killed(code)
-                    };
+                    let kind =
+                        if matches!(st, Stop::Exited(_)) { StopKind::Exited(code) } else { StopKind::Killed(code) };
                     return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 Ok(None)
             }
-            WaitStatus::Event { event, sig } => self.handle_event(pid, tid, event, sig, stopping),
-            WaitStatus::Syscall => {
+            Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
+            Stop::Syscall => {
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.stopped = true;
                 t.expect_stop = t.expect_stop && stopping;
@@ -507,7 +504,7 @@ impl Inferior {
                 }
                 Ok(None)
             }
-            WaitStatus::Stopped(sig) => {
+            Stop::Signal(sig) => {
                 if p.threads.get(&tid).is_some_and(|t| t.xol.is_some()) {
                     if let Some(r) = self.xol_stop(pid, tid, sig, stopping)? {
                         return Ok(r);
@@ -603,28 +600,21 @@ impl Inferior {
                 }
                 Ok(Some(StopEvent { pid, tid: Tid(tid), kind }))
             }
-            WaitStatus::Other => Ok(None),
+            Stop::Other => Ok(None),
         }
     }
 
-    fn handle_event(
-        &mut self,
-        pid: Pid,
-        tid: RawTid,
-        event: i32,
-        sig: i32,
-        stopping: bool,
-    ) -> Result<Option<StopEvent>> {
+    fn handle_event(&mut self, pid: Pid, tid: RawTid, event: Event, stopping: bool) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         if let Some(t) = p.threads.get_mut(&tid) {
             t.stopped = true;
         }
         match event {
-            libc::PTRACE_EVENT_STOP => {
+            Event::Interrupt | Event::GroupStop(_) => {
                 let base = p.resume_kind();
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.expect_stop = false;
-                if !stopping && matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+                if !stopping && matches!(event, Event::GroupStop(_)) {
                     // A group-stop (job control: SIGSTOP, Ctrl-Z): the thread stays stopped as
                     // it would without xol, until a SIGCONT wakes it; it then reports
                     // PTRACE_EVENT_STOP with SIGTRAP and is resumed as it was going (below).
@@ -655,7 +645,7 @@ impl Inferior {
                 }
                 Ok(None)
             }
-            libc::PTRACE_EVENT_CLONE => {
+            Event::Clone => {
                 let new = ptrace::event_msg(tid)? as RawTid;
                 if let std::collections::btree_map::Entry::Vacant(slot) = p.threads.entry(new) {
                     let mut t = Thread::new_stopped();
@@ -676,16 +666,16 @@ impl Inferior {
                 }
                 Ok(None)
             }
-            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
+            Event::Fork | Event::VFork => {
                 let child = ptrace::event_msg(tid)? as RawTid;
-                self.handle_fork(pid, tid, child, event == libc::PTRACE_EVENT_VFORK)?;
+                self.handle_fork(pid, tid, child, event == Event::VFork)?;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
-            libc::PTRACE_EVENT_VFORK_DONE => {
+            Event::VForkDone => {
                 self.set_armed(pid, true)?;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
@@ -693,7 +683,7 @@ impl Inferior {
                 }
                 Ok(None)
             }
-            libc::PTRACE_EVENT_EXEC => {
+            Event::Exec => {
                 // The old image is gone, with its breakpoints, its debug registers (the kernel
                 // clears them on exec) and all other threads.
                 p.insertions.clear();
@@ -723,7 +713,7 @@ impl Inferior {
                 }
                 Ok(None)
             }
-            _ => {
+            Event::Exit | Event::Seccomp | Event::Unknown => {
                 if !stopping {
                     continue_internal(p, tid)?;
                 }
@@ -746,7 +736,7 @@ impl Inferior {
             self.orphans.remove(i);
         } else {
             match wait::wait_tid(child) {
-                Ok((_, WaitStatus::Exited(_))) | Ok((_, WaitStatus::Signaled(_))) => return Ok(()),
+                Ok((_, Stop::Exited(_) | Stop::Killed(_))) => return Ok(()),
                 Ok(_) => {}
                 Err(e) => {
                     log::warn!("waiting for forked child {child}: {e}");
@@ -837,8 +827,8 @@ impl Inferior {
         Ok(())
     }
 
-    fn handle_unknown(&mut self, tid: RawTid, st: WaitStatus, stopping: bool) -> Result<Option<StopEvent>> {
-        if matches!(st, WaitStatus::Exited(_) | WaitStatus::Signaled(_)) {
+    fn handle_unknown(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
+        if st.is_exit() {
             return Ok(None);
         }
         // A new thread whose clone event we have not seen yet, or a fork child.
@@ -943,7 +933,7 @@ impl Inferior {
         loop {
             let (_, st) = wait::wait_tid(tid)?;
             match st {
-                WaitStatus::Stopped(libc::SIGTRAP) => {
+                Stop::Signal(libc::SIGTRAP) => {
                     let si = ptrace::siginfo(tid)?;
                     let p = self.proc_mut(pid)?;
                     if let Some(h) = super::hw::take_hit(p, tid) {
@@ -956,20 +946,20 @@ impl Inferior {
                     }
                     return Ok(StepOver::Event(StopKind::Signal(libc::SIGTRAP)));
                 }
-                WaitStatus::Stopped(s) => return Ok(StepOver::Event(StopKind::Signal(s))),
-                WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                Stop::Signal(s) => return Ok(StepOver::Event(StopKind::Signal(s))),
+                Stop::Exited(_) | Stop::Killed(_) => {
                     if let Some(ev) = self.handle_status(tid, st, true)? {
                         self.reports.push_back(ev);
                     }
                     return Ok(StepOver::Gone);
                 }
-                WaitStatus::Event { event: libc::PTRACE_EVENT_STOP, .. } | WaitStatus::Syscall | WaitStatus::Other => {
+                Stop::Event(Event::Interrupt | Event::GroupStop(_)) | Stop::Syscall | Stop::Other => {
                     // A stale interrupt or a syscall stop: the step has not finished yet.
                     ptrace::resume(tid, ResumeKind::Step, 0)?;
                 }
-                WaitStatus::Event { event, sig } => {
+                Stop::Event(event) => {
                     // fork/vfork/clone/exec from a stepped `syscall`: handle it, keep stepping.
-                    self.handle_event(pid, tid, event, sig, true)?;
+                    self.handle_event(pid, tid, event, true)?;
                     if !self.procs.get(&pid).is_some_and(|p| p.threads.contains_key(&tid)) {
                         return Ok(StepOver::Gone);
                     }
@@ -1208,7 +1198,7 @@ impl Inferior {
                 let (_, st) = wait::wait_tid(tid)?;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 match st {
-                    WaitStatus::Stopped(sig) => {
+                    Stop::Signal(sig) => {
                         let mut regs = ptrace::get_regs(tid)?;
                         let at = regs.rip.wrapping_sub(1);
                         let si = ptrace::siginfo(tid)?;
@@ -1227,7 +1217,7 @@ impl Inferior {
                             t.stopped = true;
                         }
                     }
-                    WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                    Stop::Exited(_) | Stop::Killed(_) => {
                         p.threads.remove(&tid);
                         break;
                     }
