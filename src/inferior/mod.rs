@@ -249,7 +249,7 @@ impl Process {
 pub struct Inferior {
     procs: BTreeMap<Pid, Process>,
     /// Stops from threads not known yet (a fork child seen before its parent's fork event).
-    orphans: Vec<(RawTid, sys::wait::WaitStatus)>,
+    orphans: Vec<(RawTid, sys::wait::Stop)>,
     /// Process exits seen while stopping the world, reported by the next wait.
     reports: std::collections::VecDeque<StopEvent>,
     /// Forked children handled (and detached) so far.
@@ -532,9 +532,7 @@ impl Inferior {
         // traced thread until the leader's exit arrives. Other processes' statuses are kept.
         loop {
             match sys::wait::wait_any() {
-                Ok((tid, sys::wait::WaitStatus::Exited(_) | sys::wait::WaitStatus::Signaled(_))) if tid == pid.0 => {
-                    break
-                }
+                Ok((tid, sys::wait::Stop::Exited(_) | sys::wait::Stop::Killed(_))) if tid == pid.0 => break,
                 Ok((tid, st)) => {
                     let ours = self.procs.get(&pid).is_some_and(|p| p.threads.contains_key(&tid));
                     if !ours && self.pid_of(Tid(tid)).is_some() {

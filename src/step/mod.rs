@@ -20,7 +20,7 @@
 //!
 //! Only this module and `inferior` use `sys`.
 
-use crate::sys::{mem::Mem, ptrace, signals, wait, wait::WaitStatus, RawTid};
+use crate::sys::{mem::Mem, ptrace, signals, wait, wait::Stop, RawTid};
 use std::collections::HashMap;
 use xol_arch::displaced::{self, Plan, PlanKind, SLOT_SIZE};
 
@@ -291,7 +291,7 @@ pub fn inject_syscall(mem: &Mem, tid: RawTid, nr: u64, args: [u64; 6]) -> Result
         loop {
             let (_, st) = wait::wait_tid(tid)?;
             match st {
-                WaitStatus::Stopped(libc::SIGTRAP) => {
+                Stop::Signal(libc::SIGTRAP) => {
                     let now = ptrace::get_regs(tid)?;
                     if now.rip == done {
                         return Ok(now.rax);
@@ -304,11 +304,11 @@ pub fn inject_syscall(mem: &Mem, tid: RawTid, nr: u64, args: [u64; 6]) -> Result
                     }
                     ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?;
                 }
-                WaitStatus::Stopped(sig) => {
+                Stop::Signal(sig) => {
                     requeue.push(sig);
                     ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?;
                 }
-                WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                Stop::Exited(_) | Stop::Killed(_) => {
                     return Err(StepError::Inject { what: "syscall", why: "the thread exited".into() })
                 }
                 _ => ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?,

@@ -6,7 +6,7 @@
 //! gives a clear error instead of a stopped child.
 
 use super::ptrace;
-use super::wait::{self, WaitStatus};
+use super::wait::{self, Event, Stop};
 use super::{signals, RawTid};
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -179,15 +179,15 @@ fn finish_spawn(
     loop {
         let (_, st) = wait::wait_tid(pid).map_err(|e| sys("waitpid", e.to_string()))?;
         match st {
-            WaitStatus::Event { event, .. } if event == libc::PTRACE_EVENT_EXEC => {
+            Stop::Event(Event::Exec) => {
                 execs -= 1;
                 if execs == 0 {
                     return Ok(());
                 }
                 ptrace::resume(pid, ptrace::ResumeKind::Cont, 0).map_err(|e| sys("ptrace", e.to_string()))?;
             }
-            WaitStatus::Exited(_) | WaitStatus::Signaled(_) => return Err(exec_error(err_fd, prog)),
-            WaitStatus::Stopped(sig) if sig != libc::SIGSTOP && sig != libc::SIGCONT => {
+            Stop::Exited(_) | Stop::Killed(_) => return Err(exec_error(err_fd, prog)),
+            Stop::Signal(sig) if sig != libc::SIGSTOP && sig != libc::SIGCONT => {
                 // A real signal before exec (e.g. from the wrapper): deliver it.
                 ptrace::resume(pid, ptrace::ResumeKind::Cont, sig).map_err(|e| sys("ptrace", e.to_string()))?;
             }

@@ -1,0 +1,324 @@
+//! Classifying one decoded stop of a thread: exits, ptrace events, syscall stops and signal
+//! stops. A stop is either reported (the thread stays stopped) or handled inside the core and
+//! the thread resumed (unless the world is being stopped). SIGTRAPs are told apart here (our
+//! `int3`, a single-step, a debug register, a stale trap, the program's own); the trap path
+//! proper is in `trap`. Events of followed children are never reported.
+
+use super::trap::XolStop;
+use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
+use crate::inferior::breakpoints::INT3;
+use crate::inferior::displace;
+use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
+use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
+use crate::sys::wait::{Event, Stop};
+use crate::sys::{self, RawTid};
+use crate::types::{Pid, Tid};
+use xol_arch::displaced::Fixup;
+
+impl Inferior {
+    /// Handle one wait status. Returns a reportable event, with the thread marked stopped, or
+    /// handles it internally (resuming the thread unless `stopping`). Events of followed
+    /// children are never reported: their signals are delivered at once, their exits noted.
+    pub(super) fn handle_status(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
+        match self.handle_status_of_live(tid, st, stopping) {
+            Err(e) if self.vanished(tid, &e) => Ok(None),
+            r => r,
+        }
+    }
+
+    pub(super) fn handle_status_of_live(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
+        let ev = self.handle_status_inner(tid, st, stopping)?;
+        let Some(ev) = ev else { return Ok(None) };
+        let followed = match self.procs.get(&ev.pid) {
+            Some(p) => p.followed,
+            None => self.followed_gone.remove(&ev.pid),
+        };
+        if !followed {
+            return Ok(Some(ev));
+        }
+        let Some(p) = self.procs.get_mut(&ev.pid) else { return Ok(None) };
+        match ev.kind {
+            StopKind::Exited(_) | StopKind::Killed(_) => {}
+            StopKind::Signal(sig) if stopping => {
+                if let Some(t) = p.threads.get_mut(&ev.tid.0) {
+                    t.pending = Some(StopKind::Signal(sig));
+                }
+            }
+            StopKind::Signal(sig) => {
+                let rk = p.resume_kind();
+                resume_quiet(p, ev.tid.0, rk, sig)?;
+            }
+            _ if stopping => {}
+            _ => continue_internal(p, ev.tid.0)?,
+        }
+        Ok(None)
+    }
+
+    pub(super) fn handle_status_inner(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
+        let Some(pid) = self.pid_of(Tid(tid)) else {
+            return self.handle_unknown(tid, st, stopping);
+        };
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        match st {
+            Stop::Exited(code) | Stop::Killed(code) => {
+                p.threads.remove(&tid);
+                if tid == pid.0 {
+                    if let Some(gone) = self.procs.remove(&pid) {
+                        self.maps_ended += gone.maps.stats();
+                        if gone.followed {
+                            self.followed_gone.insert(pid);
+                        }
+                    }
+                    let kind =
+                        if matches!(st, Stop::Exited(_)) { StopKind::Exited(code) } else { StopKind::Killed(code) };
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
+                }
+                Ok(None)
+            }
+            Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
+            Stop::Syscall => {
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.stopped = true;
+                t.expect_stop = t.expect_stop && stopping;
+                let info = ptrace::syscall_info(tid)?;
+                let kind = match info {
+                    SyscallStop::Entry(nr) => Some(StopKind::SyscallEntry(nr)),
+                    SyscallStop::Exit => Some(StopKind::SyscallExit(ptrace::get_regs(tid)?.orig_rax)),
+                    SyscallStop::Other => None,
+                };
+                let wanted = match (&p.catch, kind) {
+                    (Some(SyscallFilter::All), Some(_)) => true,
+                    (Some(SyscallFilter::Only(list)), Some(StopKind::SyscallEntry(n)))
+                    | (Some(SyscallFilter::Only(list)), Some(StopKind::SyscallExit(n))) => list.contains(&n),
+                    _ => false,
+                };
+                if wanted {
+                    return Ok(kind.map(|kind| StopEvent { pid, tid: Tid(tid), kind }));
+                }
+                if !stopping {
+                    let rk = p.resume_kind();
+                    resume_quiet(p, tid, rk, 0)?;
+                }
+                Ok(None)
+            }
+            Stop::Signal(sig) => {
+                if p.threads.get(&tid).is_some_and(|t| t.xol.is_some()) {
+                    match self.xol_stop(pid, tid, sig, stopping)? {
+                        XolStop::Classify => {}
+                        XolStop::Handled => return Ok(None),
+                        XolStop::Report(ev) => return Ok(Some(ev)),
+                    }
+                } else if sig != libc::SIGTRAP {
+                    // A boosted copy faulted, or a signal caught the thread in its slot: the
+                    // signal is reported (and its handler frame built) at the original address.
+                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                }
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.stopped = true;
+                let stepping = std::mem::take(&mut t.stepping);
+                if !stepping {
+                    t.range = None;
+                }
+                let trap_regs = if sig == libc::SIGTRAP { Some(ptrace::get_regs(tid)?) } else { None };
+                let kind = match trap_regs {
+                    Some(mut regs) => {
+                        let at = regs.rip.wrapping_sub(1);
+                        // The hot path skips PTRACE_GETSIGINFO when the stop can only be our
+                        // `int3`: ip is just past an armed insertion whose instruction is longer
+                        // than one byte (so ip is inside it, reachable only by executing the
+                        // `int3`), the thread was not single-stepping and no debug register is
+                        // armed. Anything else asks the kernel why the thread stopped.
+                        let sure = !stepping
+                            && !p.disarmed
+                            && p.insertions.contains_key(&at)
+                            && p.hw.iter().all(|h| h.is_none())
+                            && p.slots.site(at).is_some_and(|s| s.plan.len() > 1);
+                        let code = if sure { SI_KERNEL } else { ptrace::siginfo(tid)?.si_code };
+                        let hw_hit = if code == TRAP_HWBKPT || stepping { hw::take_hit(p, tid) } else { None };
+                        if let Some(h) = hw_hit {
+                            if h.kind == HwKind::Exec {
+                                StopKind::HwBreak
+                            } else {
+                                StopKind::Watch { addr: h.addr, kind: h.kind }
+                            }
+                        } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
+                            return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
+                        } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
+                            // Range stepping: keep going while ip stays inside the range and is
+                            // not on a breakpoint.
+                            let range = p.threads.get(&tid).and_then(|t| t.range);
+                            if let Some((a, b)) = range {
+                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains_key(&regs.rip) {
+                                    resume_quiet(p, tid, ResumeKind::Step, 0)?;
+                                    if let Some(t) = p.threads.get_mut(&tid) {
+                                        t.range = range;
+                                    }
+                                    return Ok(None);
+                                }
+                            }
+                            StopKind::Step
+                        } else if code == SI_KERNEL && !p.insertions.contains_key(&at) && !byte_is_int3(p, at) {
+                            // A stale trap: the thread executed one of our `int3`s, but the
+                            // breakpoint was removed before its stop was handled. The program
+                            // never saw that byte: rewind and let it run the real instruction.
+                            log::debug!("stale breakpoint trap of {tid} at {at:#x}");
+                            self.step_stats.stale_traps += 1;
+                            regs.rip = at;
+                            ptrace::set_regs(tid, &regs)?;
+                            if !stopping {
+                                continue_internal(p, tid)?;
+                            }
+                            return Ok(None);
+                        } else if !stepping && code == TRAP_TRACE {
+                            // A single-step trap that arrived after the thread was interrupted
+                            // and then resumed without stepping: left over from an earlier
+                            // request, not something the program did. Drop it.
+                            log::debug!("dropping a stale single-step trap of {tid}");
+                            if !stopping {
+                                continue_internal(p, tid)?;
+                            }
+                            return Ok(None);
+                        } else {
+                            StopKind::Signal(libc::SIGTRAP)
+                        }
+                    }
+                    None => StopKind::Signal(sig),
+                };
+                if let StopKind::Signal(s) = kind {
+                    // A signal the front-end said to pass without stopping (gdb's
+                    // `QPassSignals`), to a thread that was running freely: deliver it at once,
+                    // nothing is stopped or reported (as gdbserver does).
+                    if !stopping && !stepping && self.pass_signals.contains(&s) {
+                        resume_quiet(p, tid, p.resume_kind(), s)?;
+                        return Ok(None);
+                    }
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.last_signal = s;
+                    }
+                }
+                Ok(Some(StopEvent { pid, tid: Tid(tid), kind }))
+            }
+            Stop::Other => Ok(None),
+        }
+    }
+
+    pub(super) fn handle_event(
+        &mut self,
+        pid: Pid,
+        tid: RawTid,
+        event: Event,
+        stopping: bool,
+    ) -> Result<Option<StopEvent>> {
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        if let Some(t) = p.threads.get_mut(&tid) {
+            t.stopped = true;
+        }
+        match event {
+            Event::Interrupt | Event::GroupStop(_) => {
+                let base = p.resume_kind();
+                let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
+                t.expect_stop = false;
+                if !stopping && matches!(event, Event::GroupStop(_)) {
+                    // A group-stop (job control: SIGSTOP, Ctrl-Z): the thread stays stopped as
+                    // it would without xol, until a SIGCONT wakes it; it then reports
+                    // PTRACE_EVENT_STOP with SIGTRAP and is resumed as it was going (below).
+                    return match ptrace::listen(tid) {
+                        Ok(()) => {
+                            t.stopped = false;
+                            Ok(None)
+                        }
+                        Err(e) if e.is_gone() => Ok(None),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                if !stopping {
+                    // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
+                    // report. Resume it as it was going.
+                    let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
+                    resume_quiet(p, tid, kind, 0)?;
+                } else if let Some((fix, fl, _)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? {
+                    // Stopping the world caught a displaced step: the thread is back at the
+                    // breakpoint (and will step again) or past the instruction.
+                    if fix != Fixup::Rewound && fl.report_step {
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.pending = Some(StopKind::Step);
+                        }
+                    }
+                } else {
+                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                }
+                Ok(None)
+            }
+            Event::Clone => {
+                self.handle_clone(pid, tid, stopping)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    continue_internal(p, tid)?;
+                }
+                Ok(None)
+            }
+            Event::Fork | Event::VFork => {
+                let child = ptrace::event_msg(tid)? as RawTid;
+                self.handle_fork(pid, tid, child, event == Event::VFork)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    continue_internal(p, tid)?;
+                }
+                Ok(None)
+            }
+            Event::VForkDone => {
+                self.set_armed(pid, true)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    continue_internal(p, tid)?;
+                }
+                Ok(None)
+            }
+            Event::Exec => {
+                self.handle_exec(pid, tid)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                if !stopping {
+                    continue_internal(p, pid.0)?;
+                }
+                Ok(None)
+            }
+            Event::Exit | Event::Seccomp | Event::Unknown => {
+                if !stopping {
+                    continue_internal(p, tid)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) fn handle_unknown(&mut self, tid: RawTid, st: Stop, stopping: bool) -> Result<Option<StopEvent>> {
+        if st.is_exit() {
+            return Ok(None);
+        }
+        // A new thread whose clone event we have not seen yet, or a fork child.
+        if let Some(tg) = sys::proc::tgid(tid) {
+            let pid = Pid(tg);
+            if tg != tid {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    let mut t = Thread::new_stopped();
+                    t.resumed = true;
+                    p.threads.insert(tid, t);
+                    if !stopping {
+                        let k = p.resume_kind();
+                        resume_quiet(p, tid, k, 0)?;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        self.orphans.push((tid, st));
+        Ok(None)
+    }
+}
+
+/// True if the byte at `addr` is an `int3` (the program's own, as xol's are masked elsewhere).
+pub(super) fn byte_is_int3(p: &Process, addr: u64) -> bool {
+    let mut b = [0u8];
+    matches!(p.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
+}

@@ -1,0 +1,258 @@
+//! The life cycle of traced processes: new threads (clone), forked children and the follow
+//! policy (followed while per-file probes exist, else scrubbed and detached), vfork's shared
+//! memory, exec (a new image: insertions, slots and debug registers gone), and, before a
+//! detach, taking xol's own signals out of the kernel's queues.
+
+use super::{continue_internal, SI_KERNEL};
+use crate::inferior::breakpoints::{scrub_child, INT3};
+use crate::inferior::{probes, Error, Inferior, Insertion, Process, Result, StopKind, Thread};
+use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
+use crate::sys::wait::{self, Stop};
+use crate::sys::{self, mem::Mem, RawTid};
+use crate::types::{Owner, Pid};
+
+impl Inferior {
+    /// A new thread (`PTRACE_EVENT_CLONE` of `tid`): it is born running, of a thread the
+    /// front-end resumed, and its first stop is still to come (or was already seen as an orphan).
+    pub(super) fn handle_clone(&mut self, pid: Pid, tid: RawTid, stopping: bool) -> Result<()> {
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        let new = ptrace::event_msg(tid)? as RawTid;
+        if let std::collections::btree_map::Entry::Vacant(slot) = p.threads.entry(new) {
+            let mut t = Thread::new_stopped();
+            t.stopped = false;
+            t.expect_stop = true;
+            // Born running, of a thread the front-end resumed.
+            t.resumed = true;
+            slot.insert(t);
+            // Its first stop may already have been seen as an orphan.
+            if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
+                let (_, st) = self.orphans.remove(i);
+                self.handle_status(new, st, stopping)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An exec (`PTRACE_EVENT_EXEC` reported by `tid`): one thread is left, as the leader, in a
+    /// new image whose memory, maps and per-file probes are set up again.
+    pub(super) fn handle_exec(&mut self, pid: Pid, tid: RawTid) -> Result<()> {
+        let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        // The old image is gone, with its breakpoints, its debug registers (the kernel
+        // clears them on exec) and all other threads.
+        p.insertions.clear();
+        p.slots.reset();
+        p.hw = [None; 4];
+        p.disarmed = false;
+        let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
+        p.threads.retain(|t, _| *t == former || *t == pid.0);
+        let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
+        t.stopped = true;
+        t.stepping = false;
+        t.xol = None;
+        t.rehit = None;
+        p.threads.clear();
+        p.threads.insert(pid.0, t);
+        p.mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
+        if let Err(e) = p.maps.reopen() {
+            log::warn!("maps of {pid} after exec: {e}");
+        }
+        log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
+        // Per-file probes in the new image (the program and its dynamic linker now;
+        // libraries when the linker reports them).
+        self.after_exec(pid)?;
+        Ok(())
+    }
+
+    /// A forked child. While per-file probes exist it is **followed**: traced from birth as a
+    /// process of its own, with the per-file probes' `int3`s left armed in its copy of memory
+    /// and every other insertion (gdb's, per-process probes') taken out of it; its events are
+    /// handled here and never reported. Otherwise (gdb's default `detach-on-fork on`) xol's
+    /// breakpoints are taken out of its memory and it runs on untraced. For vfork the memory is
+    /// shared until the child execs or exits: a followed child shares every insertion (a hit of
+    /// one that is not per-file is stepped over silently); an unfollowed one is protected by
+    /// disarming the parent until `PTRACE_EVENT_VFORK_DONE`.
+    pub(super) fn handle_fork(&mut self, pid: Pid, _parent: RawTid, child: RawTid, vfork: bool) -> Result<()> {
+        // The child's first stop: maybe already seen.
+        if let Some(i) = self.orphans.iter().position(|(o, _)| *o == child) {
+            self.orphans.remove(i);
+        } else {
+            match wait::wait_tid(child) {
+                Ok((_, Stop::Exited(_) | Stop::Killed(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("waiting for forked child {child}: {e}");
+                    return Ok(());
+                }
+            }
+        }
+        self.forks_handled += 1;
+        let snap = self.table.snapshot();
+        if snap.has_per_file() {
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+            let mem = match Mem::open(child) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::warn!("cannot open memory of forked child {child}: {e}; detaching it");
+                    let _ = ptrace::detach(child, 0);
+                    return Ok(());
+                }
+            };
+            let per_file = |o: &Owner| {
+                *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
+            };
+            let mut insertions = std::collections::BTreeMap::new();
+            for (addr, ins) in &p.insertions {
+                if vfork {
+                    insertions.insert(*addr, ins.clone());
+                    continue;
+                }
+                let owners: Vec<Owner> = ins.owners.iter().copied().filter(per_file).collect();
+                if owners.is_empty() {
+                    if let Err(e) = mem.write(*addr, &[ins.shadow]) {
+                        log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}");
+                    }
+                } else {
+                    insertions.insert(*addr, Insertion { shadow: ins.shadow, owners });
+                }
+            }
+            // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
+            // so nothing could have lifted a byte while the kernel copied its memory and the
+            // child's copy holds every `int3` as they are. With other threads running, one of
+            // them may have been in an in-line step-over (a byte lifted) at the moment of the
+            // copy: only then are the child's `int3`s written again.
+            let single = p.threads.len() == 1;
+            if !single && !vfork {
+                for addr in insertions.keys() {
+                    if let Err(e) = mem.write(*addr, &[INT3]) {
+                        log::warn!("re-arming {addr:#x} in forked child {child}: {e}");
+                    }
+                }
+                self.forks_multithreaded += 1;
+            }
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+            let slots = p.slots.for_child(vfork);
+            let mut threads = std::collections::BTreeMap::new();
+            threads.insert(child, Thread::new_stopped());
+            let proc = Process {
+                threads,
+                mem,
+                launched: false,
+                insertions,
+                disarmed: false,
+                catch: None,
+                hw: [None; 4],
+                slots,
+                followed: true,
+                maps: probes::new_maps(child),
+            };
+            self.procs.insert(Pid(child), proc);
+            self.children_followed += 1;
+            let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
+            continue_internal(p, child)?;
+            return Ok(());
+        }
+        if vfork {
+            self.set_armed(pid, false)?;
+        } else {
+            let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+            if !p.insertions.is_empty() {
+                match Mem::open(child) {
+                    Ok(m) => scrub_child(&m, &p.insertions),
+                    Err(e) => log::warn!("cannot open memory of forked child {child}: {e}"),
+                }
+            }
+        }
+        if let Err(e) = ptrace::detach(child, 0) {
+            log::warn!("detaching forked child {child}: {e}");
+        }
+        Ok(())
+    }
+
+    /// Before detaching a stopped process, take out of the kernel's signal queues every signal
+    /// xol itself caused and no front-end was told of: the SIGTRAP of an `int3` of ours that a
+    /// thread executed just before it was interrupted (a `PTRACE_EVENT_STOP` is reported before
+    /// the thread dequeues its signals), and the SIGINT xol sent for an interrupt. Left queued,
+    /// either would kill the program once it runs without xol (a SIGTRAP at `int3 + 1` with the
+    /// original byte back). A thread is resumed only while one of its unblocked signals is
+    /// queued, so it stops again in signal delivery before running a single instruction; the
+    /// first signal it dequeues that is not ours is kept for the detach to deliver.
+    pub(in crate::inferior) fn flush_own_signals(&mut self, pid: Pid) -> Result<()> {
+        let me = std::process::id() as i32;
+        let tids: Vec<RawTid> = self.procs.get(&pid).map(|p| p.threads.keys().copied().collect()).unwrap_or_default();
+        for tid in tids {
+            // Bounded: standard signals are queued at most once each.
+            for _ in 0..32 {
+                let Some(p) = self.procs.get(&pid) else { return Ok(()) };
+                let Some(t) = p.threads.get(&tid) else { break };
+                if !t.stopped || t.pending.is_some() || t.deferred_sig != 0 {
+                    break;
+                }
+                let blocked = match ptrace::sigmask(tid) {
+                    Ok(m) => m,
+                    Err(e) if e.is_gone() => break,
+                    Err(e) => return Err(e.into()),
+                };
+                let deliverable = |q: &Queued| q.signo >= 1 && q.signo <= 64 && blocked & (1u64 << (q.signo - 1)) == 0;
+                let mut queued: Vec<Queued> = Vec::new();
+                for queue in [SigQueue::Thread, SigQueue::Process] {
+                    match ptrace::peek_pending(tid, queue, 64) {
+                        Ok(v) => queued.extend(v.into_iter().filter(deliverable)),
+                        Err(e) if e.is_gone() => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let regs = ptrace::get_regs(tid)?;
+                let ours = |q: &Queued| {
+                    (q.signo == libc::SIGTRAP
+                        && q.code == SI_KERNEL
+                        && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
+                        || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
+                };
+                if !queued.iter().any(ours) {
+                    break;
+                }
+                // Let the thread dequeue one signal: it stops in signal delivery at once.
+                match ptrace::resume(tid, ResumeKind::Cont, 0) {
+                    Ok(()) => {}
+                    Err(e) if e.is_gone() => break,
+                    Err(e) => return Err(e.into()),
+                }
+                let (_, st) = wait::wait_tid(tid)?;
+                let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+                match st {
+                    Stop::Signal(sig) => {
+                        let mut regs = ptrace::get_regs(tid)?;
+                        let at = regs.rip.wrapping_sub(1);
+                        let si = ptrace::siginfo(tid)?;
+                        let code = si.si_code;
+                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains_key(&at) {
+                            log::debug!("detach: consumed the trap of {tid} at {at:#x}");
+                            regs.rip = at;
+                            ptrace::set_regs(tid, &regs)?;
+                        } else if sig == libc::SIGINT && code <= 0 && unsafe { si.si_pid() } == me {
+                            log::debug!("detach: discarded xol's SIGINT queued for {tid}");
+                        } else if let Some(t) = p.threads.get_mut(&tid) {
+                            // The program's own signal: delivered by the detach.
+                            t.pending = Some(StopKind::Signal(sig));
+                        }
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.stopped = true;
+                        }
+                    }
+                    Stop::Exited(_) | Stop::Killed(_) => {
+                        p.threads.remove(&tid);
+                        break;
+                    }
+                    _ => {
+                        // Some other stop (a group-stop): stopped again, leave the rest queued.
+                        if let Some(t) = p.threads.get_mut(&tid) {
+                            t.stopped = true;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
