@@ -13,7 +13,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{fixture_with, FixtureOpts};
-use xol::debugger::{Action, Debugger, Error, HwKind, Launch, Location, StopKind, WaitOutcome};
+use xol::debugger::{
+    Action, Consumer, Debugger, Error, HwKind, Launch, Location, Notice, StopKind, Subscription, WaitOutcome,
+};
 use xol::types::{Owner, Pid, VirtAddr};
 
 /// Time one scenario may take (a debug build, gcc compiling the fixture first).
@@ -37,11 +39,13 @@ struct Session {
     dbg: Debugger,
     names: Names,
     events: Vec<String>,
+    /// The thread of the last stop.
+    last_tid: xol::types::Tid,
 }
 
 impl Session {
     fn new() -> Session {
-        Session { dbg: Debugger::new(), names: Names::default(), events: Vec::new() }
+        Session { dbg: Debugger::new(), names: Names::default(), events: Vec::new(), last_tid: xol::types::Tid(0) }
     }
 
     fn launch(&mut self, prog: &std::path::Path, args: &[&str]) -> Pid {
@@ -57,14 +61,63 @@ impl Session {
         self.dbg.resolve_location(pid, &l).unwrap_or_else(|e| panic!("{loc}: {e}"))
     }
 
-    /// Resume every thread of `pid` and wait for the next stop; record it and return it.
+    /// Resume every thread of `pid` and wait for the next stop that is not a signal (signals
+    /// are recorded and delivered, as gdb's default `handle ... pass` does); record it and return it.
     fn cont(&mut self, pid: Pid) -> (Pid, StopKind) {
-        self.dbg.resume(pid, &[], Some(Action::CONTINUE)).unwrap_or_else(|e| panic!("resume: {e}"));
-        self.next()
+        let mut deliver = None;
+        loop {
+            let actions: Vec<_> = deliver.into_iter().collect();
+            self.dbg.resume(pid, &actions, Some(Action::CONTINUE)).unwrap_or_else(|e| panic!("resume: {e}"));
+            match self.next() {
+                (p, StopKind::Signal(sig)) if p == pid => {
+                    let tid = self.last_tid;
+                    deliver = Some((tid, Action { step: false, sig, range: None }));
+                }
+                stop => return stop,
+            }
+        }
     }
 
     fn next(&mut self) -> (Pid, StopKind) {
-        match self.dbg.wait_timeout(None, WAIT_TIMEOUT) {
+        loop {
+            match self.dbg.wait_timeout(None, WAIT_TIMEOUT) {
+                Ok(WaitOutcome::Notice(n)) => {
+                    let text = self.notice(&n);
+                    self.events.push(text);
+                }
+                other => return self.stopped(other),
+            }
+        }
+    }
+
+    /// A notice as text, pids renumbered (thread ids left out: they differ from run to run).
+    fn notice(&mut self, n: &Notice) -> String {
+        match n {
+            Notice::Forked { parent, child, vfork, followed } => {
+                let (p, c) = (self.names.of(*parent), self.names.of(*child));
+                let how = if *vfork { "vforked" } else { "forked" };
+                format!("{p} {how} {c}{}", if *followed { " (followed)" } else { "" })
+            }
+            Notice::Exec { pid, path } => {
+                let name = path.as_ref().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned());
+                format!("{} exec {}", self.names.of(*pid), name.unwrap_or_default())
+            }
+            Notice::ThreadStarted { pid, .. } => format!("{} thread started", self.names.of(*pid)),
+            Notice::ThreadExited { pid, .. } => format!("{} thread exited", self.names.of(*pid)),
+            Notice::ChildEnded { pid, status } => format!("{} ended {status}", self.names.of(*pid)),
+            Notice::ProbeHit { probe, consumer, pid, .. } => {
+                let whom = match consumer {
+                    Consumer::Count => "count".to_string(),
+                    Consumer::Report(c) => format!("client {}", c.0),
+                };
+                format!("{} hit probe {probe} ({whom})", self.names.of(*pid))
+            }
+            Notice::Lost(k) => format!("lost {k}"),
+        }
+    }
+
+    fn stopped(&mut self, outcome: Result<WaitOutcome, Error>) -> (Pid, StopKind) {
+        match outcome {
             Ok(WaitOutcome::Stopped(ev)) => {
                 let what = match ev.kind {
                     StopKind::Exited(c) => format!("exited {c}"),
@@ -75,12 +128,16 @@ impl Session {
                 };
                 let name = self.names.of(ev.pid);
                 self.events.push(format!("{name} {what}"));
+                self.last_tid = ev.tid;
                 (ev.pid, ev.kind)
             }
             other => panic!("no stop: {other:?}; events so far {:?}", self.events),
         }
     }
 }
+
+const LIFECYCLE: Subscription = Subscription { lifecycle: true, probe_hits: false };
+const EVERYTHING: Subscription = Subscription { lifecycle: true, probe_hits: true };
 
 /// `Owner` of a client's breakpoints.
 fn client(dbg: &mut Debugger) -> Owner {
@@ -215,12 +272,79 @@ fn detach_leaves_a_clean_program() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 5, "status {status:#x}");
 }
 
+/// A fork with a per-file probe: the child is followed, its probe hit, its end and the
+/// parent's exit come in the order they happened.
+fn fork_events_come_in_order() {
+    let prog = fixture_with("forker", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.subscribe(EVERYTHING);
+    let file = prog.display().to_string();
+    let id = s.dbg.count(pid, &format!("{file}:child_work").parse().unwrap()).expect("count");
+    s.cont(pid);
+    let hit = format!("P2 hit probe {id} (count)");
+    // The parent stops for SIGCHLD (delivered on), as under gdb.
+    assert_eq!(s.events, ["P1 forked P2 (followed)", hit.as_str(), "P2 ended 7", "P1 signal 17", "P1 exited 0"]);
+    assert_eq!(s.dbg.stats(None).children_followed, 1);
+    // Without a subscription the same run reports only the exit.
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.count(pid, &format!("{file}:child_work").parse().unwrap()).expect("count");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 signal 17", "P1 exited 0"]);
+}
+
+/// vfork then exec in the child, exec in place: each is a notice; a probe pending on a
+/// library is armed in every image that maps it.
+fn vfork_and_exec_are_told() {
+    let prog = fixture_with("pf_libexec", FixtureOpts::PIE);
+    fixture_with("pf_leaf", FixtureOpts::PIE); // What it execs, built next to it.
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["vfork", "2", "3", "4"]);
+    s.dbg.subscribe(LIFECYCLE);
+    let id = s.dbg.count(pid, &"libfix.so:fix_add".parse().unwrap()).expect("count");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 vforked P2 (followed)", "P2 exec pf_leaf", "P2 ended 0", "P1 signal 17", "P1 exited 0"]);
+    let hits: u64 = s.dbg.probe_hits(id).iter().map(|(_, n)| n).sum();
+    assert_eq!(hits, 2 + 3 + 4, "the parent's calls before and after, the leaf's in between");
+
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["exec", "2", "5"]);
+    s.dbg.subscribe(LIFECYCLE);
+    let id = s.dbg.count(pid, &"libfix.so:fix_add".parse().unwrap()).expect("count");
+    s.cont(pid);
+    assert_eq!(s.events, ["P1 exec pf_leaf", "P1 exited 0"]);
+    assert_eq!(s.dbg.probe_hits(id), vec![(pid, 2 + 5)], "the same pid before and after the exec");
+}
+
+/// Threads: each start and end is a notice, and every probe hit names its thread's process.
+fn threads_and_probe_hits_are_told() {
+    let prog = fixture_with("threads", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.subscribe(EVERYTHING);
+    let id = s.dbg.count(pid, &"thread_work".parse().unwrap()).expect("count");
+    s.cont(pid);
+    let n = |what: &str| s.events.iter().filter(|e| e.as_str() == what).count();
+    assert_eq!(n("P1 thread started"), 4, "{:?}", s.events);
+    assert_eq!(n("P1 thread exited"), 4, "{:?}", s.events);
+    assert_eq!(n(&format!("P1 hit probe {id} (count)")), 12, "{:?}", s.events);
+    assert_eq!(s.events.last().map(String::as_str), Some("P1 exited 0"));
+    // A thread's notices come between its start and its end.
+    let first_start = s.events.iter().position(|e| e == "P1 thread started").unwrap();
+    let first_hit = s.events.iter().position(|e| e.contains("hit probe")).unwrap();
+    assert!(first_start < first_hit, "{:?}", s.events);
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
     ("shared_insertion_keeps_its_byte_until_the_last_owner", shared_insertion_keeps_its_byte_until_the_last_owner),
     ("errors_say_what_failed", errors_say_what_failed),
     ("detach_leaves_a_clean_program", detach_leaves_a_clean_program),
+    ("fork_events_come_in_order", fork_events_come_in_order),
+    ("vfork_and_exec_are_told", vfork_and_exec_are_told),
+    ("threads_and_probe_hits_are_told", threads_and_probe_hits_are_told),
 ];
 
 fn main() {

@@ -4,9 +4,11 @@
 //! ptrace requires). Front-ends never call ptrace and never see a breakpoint byte: memory read
 //! through here is shadow-masked. Independent of gdbstub: ids and registers are xol's types.
 
+pub use crate::inferior::notice::{Notice, Subscription};
 use crate::inferior::{self, Inferior};
 pub use crate::inferior::{Action, ProbeInfo, StepMode, StepStats, WaitOutcome};
 pub use crate::inferior::{HwKind, SyscallFilter};
+pub use crate::probe::Consumer;
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
 /// from the core's signalfd, polling, non-blocking and serial descriptors): the kernel calls
@@ -14,7 +16,7 @@ pub use crate::inferior::{HwKind, SyscallFilter};
 pub mod io {
     pub use crate::sys::signals::*;
 }
-use crate::probe::{Consumer, Scope};
+use crate::probe::Scope;
 use crate::solib::{self, LibraryList};
 use crate::types::{ClientId, FileSite, Owner, Pid, Tid, VirtAddr};
 use std::os::fd::BorrowedFd;
@@ -172,6 +174,15 @@ impl Debugger {
     /// table). By default such a signal is not delivered.
     pub fn set_pass_on_detach(&mut self, pass: fn(i32) -> bool) {
         self.inf.pass_on_detach = Some(pass);
+    }
+
+    /// Choose what [`Debugger::wait`] also reports, as [`WaitOutcome::Notice`]s, besides the
+    /// stops: forks, execs, threads and followed children ending (`lifecycle`), every probe
+    /// hit with its consumer (`probe_hits`). Nothing by default; notices queued under the
+    /// previous subscription are dropped.
+    pub fn subscribe(&mut self, sub: Subscription) {
+        self.inf.notices.clear();
+        self.inf.notices.sub = sub;
     }
 
     /// Resume: explicit per-thread actions, and a default for the others (`None`: stay stopped).

@@ -136,7 +136,8 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
             },
             WaitOutcome::Stopped(_) => {}
             WaitOutcome::NoProcesses => break 0,
-            WaitOutcome::Input => {}
+            // (Not subscribed to notices.)
+            WaitOutcome::Input | WaitOutcome::Notice(_) => {}
             WaitOutcome::Terminate => {
                 let sig = dbg.terminate_signal().unwrap_or(15);
                 // Bytes restored and every thread released before anything is printed; then

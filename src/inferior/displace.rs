@@ -15,6 +15,7 @@
 //! - a rewound step marks the thread (`reported_bp` for gdb's breakpoints, `rehit` for probes)
 //!   so the same hit is neither reported nor counted twice.
 
+use super::notice::Notice;
 use super::{Error, Inferior, Process, Result, StopKind};
 use crate::probe::{Consumer, Scope};
 use crate::sys::ptrace::{self, ResumeKind};
@@ -383,12 +384,18 @@ impl Inferior {
     }
 
     /// Count a breakpoint hit for every probe owning the insertion at `at`.
-    pub(super) fn count_hit(&mut self, pid: Pid, at: u64) {
+    pub(super) fn count_hit(&mut self, pid: Pid, tid: RawTid, at: u64) {
         let Some(p) = self.procs.get(&pid) else { return };
         let Some(ins) = p.insertions.get(&at) else { return };
         for o in &ins.owners {
             if let Owner::Probe(id) = o {
                 *self.hits.entry((*id, pid.0)).or_insert(0) += 1;
+                if self.notices.sub.probe_hits {
+                    if let Some(pr) = self.table.snapshot().get(*id) {
+                        let consumer = pr.consumer;
+                        self.notices.push(Notice::ProbeHit { probe: *id, consumer, pid, tid: Tid(tid) });
+                    }
+                }
             }
         }
     }

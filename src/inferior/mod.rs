@@ -17,6 +17,7 @@ mod breakpoints;
 mod displace;
 mod events;
 mod hw;
+pub mod notice;
 mod probes;
 
 use crate::step::Slots;
@@ -276,6 +277,8 @@ pub struct Inferior {
     pub step_mode: StepMode,
     /// Counters of the resume paths.
     pub step_stats: StepStats,
+    /// Notices for subscribed front-ends.
+    pub notices: notice::Notices,
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {

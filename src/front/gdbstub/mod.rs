@@ -131,8 +131,8 @@ impl BlockingEventLoop for EventLoop {
                         "xol was asked to terminate",
                     )))
                 }
-                // (No timeout is given here.)
-                WaitOutcome::Timeout => {}
+                // (No timeout is given here; gdbstub's front-end subscribes to no notices.)
+                WaitOutcome::Timeout | WaitOutcome::Notice(_) => {}
                 WaitOutcome::NoProcesses => {
                     target.running = false;
                     target.set_pid(None);
@@ -282,7 +282,7 @@ fn serve_while_listening(target: &mut XolTarget, listener: &TcpListener) -> bool
                 let _ = target.stop_reason(ev);
             }
             Ok(WaitOutcome::Input) => return true,
-            Ok(WaitOutcome::Timeout) => {}
+            Ok(WaitOutcome::Timeout) | Ok(WaitOutcome::Notice(_)) => {}
             Ok(WaitOutcome::Terminate) => return false,
             Ok(WaitOutcome::NoProcesses) => {
                 target.running = false;
@@ -319,7 +319,7 @@ fn stop_for_new_client(target: &mut XolTarget) {
                     return;
                 }
             }
-            Ok(WaitOutcome::Input) | Ok(WaitOutcome::Timeout) => {}
+            Ok(WaitOutcome::Input) | Ok(WaitOutcome::Timeout) | Ok(WaitOutcome::Notice(_)) => {}
             Ok(WaitOutcome::Terminate) => return,
             Ok(WaitOutcome::NoProcesses) => {
                 target.running = false;

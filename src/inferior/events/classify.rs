@@ -8,6 +8,7 @@ use super::trap::XolStop;
 use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
 use crate::inferior::breakpoints::INT3;
 use crate::inferior::displace;
+use crate::inferior::notice::Notice;
 use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
 use crate::sys::wait::{Event, Stop};
@@ -35,6 +36,11 @@ impl Inferior {
         };
         if !followed {
             return Ok(Some(ev));
+        }
+        match ev.kind {
+            StopKind::Exited(c) => self.notices.push(Notice::ChildEnded { pid: ev.pid, status: c }),
+            StopKind::Killed(s) => self.notices.push(Notice::ChildEnded { pid: ev.pid, status: -s }),
+            _ => {}
         }
         let Some(p) = self.procs.get_mut(&ev.pid) else { return Ok(None) };
         match ev.kind {
@@ -73,6 +79,7 @@ impl Inferior {
                         if matches!(st, Stop::Exited(_)) { StopKind::Exited(code) } else { StopKind::Killed(code) };
                     return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
                 }
+                self.notices.push(Notice::ThreadExited { pid, tid: Tid(tid) });
                 Ok(None)
             }
             Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
@@ -304,6 +311,7 @@ impl Inferior {
                     let mut t = Thread::new_stopped();
                     t.resumed = true;
                     p.threads.insert(tid, t);
+                    self.notices.push(Notice::ThreadStarted { pid, tid: Tid(tid) });
                     if !stopping {
                         let k = p.resume_kind();
                         resume_quiet(p, tid, k, 0)?;

@@ -5,11 +5,12 @@
 
 use super::{continue_internal, SI_KERNEL};
 use crate::inferior::breakpoints::{scrub_child, INT3};
+use crate::inferior::notice::Notice;
 use crate::inferior::{probes, Error, Inferior, Insertion, Process, Result, StopKind, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
-use crate::types::{Owner, Pid};
+use crate::types::{Owner, Pid, Tid};
 
 impl Inferior {
     /// A new thread (`PTRACE_EVENT_CLONE` of `tid`): it is born running, of a thread the
@@ -24,6 +25,7 @@ impl Inferior {
             // Born running, of a thread the front-end resumed.
             t.resumed = true;
             slot.insert(t);
+            self.notices.push(Notice::ThreadStarted { pid, tid: Tid(new) });
             // Its first stop may already have been seen as an orphan.
             if let Some(i) = self.orphans.iter().position(|(o, _)| *o == new) {
                 let (_, st) = self.orphans.remove(i);
@@ -56,7 +58,9 @@ impl Inferior {
         if let Err(e) = p.maps.reopen() {
             log::warn!("maps of {pid} after exec: {e}");
         }
-        log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
+        let path = sys::proc::exe(pid.0).ok();
+        log::info!("process {pid} exec'd {path:?}");
+        self.notices.push(Notice::Exec { pid, path });
         // Per-file probes in the new image (the program and its dynamic linker now;
         // libraries when the linker reports them).
         self.after_exec(pid)?;
@@ -147,6 +151,7 @@ impl Inferior {
             };
             self.procs.insert(Pid(child), proc);
             self.children_followed += 1;
+            self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: true });
             let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
             continue_internal(p, child)?;
             return Ok(());
@@ -165,6 +170,7 @@ impl Inferior {
         if let Err(e) = ptrace::detach(child, 0) {
             log::warn!("detaching forked child {child}: {e}");
         }
+        self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: false });
         Ok(())
     }
 

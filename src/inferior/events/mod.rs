@@ -27,10 +27,13 @@ use crate::sys::{self, RawTid};
 use crate::types::Tid;
 
 /// What [`Inferior::wait`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// A thread stopped; the whole process is now stopped.
     Stopped(StopEvent),
+    /// Something a subscribed front-end is told of; nothing stopped for it (see
+    /// [`crate::inferior::notice`]).
+    Notice(crate::inferior::notice::Notice),
     /// The front-end's descriptor has input (e.g. gdb's Ctrl-C).
     Input,
     /// xol was asked to terminate (SIGTERM, SIGINT, SIGHUP).

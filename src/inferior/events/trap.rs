@@ -226,12 +226,12 @@ impl Inferior {
                 return Ok(gdb.then_some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Breakpoint }));
             }
             if !rehit {
-                self.count_hit(pid, at);
+                self.count_hit(pid, tid, at);
             }
             return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Breakpoint }));
         }
         if !rehit {
-            self.count_hit(pid, at);
+            self.count_hit(pid, tid, at);
         }
         let mode = self.step_mode;
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;

@@ -28,6 +28,10 @@ impl Inferior {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut input_ready = false;
         loop {
+            // Notices first: they happened before any stop still pending.
+            if let Some(n) = self.notices.pop() {
+                return Ok(WaitOutcome::Notice(n));
+            }
             if let Some(ev) = self.take_pending() {
                 if self.procs.contains_key(&ev.pid) {
                     self.stop_all(ev.pid)?;
@@ -46,8 +50,16 @@ impl Inferior {
                         self.stop_all(ev.pid)?;
                     }
                     let ev = self.prefer_step(ev);
+                    if self.notices.has_queued() {
+                        // Notices of this batch came first: the stop waits behind them.
+                        self.reports.push_back(ev);
+                        break;
+                    }
                     return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
                 }
+            }
+            if self.notices.has_queued() {
+                continue;
             }
             if sys::signals::terminate_requested().is_some() {
                 return Ok(WaitOutcome::Terminate);
