@@ -6,7 +6,7 @@
 
 pub use crate::inferior::notice::{Notice, Subscription};
 use crate::inferior::{self, Inferior};
-pub use crate::inferior::{Action, ProbeInfo, StepMode, StepStats, WaitOutcome};
+pub use crate::inferior::{Action, StepMode, StepStats, WaitOutcome};
 pub use crate::inferior::{HwKind, SyscallFilter};
 pub use crate::probe::Consumer;
 
@@ -566,11 +566,6 @@ impl Debugger {
             step_mode: self.inf.step_mode,
             slot_area: pid.and_then(|p| self.inf.slot_area(p)),
         }
-    }
-
-    /// Every counting probe with its plan kind and hits per process.
-    pub fn probes(&self) -> Vec<ProbeInfo> {
-        self.inf.probes()
     }
 
     /// Every probe (counting probes and per-file client breakpoints) with where it stands, for
