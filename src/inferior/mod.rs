@@ -235,7 +235,45 @@ struct Process {
     maps: crate::maps::MapsCache,
 }
 
+/// How xol came to trace a process: what [`Process::new`] starts it with.
+enum Origin {
+    /// Started by xol ([`Inferior::launch`]): killed when xol lets it go.
+    Launched,
+    /// Attached to ([`Inferior::attach`]): detached when xol lets it go.
+    Attached,
+    /// A forked child xol follows on its own (for per-file probes), with what its address space
+    /// inherits of its parent's: the insertions left in its copy of memory and the slot area.
+    Followed {
+        /// The parent's insertions kept in the child.
+        insertions: BTreeMap<u64, Insertion>,
+        /// The slot area as the child sees it.
+        slots: Slots,
+    },
+}
+
 impl Process {
+    /// The one way a `Process` is built: process `pid`, its threads and its memory, no
+    /// syscall catching, no debug registers in use, its `int3`s (if any) armed.
+    fn new(pid: RawTid, threads: BTreeMap<RawTid, Thread>, mem: Mem, origin: Origin) -> Process {
+        let launched = matches!(origin, Origin::Launched);
+        let (insertions, slots, followed) = match origin {
+            Origin::Launched | Origin::Attached => (BTreeMap::new(), Slots::default(), false),
+            Origin::Followed { insertions, slots } => (insertions, slots, true),
+        };
+        Process {
+            threads,
+            mem,
+            launched,
+            insertions,
+            disarmed: false,
+            catch: None,
+            hw: [None; 4],
+            slots,
+            followed,
+            maps: probes::new_maps(pid),
+        }
+    }
+
     fn resume_kind(&self) -> ptrace::ResumeKind {
         if self.catch.is_some() {
             ptrace::ResumeKind::Syscall
@@ -299,21 +337,7 @@ impl Inferior {
         let mut threads = BTreeMap::new();
         threads.insert(raw, Thread::new_stopped());
         let pid = Pid(raw);
-        self.procs.insert(
-            pid,
-            Process {
-                threads,
-                mem,
-                launched: true,
-                insertions: BTreeMap::new(),
-                disarmed: false,
-                catch: None,
-                hw: [None; 4],
-                slots: Slots::default(),
-                followed: false,
-                maps: probes::new_maps(raw),
-            },
-        );
+        self.procs.insert(pid, Process::new(raw, threads, mem, Origin::Launched));
         Ok(pid)
     }
 
@@ -367,21 +391,7 @@ impl Inferior {
             }
         }
         let mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
-        self.procs.insert(
-            pid,
-            Process {
-                threads,
-                mem,
-                launched: false,
-                insertions: BTreeMap::new(),
-                disarmed: false,
-                catch: None,
-                hw: [None; 4],
-                slots: Slots::default(),
-                followed: false,
-                maps: probes::new_maps(pid.0),
-            },
-        );
+        self.procs.insert(pid, Process::new(pid.0, threads, mem, Origin::Attached));
         self.stop_all(pid)?;
         Ok(())
     }

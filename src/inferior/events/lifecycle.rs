@@ -6,7 +6,7 @@
 use super::{continue_internal, SI_KERNEL};
 use crate::inferior::breakpoints::{scrub_child, INT3};
 use crate::inferior::notice::Notice;
-use crate::inferior::{probes, Error, Inferior, Insertion, Process, Result, StopKind, Thread};
+use crate::inferior::{Error, Inferior, Insertion, Origin, Process, Result, StopKind, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
@@ -137,18 +137,7 @@ impl Inferior {
             let slots = p.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
-            let proc = Process {
-                threads,
-                mem,
-                launched: false,
-                insertions,
-                disarmed: false,
-                catch: None,
-                hw: [None; 4],
-                slots,
-                followed: true,
-                maps: probes::new_maps(child),
-            };
+            let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
             self.procs.insert(Pid(child), proc);
             self.children_followed += 1;
             self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: true });
