@@ -8,10 +8,12 @@
 //! front/      gdbstub (gdb remote stub), count (`xol count`), verify (`xol verify-steps`)
 //!               uses: debugger, types (and symbols for reading files; xol-arch's register
 //!               and target-description tables)
-//! debugger    the session API every front-end drives: launch/attach, resume/wait, memory,
-//!               registers, breakpoints, probes, reports
-//! inferior    processes, threads, the all-stop event machine, insertions, hardware slots,
-//!               displaced stepping's resume paths, per-file probe arming
+//! debugger    the session API every front-end drives: clients, launch/attach, resume/wait
+//!               (stops and subscribed notices), memory, registers, breakpoints, probes,
+//!               one location grammar, typed errors and reports
+//! inferior    processes, threads, the all-stop event machine (events/: resume, wait,
+//!               stop-the-world, classify, lifecycle, trap), insertions, hardware slots,
+//!               displaced stepping's resume paths, per-file probe arming, notices
 //! step        the slot area in the tracee (injected mmap, per-site slots)
 //! probe       the RCU probe table (arc-swap snapshots, refcounted probes)
 //! maps        address <-> (file, offset): the maps parser and the speculative cache
@@ -19,7 +21,7 @@
 //! solib       the r_debug / link_map walk (pure over a memory reader)
 //! sys         the ONLY code that calls the kernel: ptrace, wait, /proc/PID/mem, spawn,
 //!               signalfd and descriptors, PROCMAP_QUERY
-//! types       Pid, Tid, VirtAddr, FileId, FileSite, Owner
+//! types       Pid, Tid, VirtAddr, FileId, FileSite, ClientId, Owner
 //! ```
 //!
 //! Beside the crate, `xol-arch` (`arch/`) is pure x86-64 knowledge: registers, the target
