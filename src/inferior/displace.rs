@@ -15,7 +15,7 @@
 //! - a rewound step marks the thread (`reported_bp` for gdb's breakpoints, `rehit` for probes)
 //!   so the same hit is neither reported nor counted twice.
 
-use super::{Error, Inferior, Process, Result, StopKind};
+use super::{Error, Inferior, Memory, Process, Result, StopKind};
 use crate::probe::{Consumer, Scope};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -112,37 +112,49 @@ pub(super) enum Displaced {
 /// for real.)
 struct ProcMem<'a>(&'a Process, i32);
 
+/// A process's memory through `process_vm_readv`/`writev`: only what the program itself may
+/// access, all or nothing.
+struct ProgramAccess(i32);
+
+impl Memory for ProgramAccess {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if crate::sys::mem::vm_read(self.0, addr, buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::Error::from_raw_os_error(libc::EFAULT))
+        }
+    }
+
+    fn write_at(&self, addr: u64, data: &[u8]) -> std::io::Result<()> {
+        if crate::sys::mem::vm_write(self.0, addr, data) {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(libc::EFAULT))
+        }
+    }
+}
+
 impl displaced::Memory for ProcMem<'_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
-        if !crate::sys::mem::vm_read(self.1, addr, buf) {
-            return false;
-        }
-        let end = addr.saturating_add(buf.len() as u64);
-        for (a, i) in self.0.insertions.range(addr..end) {
-            buf[(a - addr) as usize] = i.shadow;
-        }
-        true
+        self.0.insertions.read(&ProgramAccess(self.1), addr, buf).is_ok()
     }
 
     fn write(&mut self, addr: u64, data: &[u8]) -> bool {
         let end = addr.saturating_add(data.len() as u64);
-        if self.0.insertions.range(addr..end).next().is_some() {
+        if self.0.insertions.overlaps(addr, end) {
             // A store over one of our breakpoints (writable code): let the real instruction
             // do it, from its slot, and the breakpoint sees the change through the shadow.
             return false;
         }
-        crate::sys::mem::vm_write(self.1, addr, data)
+        ProgramAccess(self.1).write_at(addr, data).is_ok()
     }
 }
 
 /// Read the original bytes of the instruction at `addr` (masked, up to 15).
 pub(super) fn original_code(p: &Process, addr: u64) -> Vec<u8> {
     let mut buf = vec![0u8; displaced::MAX_INSN_LEN];
-    let n = p.mem.read(addr, &mut buf).unwrap_or(0);
+    let n = p.insertions.read(&p.mem, addr, &mut buf).unwrap_or(0);
     buf.truncate(n);
-    for (a, i) in p.insertions.range(addr..addr + n as u64) {
-        buf[(a - addr) as usize] = i.shadow;
-    }
     buf
 }
 
@@ -178,7 +190,7 @@ pub(super) fn displace(
     mode: StepMode,
     stats: &mut StepStats,
 ) -> Result<Displaced> {
-    if mode == StepMode::InLine || p.disarmed {
+    if mode == StepMode::InLine || !p.insertions.armed() {
         return Ok(Displaced::InLine);
     }
     prepare_site(p, at, false);
@@ -334,9 +346,9 @@ impl Inferior {
             .map(|pr| {
                 let mut armed = Vec::new();
                 for (pid, p) in &self.procs {
-                    for (a, i) in &p.insertions {
+                    for (a, i) in p.insertions.iter() {
                         if i.owners.contains(&Owner::Probe(pr.id)) {
-                            armed.push((*pid, VirtAddr(*a)));
+                            armed.push((*pid, VirtAddr(a)));
                         }
                     }
                 }
@@ -385,7 +397,7 @@ impl Inferior {
     /// Count a breakpoint hit for every probe owning the insertion at `at`.
     pub(super) fn count_hit(&mut self, pid: Pid, at: u64) {
         let Some(p) = self.procs.get(&pid) else { return };
-        let Some(ins) = p.insertions.get(&at) else { return };
+        let Some(ins) = p.insertions.get(at) else { return };
         for o in &ins.owners {
             if let Owner::Probe(id) = o {
                 *self.hits.entry((*id, pid.0)).or_insert(0) += 1;
@@ -398,7 +410,7 @@ impl Inferior {
     /// in line. The thread must be stopped; returns the stop that ended the step.
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
         let pc = ptrace::get_regs(tid.0)?.rip;
-        if !self.proc(pid)?.insertions.contains_key(&pc) {
+        if !self.proc(pid)?.insertions.contains(pc) {
             return Err(Error::Mem { addr: pc, source: std::io::Error::other("no breakpoint at the thread's ip") });
         }
         if let Some(t) = self.proc_mut(pid)?.threads.get_mut(&tid.0) {

@@ -13,6 +13,7 @@
 //!
 //! Only this module and `step` call into `sys`.
 
+mod aspace;
 mod breakpoints;
 mod displace;
 mod events;
@@ -25,7 +26,7 @@ use crate::types::{Pid, Tid};
 use std::collections::BTreeMap;
 use xol_arch::regs::RegisterFile;
 
-pub use breakpoints::Insertion;
+pub use aspace::{Insertion, Memory};
 pub use displace::{ProbeInfo, StepMode, StepStats};
 pub use events::WaitOutcome;
 pub use hw::{HwKind, HwSlot};
@@ -219,9 +220,8 @@ struct Process {
     mem: Mem,
     /// Started by xol (killed on disconnect) rather than attached (detached on disconnect).
     launched: bool,
-    insertions: BTreeMap<u64, Insertion>,
-    /// Breakpoint bytes are temporarily out of memory (vfork child sharing it).
-    disarmed: bool,
+    /// xol's `int3`s in this address space, with their shadows and owners.
+    insertions: aspace::Insertions,
     catch: Option<SyscallFilter>,
     /// Debug-register slots (hardware breakpoints and watchpoints).
     hw: [Option<HwSlot>; 4],
@@ -244,7 +244,7 @@ enum Origin {
     /// inherits of its parent's: the insertions left in its copy of memory and the slot area.
     Followed {
         /// The parent's insertions kept in the child.
-        insertions: BTreeMap<u64, Insertion>,
+        insertions: aspace::Insertions,
         /// The slot area as the child sees it.
         slots: Slots,
     },
@@ -256,7 +256,7 @@ impl Process {
     fn new(pid: RawTid, threads: BTreeMap<RawTid, Thread>, mem: Mem, origin: Origin) -> Process {
         let launched = matches!(origin, Origin::Launched);
         let (insertions, slots, followed) = match origin {
-            Origin::Launched | Origin::Attached => (BTreeMap::new(), Slots::default(), false),
+            Origin::Launched | Origin::Attached => (aspace::Insertions::default(), Slots::default(), false),
             Origin::Followed { insertions, slots } => (insertions, slots, true),
         };
         Process {
@@ -264,7 +264,6 @@ impl Process {
             mem,
             launched,
             insertions,
-            disarmed: false,
             catch: None,
             hw: [None; 4],
             slots,

@@ -70,7 +70,7 @@ impl Inferior {
         for pid in self.pids() {
             let addrs: Vec<u64> = match self.procs.get(&pid) {
                 Some(p) => {
-                    p.insertions.iter().filter(|(_, i)| i.owners.contains(&Owner::Probe(id))).map(|(a, _)| *a).collect()
+                    p.insertions.iter().filter(|(_, i)| i.owners.contains(&Owner::Probe(id))).map(|(a, _)| a).collect()
                 }
                 None => continue,
             };
@@ -109,7 +109,7 @@ impl Inferior {
                 p.insertions
                     .iter()
                     .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
-                    .map(|(a, _)| VirtAddr(*a))
+                    .map(|(a, _)| VirtAddr(a))
                     .collect()
             })
             .unwrap_or_default()
@@ -133,7 +133,7 @@ impl Inferior {
         for m in maps.iter().filter(|m| m.perms.exec) {
             let Some(addr) = m.addr_of(site.offset) else { continue };
             let p = self.proc_mut(pid)?;
-            if p.insertions.get(&addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
+            if p.insertions.get(addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
                 continue;
             }
             self.insert_breakpoint(pid, VirtAddr(addr), Owner::Probe(probe.id))?;
@@ -155,24 +155,20 @@ impl Inferior {
         let all = p.maps.all().map_err(|e| Error::Location(e.to_string()))?;
         // Insertions whose mapping is gone or now holds another file.
         let mut dead = Vec::new();
-        for (addr, ins) in &p.insertions {
+        for (addr, ins) in p.insertions.iter() {
             for o in &ins.owners {
                 let Owner::Probe(id) = o else { continue };
                 let Some(pr) = snap.get(*id) else { continue };
                 let Scope::PerFile { site, .. } = pr.scope else { continue };
-                let still = all.iter().any(|m| m.start <= *addr && *addr < m.end && m.site_of(*addr) == Some(site));
+                let still = all.iter().any(|m| m.start <= addr && addr < m.end && m.site_of(addr) == Some(site));
                 if !still {
-                    dead.push((*addr, *o));
+                    dead.push((addr, *o));
                 }
             }
         }
         for (addr, o) in dead {
-            if let Some(ins) = p.insertions.get_mut(&addr) {
-                ins.owners.retain(|x| *x != o);
-                if ins.owners.is_empty() {
-                    p.insertions.remove(&addr);
-                    p.slots.forget(addr);
-                }
+            if p.insertions.forget_owner(addr, o) {
+                p.slots.forget(addr);
             }
         }
         self.resolve_pending(pid, &all);
@@ -285,7 +281,7 @@ impl Inferior {
     /// later get or lose their per-file probes. Nothing to do for a static program.
     pub(super) fn ensure_rbrk(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        if p.insertions.values().any(|i| i.owners.contains(&Owner::Internal)) {
+        if p.insertions.iter().any(|(_, i)| i.owners.contains(&Owner::Internal)) {
             return Ok(());
         }
         let auxv = crate::solib::parse_auxv(&crate::sys::proc::auxv(pid.0)?);

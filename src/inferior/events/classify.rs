@@ -6,7 +6,7 @@
 
 use super::trap::XolStop;
 use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
-use crate::inferior::breakpoints::INT3;
+use crate::inferior::aspace::INT3;
 use crate::inferior::displace;
 use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
@@ -130,8 +130,7 @@ impl Inferior {
                         // `int3`), the thread was not single-stepping and no debug register is
                         // armed. Anything else asks the kernel why the thread stopped.
                         let sure = !stepping
-                            && !p.disarmed
-                            && p.insertions.contains_key(&at)
+                            && p.insertions.planted(at)
                             && p.hw.iter().all(|h| h.is_none())
                             && p.slots.site(at).is_some_and(|s| s.plan.len() > 1);
                         let code = if sure { SI_KERNEL } else { ptrace::siginfo(tid)?.si_code };
@@ -142,14 +141,14 @@ impl Inferior {
                             } else {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
-                        } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
+                        } else if code == SI_KERNEL && p.insertions.planted(at) {
                             return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
                             let range = p.threads.get(&tid).and_then(|t| t.range);
                             if let Some((a, b)) = range {
-                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains_key(&regs.rip) {
+                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains(regs.rip) {
                                     resume_quiet(p, tid, ResumeKind::Step, 0)?;
                                     if let Some(t) = p.threads.get_mut(&tid) {
                                         t.range = range;
@@ -158,7 +157,7 @@ impl Inferior {
                                 }
                             }
                             StopKind::Step
-                        } else if code == SI_KERNEL && !p.insertions.contains_key(&at) && !byte_is_int3(p, at) {
+                        } else if code == SI_KERNEL && !p.insertions.contains(at) && !byte_is_int3(p, at) {
                             // A stale trap: the thread executed one of our `int3`s, but the
                             // breakpoint was removed before its stop was handled. The program
                             // never saw that byte: rewind and let it run the real instruction.

@@ -4,7 +4,7 @@
 //! detach, taking xol's own signals out of the kernel's queues.
 
 use super::{continue_internal, SI_KERNEL};
-use crate::inferior::breakpoints::{scrub_child, INT3};
+use crate::inferior::aspace::{Insertions, INT3};
 use crate::inferior::{Error, Inferior, Insertion, Origin, Process, Result, StopKind, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
@@ -42,7 +42,6 @@ impl Inferior {
         p.insertions.clear();
         p.slots.reset();
         p.hw = [None; 4];
-        p.disarmed = false;
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
         p.threads.retain(|t, _| *t == former || *t == pid.0);
         let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
@@ -101,18 +100,18 @@ impl Inferior {
                 *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
             };
             let mut insertions = std::collections::BTreeMap::new();
-            for (addr, ins) in &p.insertions {
+            for (addr, ins) in p.insertions.iter() {
                 if vfork {
-                    insertions.insert(*addr, ins.clone());
+                    insertions.insert(addr, ins.clone());
                     continue;
                 }
                 let owners: Vec<Owner> = ins.owners.iter().copied().filter(per_file).collect();
                 if owners.is_empty() {
-                    if let Err(e) = mem.write(*addr, &[ins.shadow]) {
+                    if let Err(e) = mem.write(addr, &[ins.shadow]) {
                         log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}");
                     }
                 } else {
-                    insertions.insert(*addr, Insertion { shadow: ins.shadow, owners });
+                    insertions.insert(addr, Insertion { shadow: ins.shadow, owners });
                 }
             }
             // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
@@ -133,7 +132,12 @@ impl Inferior {
             let slots = p.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
-            let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
+            let proc = Process::new(
+                child,
+                threads,
+                mem,
+                Origin::Followed { insertions: Insertions::inherited(insertions), slots },
+            );
             self.procs.insert(Pid(child), proc);
             self.children_followed += 1;
             let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
@@ -146,7 +150,11 @@ impl Inferior {
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
             if !p.insertions.is_empty() {
                 match Mem::open(child) {
-                    Ok(m) => scrub_child(&m, &p.insertions),
+                    Ok(m) => {
+                        for (addr, e) in p.insertions.scrub(&m) {
+                            log::warn!("removing breakpoint at {addr:#x} from a forked child: {e}");
+                        }
+                    }
                     Err(e) => log::warn!("cannot open memory of forked child {child}: {e}"),
                 }
             }
@@ -192,9 +200,7 @@ impl Inferior {
                 }
                 let regs = ptrace::get_regs(tid)?;
                 let ours = |q: &Queued| {
-                    (q.signo == libc::SIGTRAP
-                        && q.code == SI_KERNEL
-                        && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
+                    (q.signo == libc::SIGTRAP && q.code == SI_KERNEL && p.insertions.contains(regs.rip.wrapping_sub(1)))
                         || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
                 };
                 if !queued.iter().any(ours) {
@@ -214,7 +220,7 @@ impl Inferior {
                         let at = regs.rip.wrapping_sub(1);
                         let si = ptrace::siginfo(tid)?;
                         let code = si.si_code;
-                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains_key(&at) {
+                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains(at) {
                             log::debug!("detach: consumed the trap of {tid} at {at:#x}");
                             regs.rip = at;
                             ptrace::set_regs(tid, &regs)?;

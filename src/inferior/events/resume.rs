@@ -53,7 +53,7 @@ impl Inferior {
                 Err(e) => return Err(e.into()),
             };
             let pc = regs.rip;
-            if reported != pc || !p.insertions.contains_key(&pc) || p.disarmed {
+            if reported != pc || !p.insertions.planted(pc) {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);

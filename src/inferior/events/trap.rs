@@ -4,7 +4,6 @@
 //! kept for instructions that cannot be displaced.
 
 use super::{continue_internal, resume_quiet, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
-use crate::inferior::breakpoints::INT3;
 use crate::inferior::displace::{self, Displaced};
 use crate::inferior::{hw, Error, HwKind, Inferior, Result, StopEvent, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
@@ -48,14 +47,11 @@ impl Inferior {
     /// this function.
     pub(super) fn step_over(&mut self, pid: Pid, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
         let p = self.proc_mut(pid)?;
-        let shadow = p.insertions.get(&pc).map(|i| i.shadow).ok_or(Error::NoThread(Tid(tid)))?;
-        p.mem.write(pc, &[shadow]).map_err(|e| Error::Mem { addr: pc, source: e })?;
+        p.insertions.lift(&p.mem, pc).ok_or(Error::NoThread(Tid(tid)))??;
         let r = self.step_over_inner(pid, tid, sig);
         if let Some(p) = self.procs.get_mut(&pid) {
-            if p.insertions.contains_key(&pc) && !p.disarmed {
-                if let Err(e) = p.mem.write(pc, &[INT3]) {
-                    log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
-                }
+            if let Err(e) = p.insertions.replant(&p.mem, pc) {
+                log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
             }
             if let Some(t) = p.threads.get_mut(&tid) {
                 t.stopped = true;
@@ -177,7 +173,7 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let range = p.threads.get(&tid).and_then(|t| t.range);
         if let Some((a, b)) = range {
-            if !stopping && rip >= a && rip < b && !p.insertions.contains_key(&rip) {
+            if !stopping && rip >= a && rip < b && !p.insertions.contains(rip) {
                 resume_quiet(p, tid, ResumeKind::Step, 0)?;
                 if let Some(t) = p.threads.get_mut(&tid) {
                     t.range = range;
@@ -202,7 +198,7 @@ impl Inferior {
         self.step_stats.traps += 1;
         // (Borrowed, not cloned: the trap path allocates nothing.)
         let (internal, gdb) = {
-            let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map_or(&[][..], |i| &i.owners);
+            let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(at)).map_or(&[][..], |i| &i.owners);
             (owners.contains(&Owner::Internal), self.reports_hit(pid, owners))
         };
         if internal && !stopping {
