@@ -58,6 +58,15 @@ pub enum Removal {
     Gone,
 }
 
+/// A write into a forked child's memory by [`Insertions::for_forked_child`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildWrite {
+    /// Putting back the original byte of an insertion the child does not keep.
+    Scrub,
+    /// Writing a kept `int3` again.
+    Rearm,
+}
+
 /// The insertions of one address space, by address.
 #[derive(Debug, Default)]
 pub struct Insertions {
@@ -234,6 +243,44 @@ impl Insertions {
             mem.write_at(addr, &[INT3])?;
         }
         Ok(())
+    }
+
+    /// The insertions a forked child keeps, given `child`, its copy of this address space: each
+    /// insertion with only the holds `keep` accepts; one left with none has its original byte
+    /// put back in the child. With `rewrite`, the kept `int3`s are written into the child again
+    /// (the copy may have been taken while another thread had a byte lifted). Returns the
+    /// child's insertions and the writes that failed.
+    pub fn for_forked_child(
+        &self,
+        child: &impl Memory,
+        keep: impl Fn(&Owner) -> bool,
+        rewrite: bool,
+    ) -> (Insertions, Vec<(u64, ChildWrite, std::io::Error)>) {
+        let mut map = BTreeMap::new();
+        let mut failed = Vec::new();
+        for (addr, ins) in &self.map {
+            let owners: Vec<Owner> = ins.owners.iter().copied().filter(|o| keep(o)).collect();
+            if owners.is_empty() {
+                if let Err(e) = child.write_at(*addr, &[ins.shadow]) {
+                    failed.push((*addr, ChildWrite::Scrub, e));
+                }
+            } else {
+                map.insert(*addr, Insertion { shadow: ins.shadow, owners });
+            }
+        }
+        if rewrite {
+            for addr in map.keys() {
+                if let Err(e) = child.write_at(*addr, &[INT3]) {
+                    failed.push((*addr, ChildWrite::Rearm, e));
+                }
+            }
+        }
+        (Insertions::inherited(map), failed)
+    }
+
+    /// A copy of every insertion, for a vfork child that shares this memory.
+    pub fn shared_copy(&self) -> Insertions {
+        Insertions::inherited(self.map.clone())
     }
 
     /// Write every original byte into `mem`, another address space that holds a copy of this
@@ -413,6 +460,28 @@ mod tests {
         assert!(ins.remove_all(&mem).is_empty());
         assert_eq!((mem.byte(BASE + 0x60), mem.byte(BASE + 0x61)), (0x60, 0x61));
         assert!(ins.is_empty());
+    }
+
+    #[test]
+    fn a_forked_child_keeps_only_the_holds_it_inherits() {
+        let mem = FakeMem::new();
+        let mut ins = Insertions::default();
+        ins.insert(&mem, BASE + 0x90, GDB).unwrap();
+        ins.insert(&mem, BASE + 0x91, GDB).unwrap();
+        ins.insert(&mem, BASE + 0x91, PROBE).unwrap();
+        let child = FakeMem(RefCell::new(mem.0.borrow().clone()));
+        // A byte lifted in the parent when the copy was taken (an in-line step elsewhere).
+        child.write_at(BASE + 0x91, &[0x91]).unwrap();
+        let (kept, failed) = ins.for_forked_child(&child, |o| *o == PROBE, true);
+        assert!(failed.is_empty());
+        assert!(!kept.contains(BASE + 0x90));
+        assert_eq!(child.byte(BASE + 0x90), 0x90, "gdb's breakpoint is taken out of the child");
+        assert_eq!(kept.get(BASE + 0x91).unwrap().owners, vec![PROBE]);
+        assert_eq!(kept.get(BASE + 0x91).unwrap().shadow, 0x91);
+        assert_eq!(child.byte(BASE + 0x91), INT3, "the probe's int3 is written again");
+        assert_eq!((mem.byte(BASE + 0x90), mem.byte(BASE + 0x91)), (INT3, INT3));
+        let shared = ins.shared_copy();
+        assert_eq!(shared.get(BASE + 0x91).unwrap().owners, vec![GDB, PROBE]);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! detach, taking xol's own signals out of the kernel's queues.
 
 use super::{continue_internal, SI_KERNEL};
-use crate::inferior::aspace::{Insertions, INT3};
-use crate::inferior::{Error, Inferior, Insertion, Origin, Process, Result, StopKind, Thread};
+use crate::inferior::aspace::ChildWrite;
+use crate::inferior::{Error, Inferior, Origin, Process, Result, StopKind, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
@@ -99,45 +99,34 @@ impl Inferior {
             let per_file = |o: &Owner| {
                 *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
             };
-            let mut insertions = std::collections::BTreeMap::new();
-            for (addr, ins) in p.insertions.iter() {
-                if vfork {
-                    insertions.insert(addr, ins.clone());
-                    continue;
-                }
-                let owners: Vec<Owner> = ins.owners.iter().copied().filter(per_file).collect();
-                if owners.is_empty() {
-                    if let Err(e) = mem.write(addr, &[ins.shadow]) {
-                        log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}");
-                    }
-                } else {
-                    insertions.insert(addr, Insertion { shadow: ins.shadow, owners });
-                }
-            }
             // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
             // so nothing could have lifted a byte while the kernel copied its memory and the
             // child's copy holds every `int3` as they are. With other threads running, one of
             // them may have been in an in-line step-over (a byte lifted) at the moment of the
             // copy: only then are the child's `int3`s written again.
             let single = p.threads.len() == 1;
-            if !single && !vfork {
-                for addr in insertions.keys() {
-                    if let Err(e) = mem.write(*addr, &[INT3]) {
-                        log::warn!("re-arming {addr:#x} in forked child {child}: {e}");
+            let insertions = if vfork {
+                p.insertions.shared_copy()
+            } else {
+                let (kept, failed) = p.insertions.for_forked_child(&mem, per_file, !single);
+                for (addr, what, e) in failed {
+                    match what {
+                        ChildWrite::Scrub => {
+                            log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}")
+                        }
+                        ChildWrite::Rearm => log::warn!("re-arming {addr:#x} in forked child {child}: {e}"),
                     }
                 }
-                self.forks_multithreaded += 1;
-            }
+                if !single {
+                    self.forks_multithreaded += 1;
+                }
+                kept
+            };
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
             let slots = p.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
-            let proc = Process::new(
-                child,
-                threads,
-                mem,
-                Origin::Followed { insertions: Insertions::inherited(insertions), slots },
-            );
+            let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
             self.procs.insert(Pid(child), proc);
             self.children_followed += 1;
             let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
