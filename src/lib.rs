@@ -10,9 +10,9 @@
 //!               and target-description tables)
 //! debugger    the session API every front-end drives: launch/attach, resume/wait, memory,
 //!               registers, breakpoints, probes, reports
-//! inferior    processes, threads, the all-stop event machine, insertions, hardware slots,
-//!               displaced stepping's resume paths, per-file probe arming
-//! step        the slot area in the tracee (injected mmap, per-site slots)
+//! inferior    processes, threads, the all-stop event machine (events/), address-space
+//!               insertions and masking (aspace), hardware slots, displaced stepping
+//!               (displaced/: slots, syscall injection, resume paths), probes
 //! probe       the RCU probe table (arc-swap snapshots, refcounted probes)
 //! maps        address <-> (file, offset): the maps parser and the speculative cache
 //! symbols     ELF symbol tables, segments, instruction-boundary checks (pure over bytes)
@@ -31,7 +31,6 @@ pub mod inferior;
 pub mod maps;
 pub mod probe;
 pub mod solib;
-pub mod step;
 pub mod symbols;
 pub mod sys;
 pub mod types;

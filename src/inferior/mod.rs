@@ -11,25 +11,26 @@
 //!   until that thread is resumed;
 //! - breakpoint bytes never leave this module: memory reads are masked with the shadow bytes.
 //!
-//! Only this module and `step` call into `sys`.
+//! Only this module (and `maps`) call into `sys`.
 
 mod aspace;
 mod breakpoints;
-mod displace;
+mod displaced;
 mod events;
 mod hw;
 mod probes;
 
-use crate::step::Slots;
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Pid, Tid};
+use displaced::Slots;
 use std::collections::BTreeMap;
 use xol_arch::regs::RegisterFile;
 
 pub use aspace::{Insertion, Memory};
-pub use displace::{ProbeInfo, StepMode, StepStats};
+pub use displaced::{StepMode, StepStats};
 pub use events::WaitOutcome;
 pub use hw::{HwKind, HwSlot};
+pub use probes::ProbeInfo;
 pub use spawn::{SpawnError, SpawnSpec};
 
 /// Errors of the inferior layer.
@@ -180,7 +181,7 @@ struct Thread {
     /// The process's debug registers must be written into this thread before it runs.
     needs_dregs: bool,
     /// A displaced (out-of-line) step of this thread is in flight.
-    xol: Option<displace::InFlight>,
+    xol: Option<displaced::InFlight>,
     /// The next breakpoint trap of this thread at this address is the same hit again (its
     /// displaced step was rewound by a signal or an interrupt): do not count it twice.
     rehit: Option<u64>,

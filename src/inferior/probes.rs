@@ -1,7 +1,10 @@
 //! Probes in the core: registering and removing them in the shared table (`crate::probe`), and
 //! arming per-file probes in every traced process that maps their file — at registration, after
 //! an exec, when the dynamic linker reports a library loaded (its `r_brk` breakpoint), and in
-//! forked children (whose memory is a copy, `int3`s included).
+//! forked children (whose memory is a copy, `int3`s included). Also counting probes (`monitor
+//! count`): their hits are counted on the trap path ([`Inferior::probe_hits`]) without stopping
+//! any other thread or reporting anything, and [`Inferior::probes`] lists every probe with its
+//! plan and hits.
 //!
 //! Ordering: registration publishes the probe, then writes the `int3`s; removal restores the
 //! bytes in every process, then unpublishes. An insertion carries one `Owner::Probe(id)` hold
@@ -12,6 +15,7 @@ use crate::maps::MapsCache;
 use crate::probe::{Consumer, Probe, Scope};
 use crate::types::{FileId, FileSite, Owner, Pid, VirtAddr};
 use std::sync::Arc;
+use xol_arch::displaced::{Plan, PlanKind};
 
 impl Inferior {
     /// The shared probe table (front-ends on other threads may read it).
@@ -322,5 +326,110 @@ impl Inferior {
         }
         crate::sys::signals::kill(pid.0, sig)?;
         Ok(())
+    }
+}
+
+/// A probe as listed by `monitor probes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Its id.
+    pub id: u32,
+    /// The location as given.
+    pub location: String,
+    /// "per-file" or "per-process".
+    pub mode: &'static str,
+    /// "count" or "gdb".
+    pub consumer: &'static str,
+    /// Where it is armed: (process, address).
+    pub armed: Vec<(Pid, VirtAddr)>,
+    /// The instruction's mnemonic (where armed).
+    pub mnemonic: String,
+    /// The plan kind: emulate, boosted, out-of-line, refused ("not armed" if nowhere).
+    pub plan: String,
+    /// Why the plan was refused (then the probe is stepped over in line), if it was.
+    pub refusal: Option<String>,
+    /// Hits per process.
+    pub hits: Vec<(Pid, u64)>,
+}
+
+impl Inferior {
+    /// Add a per-process counting probe at `addr` of `pid`: every hit is counted and the thread
+    /// goes on, nothing is stopped or reported. `location` is how the user named it.
+    pub fn add_count_probe(&mut self, pid: Pid, addr: VirtAddr, location: &str) -> Result<u32> {
+        self.add_probe(Scope::PerProcess { pid, addr }, Consumer::Count, location)
+    }
+
+    /// Probe ids whose location or address is `location` (as given, or `0x…`).
+    pub fn find_count_probes(&self, location: &str) -> Vec<u32> {
+        let addr = location.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+        self.table
+            .snapshot()
+            .iter()
+            .filter(|p| {
+                p.location == location || matches!(p.scope, Scope::PerProcess { addr: a, .. } if Some(a.0) == addr)
+            })
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Hits of a probe, per process (processes that ended included).
+    pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
+        self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect()
+    }
+
+    /// Every probe with its mode, plan and hits.
+    pub fn probes(&self) -> Vec<ProbeInfo> {
+        let snap = self.table.snapshot();
+        snap.iter()
+            .map(|pr| {
+                let mut armed = Vec::new();
+                for (pid, p) in &self.procs {
+                    for (a, i) in p.insertions.iter() {
+                        if i.owners.contains(&Owner::Probe(pr.id)) {
+                            armed.push((*pid, VirtAddr(a)));
+                        }
+                    }
+                }
+                let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.slots.site(a.0));
+                let (mnemonic, plan, refusal) = match site {
+                    Some(s) => {
+                        let refusal = match &*s.plan {
+                            Plan::Refuse(r) => Some(r.to_string()),
+                            _ if s.slot.is_none() && s.plan.kind() != PlanKind::Emulate => {
+                                Some("no slot area; stepped over in line".to_string())
+                            }
+                            _ => None,
+                        };
+                        (s.plan.mnemonic(), s.plan.kind().to_string(), refusal)
+                    }
+                    None => ("?".into(), "not armed".into(), None),
+                };
+                ProbeInfo {
+                    id: pr.id,
+                    location: pr.location.clone(),
+                    mode: if pr.per_file() { "per-file" } else { "per-process" },
+                    consumer: match pr.consumer {
+                        Consumer::Count => "count",
+                        Consumer::Report(_) => "report",
+                    },
+                    armed,
+                    mnemonic,
+                    plan,
+                    refusal,
+                    hits: self.probe_hits(pr.id),
+                }
+            })
+            .collect()
+    }
+
+    /// Count a breakpoint hit for every probe owning the insertion at `at`.
+    pub(super) fn count_hit(&mut self, pid: Pid, at: u64) {
+        let Some(p) = self.procs.get(&pid) else { return };
+        let Some(ins) = p.insertions.get(at) else { return };
+        for o in &ins.owners {
+            if let Owner::Probe(id) = o {
+                *self.hits.entry((*id, pid.0)).or_insert(0) += 1;
+            }
+        }
     }
 }

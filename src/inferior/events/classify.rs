@@ -7,7 +7,7 @@
 use super::trap::XolStop;
 use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
 use crate::inferior::aspace::INT3;
-use crate::inferior::displace;
+use crate::inferior::displaced;
 use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
 use crate::sys::wait::{Event, Stop};
@@ -111,7 +111,7 @@ impl Inferior {
                 } else if sig != libc::SIGTRAP {
                     // A boosted copy faulted, or a signal caught the thread in its slot: the
                     // signal is reported (and its handler frame built) at the original address.
-                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
@@ -236,7 +236,7 @@ impl Inferior {
                     // report. Resume it as it was going.
                     let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
                     resume_quiet(p, tid, kind, 0)?;
-                } else if let Some((fix, fl, _)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? {
+                } else if let Some((fix, fl, _)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? {
                     // Stopping the world caught a displaced step: the thread is back at the
                     // breakpoint (and will step again) or past the instruction.
                     if fix != Fixup::Rewound && fl.report_step {
@@ -245,7 +245,7 @@ impl Inferior {
                         }
                     }
                 } else {
-                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 Ok(None)
             }

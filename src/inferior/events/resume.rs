@@ -4,7 +4,7 @@
 //! reports it.
 
 use super::trap::StepOver;
-use crate::inferior::displace::{self, Displaced};
+use crate::inferior::displaced::{self, Displaced};
 use crate::inferior::{hw, Action, Error, Inferior, Result, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -63,7 +63,7 @@ impl Inferior {
                 // handler runs before the instruction.)
                 let mode = self.step_mode;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-                let done = match displace::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
+                let done = match displaced::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
                     Err(e) if self.vanished(*tid, &e) => continue,
                     r => r?,
                 };

@@ -4,7 +4,7 @@
 //! kept for instructions that cannot be displaced.
 
 use super::{continue_internal, resume_quiet, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
-use crate::inferior::displace::{self, Displaced};
+use crate::inferior::displaced::{self, Displaced};
 use crate::inferior::{hw, Error, HwKind, Inferior, Result, StopEvent, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::wait::{self, Event, Stop};
@@ -113,7 +113,7 @@ impl Inferior {
         if let Some(t) = p.threads.get_mut(&tid) {
             t.stopped = true;
         }
-        let Some((fix, fl, mut regs)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? else {
+        let Some((fix, fl, mut regs)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? else {
             return Ok(XolStop::Classify);
         };
         let ev = |kind| Ok(XolStop::Report(StopEvent { pid, tid: Tid(tid), kind }));
@@ -142,7 +142,7 @@ impl Inferior {
                 t.rehit = None;
             }
             let mode = self.step_mode;
-            return match displace::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
+            return match displaced::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
                 Displaced::Running => Ok(XolStop::Handled),
                 Displaced::Emulated | Displaced::Boosted if !fl.report_step => {
                     continue_internal(p, tid)?;
@@ -231,7 +231,7 @@ impl Inferior {
         }
         let mode = self.step_mode;
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-        match displace::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
+        match displaced::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
             Displaced::Running => Ok(None),
             Displaced::Emulated | Displaced::Boosted if !stepping => {
                 continue_internal(p, tid)?;
