@@ -1,4 +1,6 @@
-//! The breakpoint insertions of one address space and the memory they live in.
+//! One process's address space as xol keeps it ([`AddressSpace`]: its memory, xol's breakpoint
+//! insertions in it, the debug-register slots, the displaced-stepping slot area, the maps cache,
+//! and what an exec does to them), and the insertions themselves.
 //!
 //! An [`Insertion`] is one `int3` xol planted, the original byte it covers (the *shadow*) and
 //! its owners. [`Insertions`] keeps them per address and is the one place where shadows are
@@ -13,8 +15,11 @@
 //! - an insertion has at least one owner; the original byte goes back only when the last
 //!   owner leaves, so removing one owner's breakpoint never disarms another's.
 
-use super::{io_mem, Error, Result};
-use crate::types::Owner;
+use super::displaced::Slots;
+use super::{io_mem, Error, HwSlot, Result};
+use crate::maps::MapsCache;
+use crate::sys::mem::Mem;
+use crate::types::{Owner, Pid};
 use std::collections::BTreeMap;
 
 /// The x86 breakpoint instruction.
@@ -35,6 +40,46 @@ impl Memory for crate::sys::mem::Mem {
 
     fn write_at(&self, addr: u64, data: &[u8]) -> std::io::Result<()> {
         self.write(addr, data)
+    }
+}
+
+/// The address space of one traced process.
+#[derive(Debug)]
+pub(super) struct AddressSpace {
+    /// Its memory (`/proc/PID/mem`; reopened after an exec).
+    pub mem: Mem,
+    /// xol's `int3`s in it, with their shadows and owners.
+    pub insertions: Insertions,
+    /// Debug-register slots (hardware breakpoints and watchpoints), written into every thread.
+    pub hw: [Option<HwSlot>; 4],
+    /// The displaced-stepping slot area and the plan of every breakpointed address.
+    pub slots: Slots,
+    /// Address -> place-in-file translation (speculative, validated by generation).
+    pub maps: MapsCache,
+}
+
+impl AddressSpace {
+    /// The address space of process `pid`, opened as `mem`, holding `insertions` and `slots`
+    /// (empty, or a forked child's inheritance), with no debug register in use.
+    pub fn new(pid: i32, mem: Mem, insertions: Insertions, slots: Slots) -> AddressSpace {
+        AddressSpace { mem, insertions, hw: [None; 4], slots, maps: super::probes::new_maps(pid) }
+    }
+
+    /// An exec replaced the image: its insertions, slots and debug registers (the kernel clears
+    /// them on exec) are gone. [`AddressSpace::reopen`] then opens the new image.
+    pub fn forget_image(&mut self) {
+        self.insertions.clear();
+        self.slots.reset();
+        self.hw = [None; 4];
+    }
+
+    /// Open the memory and maps of `pid`'s new image after an exec.
+    pub fn reopen(&mut self, pid: Pid) -> Result<()> {
+        self.mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
+        if let Err(e) = self.maps.reopen() {
+            log::warn!("maps of {pid} after exec: {e}");
+        }
+        Ok(())
     }
 }
 

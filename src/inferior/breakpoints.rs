@@ -12,7 +12,7 @@ impl Inferior {
     /// Insert a breakpoint at `addr` for `owner`. Inserting twice for the same owner is counted.
     pub fn insert_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        if !p.insertions.insert(&p.mem, addr.0, owner)? {
+        if !p.aspace.insertions.insert(&p.aspace.mem, addr.0, owner)? {
             return Ok(());
         }
         // Plan how threads will go past it (and give it a slot) now, while the process is
@@ -25,13 +25,13 @@ impl Inferior {
     /// Remove one hold of `owner` on the breakpoint at `addr`. Returns false if it held none.
     pub fn remove_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<bool> {
         let p = self.proc_mut(pid)?;
-        let removal = p.insertions.remove(&p.mem, addr.0, owner);
+        let removal = p.aspace.insertions.remove(&p.aspace.mem, addr.0, owner);
         if !matches!(removal, Ok(Removal::NotHeld | Removal::StillHeld)) {
             // The last owner left (the insertion is gone even if its byte could not be put
             // back). The code may change before a breakpoint comes back here (a library
             // unloaded, a JIT): plan it again then. Its slot stays, unused, for threads still
             // inside.
-            p.slots.forget(addr.0);
+            p.aspace.slots.forget(addr.0);
         }
         Ok(removal? != Removal::NotHeld)
     }
@@ -40,17 +40,17 @@ impl Inferior {
     pub fn insertions(&self, pid: Pid) -> Vec<(VirtAddr, Insertion)> {
         self.procs
             .get(&pid)
-            .map(|p| p.insertions.iter().map(|(a, i)| (VirtAddr(a), i.clone())).collect())
+            .map(|p| p.aspace.insertions.iter().map(|(a, i)| (VirtAddr(a), i.clone())).collect())
             .unwrap_or_default()
     }
 
     /// Write every shadow byte back and forget the insertions (detach, exec).
     pub(super) fn remove_all_insertions(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        for (addr, _) in p.insertions.iter() {
-            p.slots.forget(addr);
+        for (addr, _) in p.aspace.insertions.iter() {
+            p.aspace.slots.forget(addr);
         }
-        for (addr, e) in p.insertions.remove_all(&p.mem) {
+        for (addr, e) in p.aspace.insertions.remove_all(&p.aspace.mem) {
             log::warn!("restoring byte at {addr:#x} in {pid}: {e}");
         }
         Ok(())
@@ -59,13 +59,13 @@ impl Inferior {
     /// Take the `int3`s out of memory (keeping the insertions) or put them back.
     pub(super) fn set_armed(&mut self, pid: Pid, armed: bool) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        p.insertions.set_armed(&p.mem, armed)
+        p.aspace.insertions.set_armed(&p.aspace.mem, armed)
     }
 
     /// Read memory with xol's breakpoints masked out. Returns how many bytes were readable.
     pub fn read_memory(&self, pid: Pid, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
         let p = self.proc(pid)?;
-        p.insertions.read(&p.mem, addr.0, buf).map_err(io_mem(addr.0))
+        p.aspace.insertions.read(&p.aspace.mem, addr.0, buf).map_err(io_mem(addr.0))
     }
 
     /// Write memory; bytes under xol's breakpoints update the shadow and the `int3` stays.
@@ -73,7 +73,7 @@ impl Inferior {
         let p = self.proc_mut(pid)?;
         let end = addr.0.saturating_add(data.len() as u64);
         // Instructions under breakpoints may have changed: plan them again on their next hit.
-        p.slots.forget_overlapping(addr.0, end);
-        p.insertions.write(&p.mem, addr.0, data)
+        p.aspace.slots.forget_overlapping(addr.0, end);
+        p.aspace.insertions.write(&p.aspace.mem, addr.0, data)
     }
 }

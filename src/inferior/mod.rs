@@ -218,21 +218,14 @@ pub enum SyscallFilter {
 #[derive(Debug)]
 struct Process {
     threads: BTreeMap<RawTid, Thread>,
-    mem: Mem,
+    /// Its memory, insertions, debug-register slots, slot area and maps.
+    aspace: aspace::AddressSpace,
     /// Started by xol (killed on disconnect) rather than attached (detached on disconnect).
     launched: bool,
-    /// xol's `int3`s in this address space, with their shadows and owners.
-    insertions: aspace::Insertions,
     catch: Option<SyscallFilter>,
-    /// Debug-register slots (hardware breakpoints and watchpoints).
-    hw: [Option<HwSlot>; 4],
-    /// The displaced-stepping slot area and the plan of every breakpointed address.
-    slots: Slots,
     /// A forked child xol follows on its own (for per-file probes): its events are handled
     /// inside the core and never reported to the front-end.
     followed: bool,
-    /// Address -> place-in-file translation (speculative, validated by generation).
-    maps: crate::maps::MapsCache,
 }
 
 /// How xol came to trace a process: what [`Process::new`] starts it with.
@@ -262,14 +255,10 @@ impl Process {
         };
         Process {
             threads,
-            mem,
+            aspace: aspace::AddressSpace::new(pid, mem, insertions, slots),
             launched,
-            insertions,
             catch: None,
-            hw: [None; 4],
-            slots,
             followed,
-            maps: probes::new_maps(pid),
         }
     }
 
@@ -513,7 +502,7 @@ impl Inferior {
         self.remove_all_insertions(pid)?;
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
-            if p.hw.iter().any(|s| s.is_some()) {
+            if p.aspace.hw.iter().any(|s| s.is_some()) {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
                 let _ = ptrace::set_debugreg(*tid, 7, 0);
             }

@@ -73,9 +73,13 @@ impl Inferior {
         }
         for pid in self.pids() {
             let addrs: Vec<u64> = match self.procs.get(&pid) {
-                Some(p) => {
-                    p.insertions.iter().filter(|(_, i)| i.owners.contains(&Owner::Probe(id))).map(|(a, _)| a).collect()
-                }
+                Some(p) => p
+                    .aspace
+                    .insertions
+                    .iter()
+                    .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
+                    .map(|(a, _)| a)
+                    .collect(),
                 None => continue,
             };
             for a in addrs {
@@ -110,7 +114,8 @@ impl Inferior {
         self.procs
             .get(&pid)
             .map(|p| {
-                p.insertions
+                p.aspace
+                    .insertions
                     .iter()
                     .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
                     .map(|(a, _)| VirtAddr(a))
@@ -123,7 +128,7 @@ impl Inferior {
     /// are trusted only at the generation they were made at; otherwise the kernel is asked).
     pub fn file_site(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<(FileSite, Option<String>)>> {
         let p = self.proc_mut(pid)?;
-        let m = p.maps.lookup(addr.0).map_err(|e| Error::Location(e.to_string()))?;
+        let m = p.aspace.maps.lookup(addr.0).map_err(|e| Error::Location(e.to_string()))?;
         Ok(m.and_then(|m| m.site_of(addr.0).map(|s| (s, m.path.clone()))))
     }
 
@@ -132,12 +137,12 @@ impl Inferior {
     pub(super) fn arm_file_probe(&mut self, pid: Pid, probe: &Probe) -> Result<usize> {
         let Scope::PerFile { site, .. } = probe.scope else { return Ok(0) };
         let p = self.proc_mut(pid)?;
-        let maps = p.maps.mappings_of(site.file).map_err(|e| Error::Location(e.to_string()))?;
+        let maps = p.aspace.maps.mappings_of(site.file).map_err(|e| Error::Location(e.to_string()))?;
         let mut n = 0;
         for m in maps.iter().filter(|m| m.perms.exec) {
             let Some(addr) = m.addr_of(site.offset) else { continue };
             let p = self.proc_mut(pid)?;
-            if p.insertions.get(addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
+            if p.aspace.insertions.get(addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
                 continue;
             }
             self.insert_breakpoint(pid, VirtAddr(addr), Owner::Probe(probe.id))?;
@@ -155,11 +160,11 @@ impl Inferior {
             return Ok(());
         }
         let p = self.proc_mut(pid)?;
-        p.maps.invalidate();
-        let all = p.maps.all().map_err(|e| Error::Location(e.to_string()))?;
+        p.aspace.maps.invalidate();
+        let all = p.aspace.maps.all().map_err(|e| Error::Location(e.to_string()))?;
         // Insertions whose mapping is gone or now holds another file.
         let mut dead = Vec::new();
-        for (addr, ins) in p.insertions.iter() {
+        for (addr, ins) in p.aspace.insertions.iter() {
             for o in &ins.owners {
                 let Owner::Probe(id) = o else { continue };
                 let Some(pr) = snap.get(*id) else { continue };
@@ -171,8 +176,8 @@ impl Inferior {
             }
         }
         for (addr, o) in dead {
-            if p.insertions.forget_owner(addr, o) {
-                p.slots.forget(addr);
+            if p.aspace.insertions.forget_owner(addr, o) {
+                p.aspace.slots.forget(addr);
             }
         }
         self.resolve_pending(pid, &all);
@@ -235,7 +240,7 @@ impl Inferior {
 
     /// The mappings of `pid` (a full read of its maps).
     pub fn mappings(&mut self, pid: Pid) -> Result<Vec<crate::maps::Mapping>> {
-        self.proc_mut(pid)?.maps.all().map_err(|e| Error::Location(e.to_string()))
+        self.proc_mut(pid)?.aspace.maps.all().map_err(|e| Error::Location(e.to_string()))
     }
 
     /// The file (device, inode) at `path`.
@@ -249,7 +254,7 @@ impl Inferior {
     pub fn maps_stats(&self) -> crate::maps::MapsStats {
         let mut s = self.maps_ended;
         for p in self.procs.values() {
-            s += p.maps.stats();
+            s += p.aspace.maps.stats();
         }
         s
     }
@@ -285,7 +290,7 @@ impl Inferior {
     /// later get or lose their per-file probes. Nothing to do for a static program.
     pub(super) fn ensure_rbrk(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        if p.insertions.iter().any(|(_, i)| i.owners.contains(&Owner::Internal)) {
+        if p.aspace.insertions.iter().any(|(_, i)| i.owners.contains(&Owner::Internal)) {
             return Ok(());
         }
         let auxv = crate::solib::parse_auxv(&crate::sys::proc::auxv(pid.0)?);
@@ -294,7 +299,7 @@ impl Inferior {
         else {
             return Ok(());
         };
-        let m = p.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
+        let m = p.aspace.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
         let Some(path) = m.and_then(|m| m.path) else { return Ok(()) };
         let bytes = crate::symbols::read_file(std::path::Path::new(&path)).map_err(Error::Location)?;
         let Some(v) = crate::symbols::lookup(&bytes, "_dl_debug_state").map_err(|e| Error::Location(e.to_string()))?
@@ -384,13 +389,13 @@ impl Inferior {
             .map(|pr| {
                 let mut armed = Vec::new();
                 for (pid, p) in &self.procs {
-                    for (a, i) in p.insertions.iter() {
+                    for (a, i) in p.aspace.insertions.iter() {
                         if i.owners.contains(&Owner::Probe(pr.id)) {
                             armed.push((*pid, VirtAddr(a)));
                         }
                     }
                 }
-                let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.slots.site(a.0));
+                let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.aspace.slots.site(a.0));
                 let (mnemonic, plan, refusal) = match site {
                     Some(s) => {
                         let refusal = match &*s.plan {
@@ -425,7 +430,7 @@ impl Inferior {
     /// Count a breakpoint hit for every probe owning the insertion at `at`.
     pub(super) fn count_hit(&mut self, pid: Pid, at: u64) {
         let Some(p) = self.procs.get(&pid) else { return };
-        let Some(ins) = p.insertions.get(at) else { return };
+        let Some(ins) = p.aspace.insertions.get(at) else { return };
         for o in &ins.owners {
             if let Owner::Probe(id) = o {
                 *self.hits.entry((*id, pid.0)).or_insert(0) += 1;

@@ -99,12 +99,12 @@ impl Inferior {
 
     /// The plan kind of the breakpoint at `addr` (for tests and `monitor probes`).
     pub fn plan_kind(&self, pid: Pid, addr: VirtAddr) -> Option<PlanKind> {
-        self.procs.get(&pid)?.slots.site(addr.0).map(|s| s.plan.kind())
+        self.procs.get(&pid)?.aspace.slots.site(addr.0).map(|s| s.plan.kind())
     }
 
     /// The slot area of a process (base, length), if mapped.
     pub fn slot_area(&self, pid: Pid) -> Option<(u64, u64)> {
-        self.procs.get(&pid)?.slots.area()
+        self.procs.get(&pid)?.aspace.slots.area()
     }
 
     /// Single-step one thread over the instruction at its ip, for tests and tools that compare
@@ -112,7 +112,7 @@ impl Inferior {
     /// in line. The thread must be stopped; returns the stop that ended the step.
     pub fn step_instruction(&mut self, pid: Pid, tid: Tid, mode: StepMode) -> Result<StopKind> {
         let pc = ptrace::get_regs(tid.0)?.rip;
-        if !self.proc(pid)?.insertions.contains(pc) {
+        if !self.proc(pid)?.aspace.insertions.contains(pc) {
             return Err(Error::Mem { addr: pc, source: std::io::Error::other("no breakpoint at the thread's ip") });
         }
         if let Some(t) = self.proc_mut(pid)?.threads.get_mut(&tid.0) {

@@ -3,6 +3,7 @@
 //! run from the slot, or an out-of-line single-step whose stop is fixed up here.
 
 use super::{Displaced, InFlight, StepMode, StepStats};
+use crate::inferior::aspace::AddressSpace;
 use crate::inferior::{hw, Error, Memory, Process, Result};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -41,12 +42,12 @@ impl Memory for ProgramAccess {
 
 impl displaced::Memory for ProcMem<'_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
-        self.0.insertions.read(&ProgramAccess(self.1), addr, buf).is_ok()
+        self.0.aspace.insertions.read(&ProgramAccess(self.1), addr, buf).is_ok()
     }
 
     fn write(&mut self, addr: u64, data: &[u8]) -> bool {
         let end = addr.saturating_add(data.len() as u64);
-        if self.0.insertions.overlaps(addr, end) {
+        if self.0.aspace.insertions.overlaps(addr, end) {
             // A store over one of our breakpoints (writable code): let the real instruction
             // do it, from its slot, and the breakpoint sees the change through the shadow.
             return false;
@@ -58,7 +59,7 @@ impl displaced::Memory for ProcMem<'_> {
 /// Read the original bytes of the instruction at `addr` (masked, up to 15).
 pub(in crate::inferior) fn original_code(p: &Process, addr: u64) -> Vec<u8> {
     let mut buf = vec![0u8; displaced::MAX_INSN_LEN];
-    let n = p.insertions.read(&p.mem, addr, &mut buf).unwrap_or(0);
+    let n = p.aspace.insertions.read(&p.aspace.mem, addr, &mut buf).unwrap_or(0);
     buf.truncate(n);
     buf
 }
@@ -75,12 +76,12 @@ fn injection_thread(p: &Process) -> Option<RawTid> {
 /// Plan the breakpoint at `addr` (and give it a slot) if not done yet. `all_stopped`: the
 /// whole process is stopped, so a syscall may be injected to map the slot area.
 pub(in crate::inferior) fn prepare_site(p: &mut Process, addr: u64, all_stopped: bool) {
-    if p.slots.site(addr).is_some() {
+    if p.aspace.slots.site(addr).is_some() {
         return;
     }
     let code = original_code(p, addr);
     let tid = if all_stopped { injection_thread(p) } else { None };
-    let Process { slots, mem, .. } = p;
+    let AddressSpace { slots, mem, .. } = &mut p.aspace;
     slots.prepare(mem, tid, addr, &code);
 }
 
@@ -95,15 +96,15 @@ pub(in crate::inferior) fn displace(
     mode: StepMode,
     stats: &mut StepStats,
 ) -> Result<Displaced> {
-    if mode == StepMode::InLine || !p.insertions.armed() {
+    if mode == StepMode::InLine || !p.aspace.insertions.armed() {
         return Ok(Displaced::InLine);
     }
     prepare_site(p, at, false);
-    let Some(site) = p.slots.site(at).cloned() else { return Ok(Displaced::InLine) };
+    let Some(site) = p.aspace.slots.site(at).cloned() else { return Ok(Displaced::InLine) };
     if let Plan::Emulate(e) = &*site.plan {
         // A tracer write does not trigger the debug registers: with a data watchpoint armed,
         // an instruction that touches memory runs for real, from its slot.
-        let watching = p.hw.iter().flatten().any(|s| s.kind != hw::HwKind::Exec);
+        let watching = p.aspace.hw.iter().flatten().any(|s| s.kind != hw::HwKind::Exec);
         if !(watching && e.touches_memory()) {
             let mut r = *regs;
             r.rip = at;
@@ -195,11 +196,11 @@ pub(in crate::inferior) fn abort_in_flight(
 /// or a signal or an interrupt caught it there): move it back to the original address or
 /// forward past it, so nobody sees a slot address.
 pub(in crate::inferior) fn fix_in_slot(p: &mut Process, tid: RawTid, stats: &mut StepStats) -> Result<()> {
-    if p.slots.area().is_none() {
+    if p.aspace.slots.area().is_none() {
         return Ok(());
     }
     let mut regs = ptrace::get_regs(tid)?;
-    let Some((orig, site)) = p.slots.site_of_slot(regs.rip) else { return Ok(()) };
+    let Some((orig, site)) = p.aspace.slots.site_of_slot(regs.rip) else { return Ok(()) };
     let (Some(copy), Some(slot)) = (site.copy.clone(), site.slot) else { return Ok(()) };
     if displaced::slot_pos(&copy, slot, regs.rip) == SlotPos::Outside {
         return Ok(());

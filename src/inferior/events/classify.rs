@@ -64,7 +64,7 @@ impl Inferior {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
-                        self.maps_ended += gone.maps.stats();
+                        self.maps_ended += gone.aspace.maps.stats();
                         if gone.followed {
                             self.followed_gone.insert(pid);
                         }
@@ -130,9 +130,9 @@ impl Inferior {
                         // `int3`), the thread was not single-stepping and no debug register is
                         // armed. Anything else asks the kernel why the thread stopped.
                         let sure = !stepping
-                            && p.insertions.planted(at)
-                            && p.hw.iter().all(|h| h.is_none())
-                            && p.slots.site(at).is_some_and(|s| s.plan.len() > 1);
+                            && p.aspace.insertions.planted(at)
+                            && p.aspace.hw.iter().all(|h| h.is_none())
+                            && p.aspace.slots.site(at).is_some_and(|s| s.plan.len() > 1);
                         let code = if sure { SI_KERNEL } else { ptrace::siginfo(tid)?.si_code };
                         let hw_hit = if code == TRAP_HWBKPT || stepping { hw::take_hit(p, tid) } else { None };
                         if let Some(h) = hw_hit {
@@ -141,14 +141,15 @@ impl Inferior {
                             } else {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
-                        } else if code == SI_KERNEL && p.insertions.planted(at) {
+                        } else if code == SI_KERNEL && p.aspace.insertions.planted(at) {
                             return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
                             let range = p.threads.get(&tid).and_then(|t| t.range);
                             if let Some((a, b)) = range {
-                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains(regs.rip) {
+                                if !stopping && regs.rip >= a && regs.rip < b && !p.aspace.insertions.contains(regs.rip)
+                                {
                                     resume_quiet(p, tid, ResumeKind::Step, 0)?;
                                     if let Some(t) = p.threads.get_mut(&tid) {
                                         t.range = range;
@@ -157,7 +158,7 @@ impl Inferior {
                                 }
                             }
                             StopKind::Step
-                        } else if code == SI_KERNEL && !p.insertions.contains(at) && !byte_is_int3(p, at) {
+                        } else if code == SI_KERNEL && !p.aspace.insertions.contains(at) && !byte_is_int3(p, at) {
                             // A stale trap: the thread executed one of our `int3`s, but the
                             // breakpoint was removed before its stop was handled. The program
                             // never saw that byte: rewind and let it run the real instruction.
@@ -319,5 +320,5 @@ impl Inferior {
 /// True if the byte at `addr` is an `int3` (the program's own, as xol's are masked elsewhere).
 pub(super) fn byte_is_int3(p: &Process, addr: u64) -> bool {
     let mut b = [0u8];
-    matches!(p.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
+    matches!(p.aspace.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
 }

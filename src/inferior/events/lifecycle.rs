@@ -39,9 +39,7 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         // The old image is gone, with its breakpoints, its debug registers (the kernel
         // clears them on exec) and all other threads.
-        p.insertions.clear();
-        p.slots.reset();
-        p.hw = [None; 4];
+        p.aspace.forget_image();
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
         p.threads.retain(|t, _| *t == former || *t == pid.0);
         let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
@@ -51,10 +49,7 @@ impl Inferior {
         t.rehit = None;
         p.threads.clear();
         p.threads.insert(pid.0, t);
-        p.mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
-        if let Err(e) = p.maps.reopen() {
-            log::warn!("maps of {pid} after exec: {e}");
-        }
+        p.aspace.reopen(pid)?;
         log::info!("process {pid} exec'd {:?}", sys::proc::exe(pid.0).ok());
         // Per-file probes in the new image (the program and its dynamic linker now;
         // libraries when the linker reports them).
@@ -106,9 +101,9 @@ impl Inferior {
             // copy: only then are the child's `int3`s written again.
             let single = p.threads.len() == 1;
             let insertions = if vfork {
-                p.insertions.shared_copy()
+                p.aspace.insertions.shared_copy()
             } else {
-                let (kept, failed) = p.insertions.for_forked_child(&mem, per_file, !single);
+                let (kept, failed) = p.aspace.insertions.for_forked_child(&mem, per_file, !single);
                 for (addr, what, e) in failed {
                     match what {
                         ChildWrite::Scrub => {
@@ -123,7 +118,7 @@ impl Inferior {
                 kept
             };
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
-            let slots = p.slots.for_child(vfork);
+            let slots = p.aspace.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
             let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
@@ -137,10 +132,10 @@ impl Inferior {
             self.set_armed(pid, false)?;
         } else {
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
-            if !p.insertions.is_empty() {
+            if !p.aspace.insertions.is_empty() {
                 match Mem::open(child) {
                     Ok(m) => {
-                        for (addr, e) in p.insertions.scrub(&m) {
+                        for (addr, e) in p.aspace.insertions.scrub(&m) {
                             log::warn!("removing breakpoint at {addr:#x} from a forked child: {e}");
                         }
                     }
@@ -189,7 +184,9 @@ impl Inferior {
                 }
                 let regs = ptrace::get_regs(tid)?;
                 let ours = |q: &Queued| {
-                    (q.signo == libc::SIGTRAP && q.code == SI_KERNEL && p.insertions.contains(regs.rip.wrapping_sub(1)))
+                    (q.signo == libc::SIGTRAP
+                        && q.code == SI_KERNEL
+                        && p.aspace.insertions.contains(regs.rip.wrapping_sub(1)))
                         || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
                 };
                 if !queued.iter().any(ours) {
@@ -209,7 +206,7 @@ impl Inferior {
                         let at = regs.rip.wrapping_sub(1);
                         let si = ptrace::siginfo(tid)?;
                         let code = si.si_code;
-                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains(at) {
+                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.aspace.insertions.contains(at) {
                             log::debug!("detach: consumed the trap of {tid} at {at:#x}");
                             regs.rip = at;
                             ptrace::set_regs(tid, &regs)?;

@@ -53,7 +53,7 @@ impl Inferior {
                 Err(e) => return Err(e.into()),
             };
             let pc = regs.rip;
-            if reported != pc || !p.insertions.planted(pc) {
+            if reported != pc || !p.aspace.insertions.planted(pc) {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
@@ -114,7 +114,7 @@ impl Inferior {
         let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
         // Once it runs, the program may map and unmap what it likes: translations cached while
         // it was stopped are not trusted after this (the next lookup asks the kernel).
-        p.maps.invalidate();
+        p.aspace.maps.invalidate();
         let base = p.resume_kind();
         for (tid, act) in plan {
             let Some(t) = p.threads.get_mut(&tid) else { continue };

@@ -47,10 +47,10 @@ impl Inferior {
     /// this function.
     pub(super) fn step_over(&mut self, pid: Pid, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
         let p = self.proc_mut(pid)?;
-        p.insertions.lift(&p.mem, pc).ok_or(Error::NoThread(Tid(tid)))??;
+        p.aspace.insertions.lift(&p.aspace.mem, pc).ok_or(Error::NoThread(Tid(tid)))??;
         let r = self.step_over_inner(pid, tid, sig);
         if let Some(p) = self.procs.get_mut(&pid) {
-            if let Err(e) = p.insertions.replant(&p.mem, pc) {
+            if let Err(e) = p.aspace.insertions.replant(&p.aspace.mem, pc) {
                 log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
             }
             if let Some(t) = p.threads.get_mut(&tid) {
@@ -173,7 +173,7 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let range = p.threads.get(&tid).and_then(|t| t.range);
         if let Some((a, b)) = range {
-            if !stopping && rip >= a && rip < b && !p.insertions.contains(rip) {
+            if !stopping && rip >= a && rip < b && !p.aspace.insertions.contains(rip) {
                 resume_quiet(p, tid, ResumeKind::Step, 0)?;
                 if let Some(t) = p.threads.get_mut(&tid) {
                     t.range = range;
@@ -198,7 +198,7 @@ impl Inferior {
         self.step_stats.traps += 1;
         // (Borrowed, not cloned: the trap path allocates nothing.)
         let (internal, gdb) = {
-            let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(at)).map_or(&[][..], |i| &i.owners);
+            let owners = self.procs.get(&pid).and_then(|p| p.aspace.insertions.get(at)).map_or(&[][..], |i| &i.owners);
             (owners.contains(&Owner::Internal), self.reports_hit(pid, owners))
         };
         if internal && !stopping {
