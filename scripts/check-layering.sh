@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The layering rules of docs/architecture.md, checked by grep so they stay true:
 # - only src/sys calls ptrace, waitpid, process_vm_* or opens /proc/PID/mem;
-# - only src/inferior (and src/step, src/maps) use src/sys;
+# - only src/inferior (and src/maps) use src/sys;
 # - arch/ is pure: no libc, nix or std::process;
 # - front-ends (src/front/**) use only the session API (src/debugger.rs), the identity types,
 #   the pure file readers (src/symbols) and xol-arch: never inferior, sys, step, probe, maps;
@@ -16,8 +16,8 @@ hits=$(grep -rnE 'libc::(ptrace|waitpid|process_vm_readv|process_vm_writev)|nix:
 [ -n "$hits" ] && bad "kernel debugging interfaces outside src/sys:
 $hits"
 
-hits=$(grep -rnE 'crate::sys\b|xol::sys\b' src --include=*.rs | grep -vE '^src/(sys|inferior|step|maps)/' | grep -vE '^src/debugger/mod\.rs:.*crate::sys::signals::\*')
-[ -n "$hits" ] && bad "src/sys used outside inferior/step/maps (the session API re-exports its descriptor plumbing as debugger::io):
+hits=$(grep -rnE 'crate::sys\b|xol::sys\b' src --include=*.rs | grep -vE '^src/(sys|inferior|maps)/' | grep -vE '^src/debugger/mod\.rs:.*crate::sys::signals::\*')
+[ -n "$hits" ] && bad "src/sys used outside inferior/maps (the session API re-exports its descriptor plumbing as debugger::io):
 $hits"
 
 hits=$(grep -rnE '\b(libc|nix)::|std::process|std::fs' arch/src --include=*.rs | grep -vE ':[0-9]+:\s*//')

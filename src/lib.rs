@@ -11,10 +11,9 @@
 //! debugger    the session API every front-end drives: clients, launch/attach, resume/wait
 //!               (stops and subscribed notices), memory, registers, breakpoints, probes,
 //!               one location grammar, typed errors and reports
-//! inferior    processes, threads, the all-stop event machine (events/: resume, wait,
-//!               stop-the-world, classify, lifecycle, trap), insertions, hardware slots,
-//!               displaced stepping's resume paths, per-file probe arming, notices
-//! step        the slot area in the tracee (injected mmap, per-site slots)
+//! inferior    processes, threads, the all-stop event machine (events/), address-space
+//!               insertions and masking (aspace), hardware slots, displaced stepping
+//!               (displaced/: slots, syscall injection, resume paths), probes, notices
 //! probe       the RCU probe table (arc-swap snapshots, refcounted probes)
 //! maps        address <-> (file, offset): the maps parser and the speculative cache
 //! symbols     ELF symbol tables, segments, instruction-boundary checks (pure over bytes)
@@ -33,7 +32,6 @@ pub mod inferior;
 pub mod maps;
 pub mod probe;
 pub mod solib;
-pub mod step;
 pub mod symbols;
 pub mod sys;
 pub mod types;

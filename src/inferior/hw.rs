@@ -79,23 +79,23 @@ pub fn dr7_for(slots: &[Option<HwSlot>; 4]) -> u64 {
 /// Write the process's slots into one stopped thread.
 pub(super) fn apply(p: &Process, tid: RawTid) -> Result<()> {
     ptrace::set_debugreg(tid, 7, 0)?;
-    for (i, s) in p.hw.iter().enumerate() {
+    for (i, s) in p.aspace.hw.iter().enumerate() {
         if let Some(s) = s {
             ptrace::set_debugreg(tid, i, s.addr)?;
         }
     }
-    ptrace::set_debugreg(tid, 7, dr7_for(&p.hw))?;
+    ptrace::set_debugreg(tid, 7, dr7_for(&p.aspace.hw))?;
     Ok(())
 }
 
 /// Which slot fired, from DR6 (and clear DR6). `None` if none did.
 pub(super) fn take_hit(p: &Process, tid: RawTid) -> Option<HwSlot> {
-    if p.hw.iter().all(|s| s.is_none()) {
+    if p.aspace.hw.iter().all(|s| s.is_none()) {
         return None;
     }
     let dr6 = ptrace::get_debugreg(tid, 6).ok()?;
     let _ = ptrace::set_debugreg(tid, 6, 0);
-    (0..4).find(|i| dr6 & (1 << i) != 0).and_then(|i| p.hw[i])
+    (0..4).find(|i| dr6 & (1 << i) != 0).and_then(|i| p.aspace.hw[i])
 }
 
 impl Inferior {
@@ -103,22 +103,22 @@ impl Inferior {
     /// four debug registers do not suffice (gdb then falls back to software watchpoints).
     pub fn insert_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        let free = p.hw.iter().filter(|s| s.is_none()).count();
+        let free = p.aspace.hw.iter().filter(|s| s.is_none()).count();
         let pieces =
             if kind == HwKind::Exec { (free > 0).then(|| vec![(addr, 1)]) } else { split_region(addr, len, free) };
         let Some(pieces) = pieces else {
             return Err(Error::NoDebugRegister { addr, len, free });
         };
-        let before = p.hw;
+        let before = p.aspace.hw;
         for (a, l) in pieces {
-            if let Some(slot) = p.hw.iter_mut().find(|s| s.is_none()) {
+            if let Some(slot) = p.aspace.hw.iter_mut().find(|s| s.is_none()) {
                 *slot = Some(HwSlot { addr: a, len: l, kind, req_addr: addr, req_len: len });
             }
         }
         if let Err(e) = self.apply_hw_all(pid) {
             // The kernel refused the address (e.g. above the user address space): take the
             // slots back, so a refused request holds no debug register.
-            self.proc_mut(pid)?.hw = before;
+            self.proc_mut(pid)?.aspace.hw = before;
             let _ = self.apply_hw_all(pid);
             return Err(e);
         }
@@ -129,7 +129,7 @@ impl Inferior {
     pub fn remove_hw(&mut self, pid: Pid, addr: u64, len: u64, kind: HwKind) -> Result<bool> {
         let p = self.proc_mut(pid)?;
         let mut found = false;
-        for s in p.hw.iter_mut() {
+        for s in p.aspace.hw.iter_mut() {
             if matches!(s, Some(h) if h.req_addr == addr && h.req_len == len && h.kind == kind) {
                 *s = None;
                 found = true;
@@ -144,10 +144,10 @@ impl Inferior {
     /// Remove every hardware breakpoint and watchpoint of a process (its client went away).
     pub fn clear_hw(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        if p.hw.iter().all(|s| s.is_none()) {
+        if p.aspace.hw.iter().all(|s| s.is_none()) {
             return Ok(());
         }
-        p.hw = [None; 4];
+        p.aspace.hw = [None; 4];
         self.apply_hw_all(pid)
     }
 

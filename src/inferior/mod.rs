@@ -11,25 +11,27 @@
 //!   until that thread is resumed;
 //! - breakpoint bytes never leave this module: memory reads are masked with the shadow bytes.
 //!
-//! Only this module and `step` call into `sys`.
+//! Only this module (and `maps`) call into `sys`.
 
+mod aspace;
 mod breakpoints;
-mod displace;
+mod displaced;
 mod events;
 mod hw;
 pub mod notice;
 mod probes;
 
-use crate::step::Slots;
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Pid, Tid};
+use displaced::Slots;
 use std::collections::BTreeMap;
 use xol_arch::regs::RegisterFile;
 
-pub use breakpoints::Insertion;
-pub use displace::{ProbeInfo, StepMode, StepStats};
+pub use aspace::{Insertion, Memory};
+pub use displaced::{StepMode, StepStats};
 pub use events::WaitOutcome;
 pub use hw::{HwKind, HwSlot};
+pub use probes::ProbeInfo;
 pub use spawn::{SpawnError, SpawnSpec};
 
 /// Errors of the inferior layer.
@@ -180,7 +182,7 @@ struct Thread {
     /// The process's debug registers must be written into this thread before it runs.
     needs_dregs: bool,
     /// A displaced (out-of-line) step of this thread is in flight.
-    xol: Option<displace::InFlight>,
+    xol: Option<displaced::InFlight>,
     /// The next breakpoint trap of this thread at this address is the same hit again (its
     /// displaced step was rewound by a signal or an interrupt): do not count it twice.
     rehit: Option<u64>,
@@ -217,22 +219,14 @@ pub enum SyscallFilter {
 #[derive(Debug)]
 struct Process {
     threads: BTreeMap<RawTid, Thread>,
-    mem: Mem,
+    /// Its memory, insertions, debug-register slots, slot area and maps.
+    aspace: aspace::AddressSpace,
     /// Started by xol (killed on disconnect) rather than attached (detached on disconnect).
     launched: bool,
-    insertions: BTreeMap<u64, Insertion>,
-    /// Breakpoint bytes are temporarily out of memory (vfork child sharing it).
-    disarmed: bool,
     catch: Option<SyscallFilter>,
-    /// Debug-register slots (hardware breakpoints and watchpoints).
-    hw: [Option<HwSlot>; 4],
-    /// The displaced-stepping slot area and the plan of every breakpointed address.
-    slots: Slots,
     /// A forked child xol follows on its own (for per-file probes): its events are handled
     /// inside the core and never reported to the front-end.
     followed: bool,
-    /// Address -> place-in-file translation (speculative, validated by generation).
-    maps: crate::maps::MapsCache,
 }
 
 /// How xol came to trace a process: what [`Process::new`] starts it with.
@@ -245,7 +239,7 @@ enum Origin {
     /// inherits of its parent's: the insertions left in its copy of memory and the slot area.
     Followed {
         /// The parent's insertions kept in the child.
-        insertions: BTreeMap<u64, Insertion>,
+        insertions: aspace::Insertions,
         /// The slot area as the child sees it.
         slots: Slots,
     },
@@ -257,20 +251,15 @@ impl Process {
     fn new(pid: RawTid, threads: BTreeMap<RawTid, Thread>, mem: Mem, origin: Origin) -> Process {
         let launched = matches!(origin, Origin::Launched);
         let (insertions, slots, followed) = match origin {
-            Origin::Launched | Origin::Attached => (BTreeMap::new(), Slots::default(), false),
+            Origin::Launched | Origin::Attached => (aspace::Insertions::default(), Slots::default(), false),
             Origin::Followed { insertions, slots } => (insertions, slots, true),
         };
         Process {
             threads,
-            mem,
+            aspace: aspace::AddressSpace::new(pid, mem, insertions, slots),
             launched,
-            insertions,
-            disarmed: false,
             catch: None,
-            hw: [None; 4],
-            slots,
             followed,
-            maps: probes::new_maps(pid),
         }
     }
 
@@ -516,7 +505,7 @@ impl Inferior {
         self.remove_all_insertions(pid)?;
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
-            if p.hw.iter().any(|s| s.is_some()) {
+            if p.aspace.hw.iter().any(|s| s.is_some()) {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
                 let _ = ptrace::set_debugreg(*tid, 7, 0);
             }

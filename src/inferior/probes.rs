@@ -1,7 +1,10 @@
 //! Probes in the core: registering and removing them in the shared table (`crate::probe`), and
 //! arming per-file probes in every traced process that maps their file — at registration, after
 //! an exec, when the dynamic linker reports a library loaded (its `r_brk` breakpoint), and in
-//! forked children (whose memory is a copy, `int3`s included).
+//! forked children (whose memory is a copy, `int3`s included). Also counting probes (`monitor
+//! count`): their hits are counted on the trap path ([`Inferior::probe_hits`]) without stopping
+//! any other thread or reporting anything, and [`Inferior::probes`] lists every probe with its
+//! plan and hits.
 //!
 //! Ordering: registration publishes the probe, then writes the `int3`s; removal restores the
 //! bytes in every process, then unpublishes. An insertion carries one `Owner::Probe(id)` hold
@@ -12,6 +15,7 @@ use crate::maps::MapsCache;
 use crate::probe::{Consumer, Probe, Scope};
 use crate::types::{FileId, FileSite, Owner, Pid, VirtAddr};
 use std::sync::Arc;
+use xol_arch::displaced::{Plan, PlanKind};
 
 impl Inferior {
     /// The shared probe table (front-ends on other threads may read it).
@@ -69,9 +73,13 @@ impl Inferior {
         }
         for pid in self.pids() {
             let addrs: Vec<u64> = match self.procs.get(&pid) {
-                Some(p) => {
-                    p.insertions.iter().filter(|(_, i)| i.owners.contains(&Owner::Probe(id))).map(|(a, _)| *a).collect()
-                }
+                Some(p) => p
+                    .aspace
+                    .insertions
+                    .iter()
+                    .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
+                    .map(|(a, _)| a)
+                    .collect(),
                 None => continue,
             };
             for a in addrs {
@@ -106,10 +114,11 @@ impl Inferior {
         self.procs
             .get(&pid)
             .map(|p| {
-                p.insertions
+                p.aspace
+                    .insertions
                     .iter()
                     .filter(|(_, i)| i.owners.contains(&Owner::Probe(id)))
-                    .map(|(a, _)| VirtAddr(*a))
+                    .map(|(a, _)| VirtAddr(a))
                     .collect()
             })
             .unwrap_or_default()
@@ -119,7 +128,7 @@ impl Inferior {
     /// are trusted only at the generation they were made at; otherwise the kernel is asked).
     pub fn file_site(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<(FileSite, Option<String>)>> {
         let p = self.proc_mut(pid)?;
-        let m = p.maps.lookup(addr.0).map_err(|e| Error::Location(e.to_string()))?;
+        let m = p.aspace.maps.lookup(addr.0).map_err(|e| Error::Location(e.to_string()))?;
         Ok(m.and_then(|m| m.site_of(addr.0).map(|s| (s, m.path.clone()))))
     }
 
@@ -128,12 +137,12 @@ impl Inferior {
     pub(super) fn arm_file_probe(&mut self, pid: Pid, probe: &Probe) -> Result<usize> {
         let Scope::PerFile { site, .. } = probe.scope else { return Ok(0) };
         let p = self.proc_mut(pid)?;
-        let maps = p.maps.mappings_of(site.file).map_err(|e| Error::Location(e.to_string()))?;
+        let maps = p.aspace.maps.mappings_of(site.file).map_err(|e| Error::Location(e.to_string()))?;
         let mut n = 0;
         for m in maps.iter().filter(|m| m.perms.exec) {
             let Some(addr) = m.addr_of(site.offset) else { continue };
             let p = self.proc_mut(pid)?;
-            if p.insertions.get(&addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
+            if p.aspace.insertions.get(addr).is_some_and(|i| i.owners.contains(&Owner::Probe(probe.id))) {
                 continue;
             }
             self.insert_breakpoint(pid, VirtAddr(addr), Owner::Probe(probe.id))?;
@@ -151,28 +160,24 @@ impl Inferior {
             return Ok(());
         }
         let p = self.proc_mut(pid)?;
-        p.maps.invalidate();
-        let all = p.maps.all().map_err(|e| Error::Location(e.to_string()))?;
+        p.aspace.maps.invalidate();
+        let all = p.aspace.maps.all().map_err(|e| Error::Location(e.to_string()))?;
         // Insertions whose mapping is gone or now holds another file.
         let mut dead = Vec::new();
-        for (addr, ins) in &p.insertions {
+        for (addr, ins) in p.aspace.insertions.iter() {
             for o in &ins.owners {
                 let Owner::Probe(id) = o else { continue };
                 let Some(pr) = snap.get(*id) else { continue };
                 let Scope::PerFile { site, .. } = pr.scope else { continue };
-                let still = all.iter().any(|m| m.start <= *addr && *addr < m.end && m.site_of(*addr) == Some(site));
+                let still = all.iter().any(|m| m.start <= addr && addr < m.end && m.site_of(addr) == Some(site));
                 if !still {
-                    dead.push((*addr, *o));
+                    dead.push((addr, *o));
                 }
             }
         }
         for (addr, o) in dead {
-            if let Some(ins) = p.insertions.get_mut(&addr) {
-                ins.owners.retain(|x| *x != o);
-                if ins.owners.is_empty() {
-                    p.insertions.remove(&addr);
-                    p.slots.forget(addr);
-                }
+            if p.aspace.insertions.forget_owner(addr, o) {
+                p.aspace.slots.forget(addr);
             }
         }
         self.resolve_pending(pid, &all);
@@ -235,7 +240,7 @@ impl Inferior {
 
     /// The mappings of `pid` (a full read of its maps).
     pub fn mappings(&mut self, pid: Pid) -> Result<Vec<crate::maps::Mapping>> {
-        self.proc_mut(pid)?.maps.all().map_err(|e| Error::Location(e.to_string()))
+        self.proc_mut(pid)?.aspace.maps.all().map_err(|e| Error::Location(e.to_string()))
     }
 
     /// The file (device, inode) at `path`.
@@ -249,7 +254,7 @@ impl Inferior {
     pub fn maps_stats(&self) -> crate::maps::MapsStats {
         let mut s = self.maps_ended;
         for p in self.procs.values() {
-            s += p.maps.stats();
+            s += p.aspace.maps.stats();
         }
         s
     }
@@ -285,7 +290,7 @@ impl Inferior {
     /// later get or lose their per-file probes. Nothing to do for a static program.
     pub(super) fn ensure_rbrk(&mut self, pid: Pid) -> Result<()> {
         let p = self.proc_mut(pid)?;
-        if p.insertions.values().any(|i| i.owners.contains(&Owner::Internal)) {
+        if p.aspace.insertions.iter().any(|(_, i)| i.owners.contains(&Owner::Internal)) {
             return Ok(());
         }
         let auxv = crate::solib::parse_auxv(&crate::sys::proc::auxv(pid.0)?);
@@ -294,7 +299,7 @@ impl Inferior {
         else {
             return Ok(());
         };
-        let m = p.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
+        let m = p.aspace.maps.lookup(base).map_err(|e| Error::Location(e.to_string()))?;
         let Some(path) = m.and_then(|m| m.path) else { return Ok(()) };
         let bytes = crate::symbols::read_file(std::path::Path::new(&path)).map_err(Error::Location)?;
         let Some(v) = crate::symbols::lookup(&bytes, "_dl_debug_state").map_err(|e| Error::Location(e.to_string()))?
@@ -326,5 +331,118 @@ impl Inferior {
         }
         crate::sys::signals::kill(pid.0, sig)?;
         Ok(())
+    }
+}
+
+/// A probe as listed by `monitor probes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Its id.
+    pub id: u32,
+    /// The location as given.
+    pub location: String,
+    /// "per-file" or "per-process".
+    pub mode: &'static str,
+    /// "count" or "gdb".
+    pub consumer: &'static str,
+    /// Where it is armed: (process, address).
+    pub armed: Vec<(Pid, VirtAddr)>,
+    /// The instruction's mnemonic (where armed).
+    pub mnemonic: String,
+    /// The plan kind: emulate, boosted, out-of-line, refused ("not armed" if nowhere).
+    pub plan: String,
+    /// Why the plan was refused (then the probe is stepped over in line), if it was.
+    pub refusal: Option<String>,
+    /// Hits per process.
+    pub hits: Vec<(Pid, u64)>,
+}
+
+impl Inferior {
+    /// Add a per-process counting probe at `addr` of `pid`: every hit is counted and the thread
+    /// goes on, nothing is stopped or reported. `location` is how the user named it.
+    pub fn add_count_probe(&mut self, pid: Pid, addr: VirtAddr, location: &str) -> Result<u32> {
+        self.add_probe(Scope::PerProcess { pid, addr }, Consumer::Count, location)
+    }
+
+    /// Probe ids whose location or address is `location` (as given, or `0x…`).
+    pub fn find_count_probes(&self, location: &str) -> Vec<u32> {
+        let addr = location.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+        self.table
+            .snapshot()
+            .iter()
+            .filter(|p| {
+                p.location == location || matches!(p.scope, Scope::PerProcess { addr: a, .. } if Some(a.0) == addr)
+            })
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Hits of a probe, per process (processes that ended included).
+    pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
+        self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect()
+    }
+
+    /// Every probe with its mode, plan and hits.
+    pub fn probes(&self) -> Vec<ProbeInfo> {
+        let snap = self.table.snapshot();
+        snap.iter()
+            .map(|pr| {
+                let mut armed = Vec::new();
+                for (pid, p) in &self.procs {
+                    for (a, i) in p.aspace.insertions.iter() {
+                        if i.owners.contains(&Owner::Probe(pr.id)) {
+                            armed.push((*pid, VirtAddr(a)));
+                        }
+                    }
+                }
+                let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.aspace.slots.site(a.0));
+                let (mnemonic, plan, refusal) = match site {
+                    Some(s) => {
+                        let refusal = match &*s.plan {
+                            Plan::Refuse(r) => Some(r.to_string()),
+                            _ if s.slot.is_none() && s.plan.kind() != PlanKind::Emulate => {
+                                Some("no slot area; stepped over in line".to_string())
+                            }
+                            _ => None,
+                        };
+                        (s.plan.mnemonic(), s.plan.kind().to_string(), refusal)
+                    }
+                    None => ("?".into(), "not armed".into(), None),
+                };
+                ProbeInfo {
+                    id: pr.id,
+                    location: pr.location.clone(),
+                    mode: if pr.per_file() { "per-file" } else { "per-process" },
+                    consumer: match pr.consumer {
+                        Consumer::Count => "count",
+                        Consumer::Report(_) => "report",
+                    },
+                    armed,
+                    mnemonic,
+                    plan,
+                    refusal,
+                    hits: self.probe_hits(pr.id),
+                }
+            })
+            .collect()
+    }
+
+    /// Count a breakpoint hit for every probe owning the insertion at `at`.
+    pub(super) fn count_hit(&mut self, pid: Pid, tid: crate::sys::RawTid, at: u64) {
+        let Some(p) = self.procs.get(&pid) else { return };
+        let Some(ins) = p.aspace.insertions.get(at) else { return };
+        for o in &ins.owners {
+            if let Owner::Probe(id) = o {
+                *self.hits.entry((*id, pid.0)).or_insert(0) += 1;
+                if self.notices.sub.probe_hits {
+                    if let Some(pr) = self.table.snapshot().get(*id) {
+                        let consumer = pr.consumer;
+                        let n =
+                            super::notice::Notice::ProbeHit { probe: *id, consumer, pid, tid: crate::types::Tid(tid) };
+                        self.notices.push(n);
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Everything here is a thin, typed wrapper: no policy, no state beyond file descriptors. Errors
 //! carry the operation and the thread so a caller can tell an expected `ESRCH` (the tracee
-//! vanished) from a real failure. Only `inferior`, `step` and `maps` may use this module.
+//! vanished) from a real failure. Only `inferior` and `maps` may use this module.
 
 pub mod mem;
 pub mod proc;

@@ -6,8 +6,8 @@
 
 use super::trap::XolStop;
 use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
-use crate::inferior::breakpoints::INT3;
-use crate::inferior::displace;
+use crate::inferior::aspace::INT3;
+use crate::inferior::displaced;
 use crate::inferior::notice::Notice;
 use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
 use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
@@ -70,7 +70,7 @@ impl Inferior {
                 p.threads.remove(&tid);
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
-                        self.maps_ended += gone.maps.stats();
+                        self.maps_ended += gone.aspace.maps.stats();
                         if gone.followed {
                             self.followed_gone.insert(pid);
                         }
@@ -118,7 +118,7 @@ impl Inferior {
                 } else if sig != libc::SIGTRAP {
                     // A boosted copy faulted, or a signal caught the thread in its slot: the
                     // signal is reported (and its handler frame built) at the original address.
-                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
@@ -137,10 +137,9 @@ impl Inferior {
                         // `int3`), the thread was not single-stepping and no debug register is
                         // armed. Anything else asks the kernel why the thread stopped.
                         let sure = !stepping
-                            && !p.disarmed
-                            && p.insertions.contains_key(&at)
-                            && p.hw.iter().all(|h| h.is_none())
-                            && p.slots.site(at).is_some_and(|s| s.plan.len() > 1);
+                            && p.aspace.insertions.planted(at)
+                            && p.aspace.hw.iter().all(|h| h.is_none())
+                            && p.aspace.slots.site(at).is_some_and(|s| s.plan.len() > 1);
                         let code = if sure { SI_KERNEL } else { ptrace::siginfo(tid)?.si_code };
                         let hw_hit = if code == TRAP_HWBKPT || stepping { hw::take_hit(p, tid) } else { None };
                         if let Some(h) = hw_hit {
@@ -149,14 +148,15 @@ impl Inferior {
                             } else {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
-                        } else if code == SI_KERNEL && p.insertions.contains_key(&at) && !p.disarmed {
+                        } else if code == SI_KERNEL && p.aspace.insertions.planted(at) {
                             return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
                             let range = p.threads.get(&tid).and_then(|t| t.range);
                             if let Some((a, b)) = range {
-                                if !stopping && regs.rip >= a && regs.rip < b && !p.insertions.contains_key(&regs.rip) {
+                                if !stopping && regs.rip >= a && regs.rip < b && !p.aspace.insertions.contains(regs.rip)
+                                {
                                     resume_quiet(p, tid, ResumeKind::Step, 0)?;
                                     if let Some(t) = p.threads.get_mut(&tid) {
                                         t.range = range;
@@ -165,7 +165,7 @@ impl Inferior {
                                 }
                             }
                             StopKind::Step
-                        } else if code == SI_KERNEL && !p.insertions.contains_key(&at) && !byte_is_int3(p, at) {
+                        } else if code == SI_KERNEL && !p.aspace.insertions.contains(at) && !byte_is_int3(p, at) {
                             // A stale trap: the thread executed one of our `int3`s, but the
                             // breakpoint was removed before its stop was handled. The program
                             // never saw that byte: rewind and let it run the real instruction.
@@ -244,7 +244,7 @@ impl Inferior {
                     // report. Resume it as it was going.
                     let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
                     resume_quiet(p, tid, kind, 0)?;
-                } else if let Some((fix, fl, _)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? {
+                } else if let Some((fix, fl, _)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? {
                     // Stopping the world caught a displaced step: the thread is back at the
                     // breakpoint (and will step again) or past the instruction.
                     if fix != Fixup::Rewound && fl.report_step {
@@ -253,7 +253,7 @@ impl Inferior {
                         }
                     }
                 } else {
-                    displace::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
                 }
                 Ok(None)
             }
@@ -328,5 +328,5 @@ impl Inferior {
 /// True if the byte at `addr` is an `int3` (the program's own, as xol's are masked elsewhere).
 pub(super) fn byte_is_int3(p: &Process, addr: u64) -> bool {
     let mut b = [0u8];
-    matches!(p.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
+    matches!(p.aspace.mem.read(addr, &mut b), Ok(1)) && b[0] == INT3
 }

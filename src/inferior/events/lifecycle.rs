@@ -4,9 +4,9 @@
 //! detach, taking xol's own signals out of the kernel's queues.
 
 use super::{continue_internal, SI_KERNEL};
-use crate::inferior::breakpoints::{scrub_child, INT3};
+use crate::inferior::aspace::ChildWrite;
 use crate::inferior::notice::Notice;
-use crate::inferior::{Error, Inferior, Insertion, Origin, Process, Result, StopKind, Thread};
+use crate::inferior::{Error, Inferior, Origin, Process, Result, StopKind, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
@@ -41,10 +41,7 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         // The old image is gone, with its breakpoints, its debug registers (the kernel
         // clears them on exec) and all other threads.
-        p.insertions.clear();
-        p.slots.reset();
-        p.hw = [None; 4];
-        p.disarmed = false;
+        p.aspace.forget_image();
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
         p.threads.retain(|t, _| *t == former || *t == pid.0);
         let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
@@ -54,10 +51,7 @@ impl Inferior {
         t.rehit = None;
         p.threads.clear();
         p.threads.insert(pid.0, t);
-        p.mem = Mem::open(pid.0).map_err(|source| Error::OpenMem { pid, source })?;
-        if let Err(e) = p.maps.reopen() {
-            log::warn!("maps of {pid} after exec: {e}");
-        }
+        p.aspace.reopen(pid)?;
         let path = sys::proc::exe(pid.0).ok();
         log::info!("process {pid} exec'd {path:?}");
         self.notices.push(Notice::Exec { pid, path });
@@ -104,37 +98,31 @@ impl Inferior {
             let per_file = |o: &Owner| {
                 *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
             };
-            let mut insertions = std::collections::BTreeMap::new();
-            for (addr, ins) in &p.insertions {
-                if vfork {
-                    insertions.insert(*addr, ins.clone());
-                    continue;
-                }
-                let owners: Vec<Owner> = ins.owners.iter().copied().filter(per_file).collect();
-                if owners.is_empty() {
-                    if let Err(e) = mem.write(*addr, &[ins.shadow]) {
-                        log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}");
-                    }
-                } else {
-                    insertions.insert(*addr, Insertion { shadow: ins.shadow, owners });
-                }
-            }
             // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
             // so nothing could have lifted a byte while the kernel copied its memory and the
             // child's copy holds every `int3` as they are. With other threads running, one of
             // them may have been in an in-line step-over (a byte lifted) at the moment of the
             // copy: only then are the child's `int3`s written again.
             let single = p.threads.len() == 1;
-            if !single && !vfork {
-                for addr in insertions.keys() {
-                    if let Err(e) = mem.write(*addr, &[INT3]) {
-                        log::warn!("re-arming {addr:#x} in forked child {child}: {e}");
+            let insertions = if vfork {
+                p.aspace.insertions.shared_copy()
+            } else {
+                let (kept, failed) = p.aspace.insertions.for_forked_child(&mem, per_file, !single);
+                for (addr, what, e) in failed {
+                    match what {
+                        ChildWrite::Scrub => {
+                            log::warn!("removing breakpoint at {addr:#x} from forked child {child}: {e}")
+                        }
+                        ChildWrite::Rearm => log::warn!("re-arming {addr:#x} in forked child {child}: {e}"),
                     }
                 }
-                self.forks_multithreaded += 1;
-            }
+                if !single {
+                    self.forks_multithreaded += 1;
+                }
+                kept
+            };
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
-            let slots = p.slots.for_child(vfork);
+            let slots = p.aspace.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
             let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
@@ -149,9 +137,13 @@ impl Inferior {
             self.set_armed(pid, false)?;
         } else {
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
-            if !p.insertions.is_empty() {
+            if !p.aspace.insertions.is_empty() {
                 match Mem::open(child) {
-                    Ok(m) => scrub_child(&m, &p.insertions),
+                    Ok(m) => {
+                        for (addr, e) in p.aspace.insertions.scrub(&m) {
+                            log::warn!("removing breakpoint at {addr:#x} from a forked child: {e}");
+                        }
+                    }
                     Err(e) => log::warn!("cannot open memory of forked child {child}: {e}"),
                 }
             }
@@ -200,7 +192,7 @@ impl Inferior {
                 let ours = |q: &Queued| {
                     (q.signo == libc::SIGTRAP
                         && q.code == SI_KERNEL
-                        && p.insertions.contains_key(&regs.rip.wrapping_sub(1)))
+                        && p.aspace.insertions.contains(regs.rip.wrapping_sub(1)))
                         || (q.signo == libc::SIGINT && q.code <= 0 && q.sender == me)
                 };
                 if !queued.iter().any(ours) {
@@ -220,7 +212,7 @@ impl Inferior {
                         let at = regs.rip.wrapping_sub(1);
                         let si = ptrace::siginfo(tid)?;
                         let code = si.si_code;
-                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.insertions.contains_key(&at) {
+                        if sig == libc::SIGTRAP && code == SI_KERNEL && p.aspace.insertions.contains(at) {
                             log::debug!("detach: consumed the trap of {tid} at {at:#x}");
                             regs.rip = at;
                             ptrace::set_regs(tid, &regs)?;

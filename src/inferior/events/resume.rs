@@ -4,7 +4,7 @@
 //! reports it.
 
 use super::trap::StepOver;
-use crate::inferior::displace::{self, Displaced};
+use crate::inferior::displaced::{self, Displaced};
 use crate::inferior::{hw, Action, Error, Inferior, Result, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -53,7 +53,7 @@ impl Inferior {
                 Err(e) => return Err(e.into()),
             };
             let pc = regs.rip;
-            if reported != pc || !p.insertions.contains_key(&pc) || p.disarmed {
+            if reported != pc || !p.aspace.insertions.planted(pc) {
                 continue;
             }
             let sig = std::mem::take(&mut p.threads.get_mut(tid).ok_or(Error::NoThread(Tid(*tid)))?.deferred_sig);
@@ -63,7 +63,7 @@ impl Inferior {
                 // handler runs before the instruction.)
                 let mode = self.step_mode;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-                let done = match displace::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
+                let done = match displaced::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
                     Err(e) if self.vanished(*tid, &e) => continue,
                     r => r?,
                 };
@@ -114,7 +114,7 @@ impl Inferior {
         let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
         // Once it runs, the program may map and unmap what it likes: translations cached while
         // it was stopped are not trusted after this (the next lookup asks the kernel).
-        p.maps.invalidate();
+        p.aspace.maps.invalidate();
         let base = p.resume_kind();
         for (tid, act) in plan {
             let Some(t) = p.threads.get_mut(&tid) else { continue };

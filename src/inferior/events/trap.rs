@@ -4,8 +4,7 @@
 //! kept for instructions that cannot be displaced.
 
 use super::{continue_internal, resume_quiet, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
-use crate::inferior::breakpoints::INT3;
-use crate::inferior::displace::{self, Displaced};
+use crate::inferior::displaced::{self, Displaced};
 use crate::inferior::{hw, Error, HwKind, Inferior, Result, StopEvent, StopKind};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::wait::{self, Event, Stop};
@@ -48,14 +47,11 @@ impl Inferior {
     /// this function.
     pub(super) fn step_over(&mut self, pid: Pid, tid: RawTid, pc: u64, sig: i32) -> Result<StepOver> {
         let p = self.proc_mut(pid)?;
-        let shadow = p.insertions.get(&pc).map(|i| i.shadow).ok_or(Error::NoThread(Tid(tid)))?;
-        p.mem.write(pc, &[shadow]).map_err(|e| Error::Mem { addr: pc, source: e })?;
+        p.aspace.insertions.lift(&p.aspace.mem, pc).ok_or(Error::NoThread(Tid(tid)))??;
         let r = self.step_over_inner(pid, tid, sig);
         if let Some(p) = self.procs.get_mut(&pid) {
-            if p.insertions.contains_key(&pc) && !p.disarmed {
-                if let Err(e) = p.mem.write(pc, &[INT3]) {
-                    log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
-                }
+            if let Err(e) = p.aspace.insertions.replant(&p.aspace.mem, pc) {
+                log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
             }
             if let Some(t) = p.threads.get_mut(&tid) {
                 t.stopped = true;
@@ -117,7 +113,7 @@ impl Inferior {
         if let Some(t) = p.threads.get_mut(&tid) {
             t.stopped = true;
         }
-        let Some((fix, fl, mut regs)) = displace::abort_in_flight(p, tid, &mut self.step_stats)? else {
+        let Some((fix, fl, mut regs)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? else {
             return Ok(XolStop::Classify);
         };
         let ev = |kind| Ok(XolStop::Report(StopEvent { pid, tid: Tid(tid), kind }));
@@ -146,7 +142,7 @@ impl Inferior {
                 t.rehit = None;
             }
             let mode = self.step_mode;
-            return match displace::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
+            return match displaced::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
                 Displaced::Running => Ok(XolStop::Handled),
                 Displaced::Emulated | Displaced::Boosted if !fl.report_step => {
                     continue_internal(p, tid)?;
@@ -177,7 +173,7 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let range = p.threads.get(&tid).and_then(|t| t.range);
         if let Some((a, b)) = range {
-            if !stopping && rip >= a && rip < b && !p.insertions.contains_key(&rip) {
+            if !stopping && rip >= a && rip < b && !p.aspace.insertions.contains(rip) {
                 resume_quiet(p, tid, ResumeKind::Step, 0)?;
                 if let Some(t) = p.threads.get_mut(&tid) {
                     t.range = range;
@@ -202,7 +198,7 @@ impl Inferior {
         self.step_stats.traps += 1;
         // (Borrowed, not cloned: the trap path allocates nothing.)
         let (internal, gdb) = {
-            let owners = self.procs.get(&pid).and_then(|p| p.insertions.get(&at)).map_or(&[][..], |i| &i.owners);
+            let owners = self.procs.get(&pid).and_then(|p| p.aspace.insertions.get(at)).map_or(&[][..], |i| &i.owners);
             (owners.contains(&Owner::Internal), self.reports_hit(pid, owners))
         };
         if internal && !stopping {
@@ -235,7 +231,7 @@ impl Inferior {
         }
         let mode = self.step_mode;
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-        match displace::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
+        match displaced::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
             Displaced::Running => Ok(None),
             Displaced::Emulated | Displaced::Boosted if !stepping => {
                 continue_internal(p, tid)?;
