@@ -12,6 +12,7 @@
 
 pub mod framing;
 pub mod hex;
+pub mod request;
 pub mod thread_id;
 
 pub use framing::{Decoder, Event, Link};
