@@ -3,6 +3,9 @@
 //! - [`framing`]: the incremental packet decoder (a state enum fed any split of the stream),
 //!   the packet and `%` notification encoders, and [`framing::Link`] (ack / no-ack mode and the
 //!   last packet kept for a resend);
+//! - [`request`]: one parser per packet kind, into [`request::Request`];
+//! - [`reply`]: encoders for replies, stop replies ([`reply::StopReply`]) and `%Stop`
+//!   notifications;
 //! - [`thread_id`]: `pPID.TID` thread ids; [`hex`]: the numeric and byte-string fields.
 //!
 //! Invariants: nothing here does I/O or knows the rest of xol (no libc, nix, std::fs,
@@ -12,8 +15,11 @@
 
 pub mod framing;
 pub mod hex;
+pub mod reply;
 pub mod request;
 pub mod thread_id;
 
 pub use framing::{Decoder, Event, Link};
+pub use reply::StopReply;
+pub use request::{parse, ParseError, Request};
 pub use thread_id::{Id, ThreadId};
