@@ -23,3 +23,6 @@ pub use framing::{Decoder, Event, Link};
 pub use reply::StopReply;
 pub use request::{parse, ParseError, Request};
 pub use thread_id::{Id, ThreadId};
+
+#[cfg(test)]
+mod robustness;

@@ -1406,4 +1406,4 @@ fn parse_qtframe(args: &[u8]) -> Result<TraceFrame> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -17,7 +17,7 @@ fn t(pid: u32, tid: u32) -> ThreadId {
 
 /// One packet of every kind in protocol-usage.txt (both boards), as gdb writes it. None may
 /// parse to `Unknown`.
-const USAGE: &[(&str, &[u8])] = &[
+pub(crate) const USAGE: &[(&str, &[u8])] = &[
     ("m", b"m555555555149,1"),
     ("qSymbol", b"qSymbol::"),
     ("Z0", b"Z0,555555555149,1"),
