@@ -52,6 +52,17 @@ pub enum Request<'a> {
     SetWorkingDir(Option<Vec<u8>>),
     /// `QStartupWithShell:0|1`.
     StartupWithShell(bool),
+    /// `QAgent:0|1`: use the in-process agent.
+    Agent(bool),
+    /// `Qbtrace:bts|pt|off`: start or stop branch tracing of the current thread.
+    Btrace(BtraceFormat),
+    /// `Qbtrace-conf:bts:size=n`, `Qbtrace-conf:pt:size=n`: the trace buffer size.
+    BtraceConf {
+        /// The format configured (`Bts` or `Pt`).
+        format: BtraceFormat,
+        /// Buffer size in bytes.
+        size: u64,
+    },
 
     // --- Processes ---------------------------------------------------------------------------
     /// `vRun;program[;arg]...` (hex; an empty program means "the last one").
@@ -287,6 +298,17 @@ pub enum CatchSyscalls {
     Only(Vec<u64>),
 }
 
+/// A branch-trace format of `Qbtrace` (`Off` stops tracing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BtraceFormat {
+    /// `bts`: Intel Branch Trace Store.
+    Bts,
+    /// `pt`: Intel Processor Trace.
+    Pt,
+    /// `off`.
+    Off,
+}
+
 /// One `vCont` action and the thread(s) it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VContAction {
@@ -412,6 +434,8 @@ pub enum XferObject<'a> {
     TraceframeInfo,
     /// `fdpic`.
     Fdpic,
+    /// `statictrace` (a static tracepoint's marker data).
+    StaticTrace,
     /// Another object name.
     Other(&'a [u8]),
 }
@@ -475,8 +499,8 @@ pub enum Tracepoint<'a> {
         addr: u64,
         /// `S`: these are while-stepping actions.
         stepping: bool,
-        /// The action encodings (`R mask`, `M reg,offset,len`, `X len,expr`, ...), as sent.
-        actions: &'a [u8],
+        /// The actions (gdb sends one a packet; several in a row are accepted, as gdbserver does).
+        actions: Vec<TraceAction>,
         /// Trailing `-`: more action packets follow.
         more: bool,
     },
@@ -558,6 +582,34 @@ pub enum Tracepoint<'a> {
     },
     /// `qTMinFTPILen`: the shortest instruction a fast tracepoint can replace.
     MinFastTracepointLen,
+    /// `qTfSTM`: the first static tracepoint marker.
+    FirstStaticMarker,
+    /// `qTsSTM`: the next one.
+    NextStaticMarker,
+    /// `qTSTMat:addr`: the static markers at an address.
+    StaticMarkersAt(u64),
+}
+
+/// One tracepoint action of `QTDP:-...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceAction {
+    /// `Rmask`: collect the registers of this bit mask (hex, most significant first; the
+    /// bytes here are big-endian, an odd digit count padded with a leading zero nibble).
+    Registers(Vec<u8>),
+    /// `Mbasereg,offset,len`: collect memory at `basereg + offset` (`basereg` `None` for an
+    /// absolute address, which gdb writes `FFFFFFFF`, -1 as an unsigned int).
+    Memory {
+        /// The base register, or `None` for an absolute address.
+        basereg: Option<u32>,
+        /// Offset from the register (or the address).
+        offset: u64,
+        /// Bytes to collect.
+        len: u64,
+    },
+    /// `Xlen,hex`: evaluate an agent expression and collect what it says.
+    Expression(Vec<u8>),
+    /// `L`: collect the static tracepoint's marker data (`$_sdata`).
+    StaticData,
 }
 
 /// How `QTFrame` selects a frame.
@@ -941,6 +993,27 @@ fn parse_named(p: &[u8]) -> Result<Request<'_>> {
             Request::SetWorkingDir(if dir.is_empty() { None } else { Some(dir) })
         }
         b"QStartupWithShell" => Request::StartupWithShell(flag("QStartupWithShell")?),
+        b"QAgent" => Request::Agent(flag("QAgent")?),
+        b"Qbtrace" => {
+            let cx = Cx("Qbtrace");
+            Request::Btrace(match cx.after(rest, b":", "`:`")? {
+                b"bts" => BtraceFormat::Bts,
+                b"pt" => BtraceFormat::Pt,
+                b"off" => BtraceFormat::Off,
+                _ => return Err(cx.err(Problem::Invalid("format (bts, pt or off)"))),
+            })
+        }
+        b"Qbtrace-conf" => {
+            let cx = Cx("Qbtrace-conf");
+            let (format, setting) = cx.split(cx.after(rest, b":", "`:`")?, b':', "`:size=`")?;
+            let format = match format {
+                b"bts" => BtraceFormat::Bts,
+                b"pt" => BtraceFormat::Pt,
+                _ => return Err(cx.err(Problem::Invalid("format (bts or pt)"))),
+            };
+            let size = cx.after(setting, b"size=", "`size=`")?;
+            Request::BtraceConf { format, size: cx.num(size, "size")? }
+        }
         b"vRun" => {
             let cx = Cx("vRun");
             let rest = cx.after(rest, b";", "`;program`")?;
@@ -1168,6 +1241,7 @@ fn parse_xfer(rest: &[u8]) -> Result<Xfer<'_>> {
         b"btrace-conf" => XferObject::BtraceConf,
         b"traceframe-info" => XferObject::TraceframeInfo,
         b"fdpic" => XferObject::Fdpic,
+        b"statictrace" => XferObject::StaticTrace,
         b"" => return Err(cx.err(Problem::Missing("object"))),
         other => XferObject::Other(other),
     };
@@ -1230,6 +1304,12 @@ fn parse_tracepoint<'a>(name: &'a [u8], rest: &'a [u8]) -> Result<Option<Tracepo
         b"qTfV" => Cx("qTfV").end(rest, Tracepoint::FirstVariable)?,
         b"qTsV" => Cx("qTsV").end(rest, Tracepoint::NextVariable)?,
         b"qTMinFTPILen" => Cx("qTMinFTPILen").end(rest, Tracepoint::MinFastTracepointLen)?,
+        b"qTfSTM" => Cx("qTfSTM").end(rest, Tracepoint::FirstStaticMarker)?,
+        b"qTsSTM" => Cx("qTsSTM").end(rest, Tracepoint::NextStaticMarker)?,
+        b"qTSTMat" => {
+            let cx = Cx("qTSTMat");
+            Tracepoint::StaticMarkersAt(cx.num(args(cx)?, "address")?)
+        }
         b"QTDP" => parse_qtdp(args(Cx("QTDP"))?)?,
         b"QTDPsrc" => {
             let cx = Cx("QTDPsrc");
@@ -1344,7 +1424,7 @@ fn parse_qtdp(args: &[u8]) -> Result<Tracepoint<'_>> {
             number: cx.num32(number, "number")?,
             addr: cx.num(addr, "address")?,
             stepping,
-            actions,
+            actions: parse_trace_actions(cx, actions)?,
             more,
         });
     }
@@ -1379,6 +1459,66 @@ fn parse_qtdp(args: &[u8]) -> Result<Tracepoint<'_>> {
         }
     }
     Ok(Tracepoint::Define { number, addr, enabled, step, pass, fast, static_, condition, more })
+}
+
+/// The leading hex digits of `s`, and the rest.
+fn hex_prefix(s: &[u8]) -> (&[u8], &[u8]) {
+    let n = s.iter().take_while(|&&b| hex::digit(b).is_some()).count();
+    (s.get(..n).unwrap_or_default(), s.get(n..).unwrap_or_default())
+}
+
+fn parse_trace_actions(cx: Cx, mut s: &[u8]) -> Result<Vec<TraceAction>> {
+    let mut out = Vec::new();
+    if s.is_empty() {
+        return Err(cx.err(Problem::Missing("action")));
+    }
+    while let Some((&letter, rest)) = s.split_first() {
+        let (action, rest) = match letter {
+            b'R' => {
+                let (mask, rest) = hex_prefix(rest);
+                if mask.is_empty() {
+                    return Err(cx.err(Problem::Missing("register mask")));
+                }
+                let mut padded = Vec::with_capacity(mask.len() + 1);
+                if mask.len() % 2 == 1 {
+                    padded.push(b'0');
+                }
+                padded.extend_from_slice(mask);
+                (TraceAction::Registers(cx.bytes(&padded, "register mask")?), rest)
+            }
+            b'M' => {
+                let (reg, rest) = match rest.strip_prefix(b"-1") {
+                    Some(rest) => (None, rest),
+                    None => {
+                        let (reg, rest) = hex_prefix(rest);
+                        match cx.num(reg, "base register")? {
+                            0xffff_ffff => (None, rest),
+                            r => (Some(u32::try_from(r).map_err(|_| cx.err(Problem::NotHex("base register")))?), rest),
+                        }
+                    }
+                };
+                let rest = cx.after(rest, b",", "`,offset`")?;
+                let (offset, rest) = hex_prefix(rest);
+                let rest = cx.after(rest, b",", "`,length`")?;
+                let (len, rest) = hex_prefix(rest);
+                let action = TraceAction::Memory {
+                    basereg: reg,
+                    offset: cx.num(offset, "offset")?,
+                    len: cx.num(len, "length")?,
+                };
+                (action, rest)
+            }
+            b'X' => {
+                let (expr, rest) = agent_expr(cx, s)?;
+                (TraceAction::Expression(expr), rest)
+            }
+            b'L' => (TraceAction::StaticData, rest),
+            _ => return Err(cx.err(Problem::Invalid("action"))),
+        };
+        out.push(action);
+        s = rest;
+    }
+    Ok(out)
 }
 
 fn parse_qtframe(args: &[u8]) -> Result<TraceFrame> {

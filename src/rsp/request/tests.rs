@@ -135,6 +135,14 @@ vContSupported+;QThreadEvents+;no-resumed+;memory-tagging+;xmlRegisters=i386",
     ("qRegisterInfo", b"qRegisterInfo1a"),
     ("QEnvironmentHexEncoded", b"QEnvironmentHexEncoded:413d31"),
     ("QEnvironmentUnset", b"QEnvironmentUnset:41"),
+    ("QAgent", b"QAgent:1"),
+    ("Qbtrace", b"Qbtrace:pt"),
+    ("Qbtrace-conf", b"Qbtrace-conf:bts:size=10000"),
+    ("qXfer:statictrace:read", b"qXfer:statictrace:read::0,fff"),
+    ("qTfSTM", b"qTfSTM"),
+    ("qTSTMat", b"qTSTMat:401136"),
+    ("QTDP actions", b"QTDP:-1:0000555555555149:MFFFFFFFF,555555558010,4-"),
+    ("Z0 with conditions", b"Z0,401136,1;X3,220001;cmds:1,X2,2627"),
 ];
 
 #[test]
@@ -293,6 +301,11 @@ fn session_setup() {
     assert_eq!(ok(b"QSetWorkingDir:"), Request::SetWorkingDir(None));
     assert_eq!(ok(b"QSetWorkingDir:2f746d70"), Request::SetWorkingDir(Some(b"/tmp".to_vec())));
     assert_eq!(ok(b"QStartupWithShell:0"), Request::StartupWithShell(false));
+    assert_eq!(ok(b"QAgent:1"), Request::Agent(true));
+    assert_eq!(ok(b"Qbtrace:bts"), Request::Btrace(BtraceFormat::Bts));
+    assert_eq!(ok(b"Qbtrace:pt"), Request::Btrace(BtraceFormat::Pt));
+    assert_eq!(ok(b"Qbtrace:off"), Request::Btrace(BtraceFormat::Off));
+    assert_eq!(ok(b"Qbtrace-conf:pt:size=4000"), Request::BtraceConf { format: BtraceFormat::Pt, size: 0x4000 });
 }
 
 #[test]
@@ -336,6 +349,7 @@ fn queries() {
         (b"btrace-conf", XferObject::BtraceConf),
         (b"traceframe-info", XferObject::TraceframeInfo),
         (b"fdpic", XferObject::Fdpic),
+        (b"statictrace", XferObject::StaticTrace),
     ] {
         let mut p = b"qXfer:".to_vec();
         p.extend_from_slice(name);
@@ -386,12 +400,49 @@ fn tracepoints() {
     );
     assert_eq!(
         tp(b"QTDP:-1:401136:SR1ff-"),
-        Tracepoint::Actions { number: 1, addr: 0x401136, stepping: true, actions: b"R1ff", more: true }
+        Tracepoint::Actions {
+            number: 1,
+            addr: 0x401136,
+            stepping: true,
+            actions: vec![TraceAction::Registers(vec![1, 0xff])],
+            more: true
+        }
     );
     assert_eq!(
         tp(b"QTDP:-1:401136:M-1,7ffe,4X2,2627"),
-        Tracepoint::Actions { number: 1, addr: 0x401136, stepping: false, actions: b"M-1,7ffe,4X2,2627", more: false }
+        Tracepoint::Actions {
+            number: 1,
+            addr: 0x401136,
+            stepping: false,
+            actions: vec![
+                TraceAction::Memory { basereg: None, offset: 0x7ffe, len: 4 },
+                TraceAction::Expression(vec![0x26, 0x27])
+            ],
+            more: false
+        }
     );
+    // As gdb 13 writes them: one action a packet, the absolute base register as FFFFFFFF.
+    let actions = |p: &'static [u8]| match tp(p) {
+        Tracepoint::Actions { actions, .. } => actions,
+        t => panic!("{t:?}"),
+    };
+    assert_eq!(
+        actions(b"QTDP:-1:401136:MFFFFFFFF,555555558010,4-"),
+        vec![TraceAction::Memory { basereg: None, offset: 0x5555_5555_8010, len: 4 }]
+    );
+    assert_eq!(
+        actions(b"QTDP:-1:401136:M6,fffffffffffffff8,8"),
+        vec![TraceAction::Memory { basereg: Some(6), offset: u64::MAX - 7, len: 8 }]
+    );
+    assert_eq!(actions(b"QTDP:-1:401136:X00000003,260027"), vec![TraceAction::Expression(vec![0x26, 0x00, 0x27])]);
+    assert_eq!(
+        actions(b"QTDP:-1:401136:R00000000000000000000000000000000000003"),
+        vec![TraceAction::Registers(vec![0; 18].into_iter().chain([3]).collect())]
+    );
+    assert_eq!(actions(b"QTDP:-1:401136:LR3"), vec![TraceAction::StaticData, TraceAction::Registers(vec![3])]);
+    assert_eq!(tp(b"qTfSTM"), Tracepoint::FirstStaticMarker);
+    assert_eq!(tp(b"qTsSTM"), Tracepoint::NextStaticMarker);
+    assert_eq!(tp(b"qTSTMat:401136"), Tracepoint::StaticMarkersAt(0x401136));
     assert_eq!(
         tp(b"QTDPsrc:1:555555555149:at:0:8:6d61696e2e633a35"),
         Tracepoint::Source {
@@ -588,6 +639,20 @@ fn malformed_packets_say_what_is_wrong() {
         (b"qTBuffer:0", "qTBuffer", Problem::Missing("`,length`")),
         (b"QTinit:", "QTinit", Problem::Trailing),
         (b"qRelocInsn:", "qRelocInsn", Problem::Missing("size")),
+        (b"QTDP:-1:0:", "QTDP", Problem::Missing("action")),
+        (b"QTDP:-1:0:Q", "QTDP", Problem::Invalid("action")),
+        (b"QTDP:-1:0:R", "QTDP", Problem::Missing("register mask")),
+        (b"QTDP:-1:0:M1", "QTDP", Problem::Missing("`,offset`")),
+        (b"QTDP:-1:0:M1,2", "QTDP", Problem::Missing("`,length`")),
+        (b"QTDP:-1:0:M1,2,", "QTDP", Problem::Missing("length")),
+        (b"QTDP:-1:0:M100000000,2,3", "QTDP", Problem::NotHex("base register")),
+        (b"QTDP:-1:0:X1,0", "QTDP", Problem::LengthMismatch { declared: 1, actual: 0 }),
+        (b"qTSTMat:", "qTSTMat", Problem::Missing("address")),
+        (b"QAgent:x", "QAgent", Problem::Invalid("value")),
+        (b"Qbtrace:lbr", "Qbtrace", Problem::Invalid("format (bts, pt or off)")),
+        (b"Qbtrace-conf:off:size=1", "Qbtrace-conf", Problem::Invalid("format (bts or pt)")),
+        (b"Qbtrace-conf:bts:sz=1", "Qbtrace-conf", Problem::Missing("`size=`")),
+        (b"Qbtrace-conf:bts", "Qbtrace-conf", Problem::Missing("`:size=`")),
     ];
     let mut wrong = Vec::new();
     for (p, packet, problem) in cases {
