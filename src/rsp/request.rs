@@ -3,7 +3,8 @@
 //!
 //! The kinds covered are every kind gdb 13.1 sent GNU gdbserver 13.1 over the shared testsuite
 //! (`protocol-usage.txt`), the packets gdbserver 13 advertises in `qSupported`, and the
-//! lldb queries an lldb client starts with (`qHostInfo`, `qProcessInfo`, `qRegisterInfo`).
+//! packets lldb's gdb-remote client sends beyond gdb's ([`Lldb`]: `qHostInfo`, `qProcessInfo`,
+//! `qRegisterInfo`, `A`, `jThreadsInfo`, ...).
 //!
 //! Outcomes: a packet kind this module does not know parses to [`Request::Unknown`] with its
 //! name (the server answers the empty packet, "not supported"); a known kind that is malformed
@@ -17,6 +18,9 @@
 use super::hex;
 use super::thread_id::ThreadId;
 use std::fmt;
+
+mod lldb;
+pub use lldb::Lldb;
 
 /// One request from gdb.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,12 +251,8 @@ pub enum Request<'a> {
         /// The relocated instruction's size.
         adjusted: u64,
     },
-    /// lldb's `qHostInfo`.
-    HostInfo,
-    /// lldb's `qProcessInfo`.
-    ProcessInfo,
-    /// lldb's `qRegisterInfoN`.
-    RegisterInfo(u32),
+    /// The packets lldb sends beyond gdb's.
+    Lldb(Lldb<'a>),
 
     // --- Tracepoints and host files ----------------------------------------------------------
     /// The tracepoint packets (`QT...`, `qT...`).
@@ -895,6 +895,7 @@ pub fn parse(p: &[u8]) -> Result<Request<'_>> {
             Ok(if first == b'Z' { Request::InsertPoint(point) } else { Request::RemovePoint(point) })
         }
         b'q' | b'Q' | b'v' | b'j' => parse_named(p),
+        b'A' => lldb::parse_arguments(body),
         _ => Ok(Request::Unknown(one)),
     }
 }
@@ -1079,12 +1080,12 @@ fn parse_named(p: &[u8]) -> Result<Request<'_>> {
             let cx = Cx("qRelocInsn");
             Request::RelocInsn { adjusted: cx.num(cx.after(rest, b":", "`:`")?, "size")? }
         }
-        b"qHostInfo" => Cx("qHostInfo").end(rest, Request::HostInfo)?,
-        b"qProcessInfo" => Cx("qProcessInfo").end(rest, Request::ProcessInfo)?,
         b"vFile" => Request::File(parse_vfile(rest)?),
         _ => {
             if let Some(t) = parse_tracepoint(name, rest)? {
                 Request::Tracepoint(t)
+            } else if let Some(l) = lldb::parse(name, rest)? {
+                Request::Lldb(l)
             } else if let Some(r) = parse_prefixed(name)? {
                 r
             } else {
@@ -1094,12 +1095,13 @@ fn parse_named(p: &[u8]) -> Result<Request<'_>> {
     })
 }
 
-/// The packets whose name runs into their first field (`qL...`, `qP...`, `qRegisterInfoN`).
+/// The packets whose name runs into their first field (`qL...`, `qP...`).
 fn parse_prefixed(name: &[u8]) -> Result<Option<Request<'_>>> {
-    if let Some(n) = name.strip_prefix(b"qRegisterInfo") {
-        return Ok(Some(Request::RegisterInfo(Cx("qRegisterInfo").num32(n, "register number")?)));
-    }
-    if let Some(f) = name.strip_prefix(b"qL") {
+    // Only names that continue in hex digits: `qLaunchSuccess`, `qProcessInfo` are others.
+    let hex_after = |prefix: &[u8]| {
+        name.strip_prefix(prefix).filter(|f| !f.is_empty() && f.iter().all(|&b| hex::digit(b).is_some()))
+    };
+    if let Some(f) = hex_after(b"qL") {
         let cx = Cx("qL");
         if f.len() != 19 {
             return Err(cx.err(Problem::Invalid("length (1 + 2 + 16 hex digits)")));
@@ -1109,7 +1111,7 @@ fn parse_prefixed(name: &[u8]) -> Result<Option<Request<'_>>> {
         let next = cx.num(f.get(3..).unwrap_or_default(), "next thread")?;
         return Ok(Some(Request::LegacyThreadList { first, max, next }));
     }
-    if let Some(f) = name.strip_prefix(b"qP") {
+    if let Some(f) = hex_after(b"qP") {
         let cx = Cx("qP");
         if f.len() != 24 {
             return Err(cx.err(Problem::Invalid("length (8 + 16 hex digits)")));
