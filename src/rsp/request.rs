@@ -459,6 +459,44 @@ pub enum XferOp<'a> {
     },
 }
 
+impl Xfer<'_> {
+    /// The annex as a process id (`qXfer:exec-file:read:PID:...`; empty: the current process).
+    pub fn annex_pid(&self) -> Result<Option<u32>> {
+        if self.annex.is_empty() {
+            return Ok(None);
+        }
+        Cx("qXfer").num32(self.annex, "annex pid").map(Some)
+    }
+
+    /// The annex of `qXfer:libraries-svr4:read` (`start=ADDR;prev=ADDR;lmid=ID`, gdb's
+    /// `augmented-libraries-svr4-read`); other keys are ignored.
+    pub fn svr4_annex(&self) -> Result<Svr4Annex> {
+        let cx = Cx("qXfer");
+        let mut a = Svr4Annex::default();
+        for item in self.annex.split(|&b| b == b';').filter(|i| !i.is_empty()) {
+            let (key, value) = cx.split(item, b'=', "`=` in the annex")?;
+            match key {
+                b"start" => a.start = Some(cx.num(value, "annex start")?),
+                b"prev" => a.prev = Some(cx.num(value, "annex prev")?),
+                b"lmid" => a.lmid = Some(cx.num(value, "annex lmid")?),
+                _ => {}
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// The annex of an augmented `qXfer:libraries-svr4:read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Svr4Annex {
+    /// The `link_map` entry to start the list at.
+    pub start: Option<u64>,
+    /// The entry before it.
+    pub prev: Option<u64>,
+    /// The link-map namespace.
+    pub lmid: Option<u64>,
+}
+
 /// The tracepoint packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tracepoint<'a> {

@@ -1,8 +1,10 @@
 //! Thread ids as the remote protocol writes them: `pPID.TID` (multiprocess), `pPID` (every
 //! thread of a process), a plain `TID`, with `-1` meaning "all" and `0` meaning "any" in
-//! either position. Pure; parsing never panics.
+//! either position. Pure; parsing never panics. Conversions to and from xol's [`Pid`] and
+//! [`Tid`] are checked (a negative id has no protocol form).
 
 use super::hex;
+use crate::types::{Pid, Tid};
 use std::fmt;
 
 /// One half of a thread id: a process or a thread number, or one of the two wildcards.
@@ -87,6 +89,37 @@ impl ThreadId {
         self.tid.push(out);
     }
 
+    /// The multiprocess id of a kernel thread (`None` for a negative pid or tid).
+    pub fn of(pid: Pid, tid: Tid) -> Option<ThreadId> {
+        Some(ThreadId::new(u32::try_from(pid.0).ok()?, u32::try_from(tid.0).ok()?))
+    }
+
+    /// The process, when the id names exactly one.
+    pub fn process(&self) -> Option<Pid> {
+        match self.pid {
+            Some(Id::Is(p)) => i32::try_from(p).ok().map(Pid),
+            _ => None,
+        }
+    }
+
+    /// The thread, when the id names exactly one.
+    pub fn thread(&self) -> Option<Tid> {
+        match self.tid {
+            Id::Is(t) => i32::try_from(t).ok().map(Tid),
+            _ => None,
+        }
+    }
+
+    /// Whether this id selects thread `tid` of process `pid` (for `vCont` actions and `H`):
+    /// `-1`, `0` and an absent process select any; a real id must be equal.
+    pub fn selects(&self, pid: Pid, tid: Tid) -> bool {
+        let same = |id: Id, n: i32| match id {
+            Id::All | Id::Any => true,
+            Id::Is(v) => i32::try_from(v).is_ok_and(|v| v == n),
+        };
+        self.pid.is_none_or(|p| same(p, pid.0)) && same(self.tid, tid.0)
+    }
+
     /// The protocol form as bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -133,5 +166,32 @@ mod tests {
             assert_eq!(ThreadId::parse(&t.encode()), Some(t), "{t}");
         }
         assert_eq!(ThreadId::new(0x1f, 0x2a).to_string(), "p1f.2a");
+    }
+
+    #[test]
+    fn xol_identities() {
+        let t = ThreadId::of(Pid(0x7a3), Tid(0x7a4));
+        assert_eq!(t, Some(ThreadId::new(0x7a3, 0x7a4)));
+        assert_eq!(ThreadId::of(Pid(-1), Tid(1)), None);
+        assert_eq!(t.and_then(|t| t.process()), Some(Pid(0x7a3)));
+        assert_eq!(t.and_then(|t| t.thread()), Some(Tid(0x7a4)));
+        assert_eq!(ThreadId::ALL.thread(), None);
+        assert_eq!(ThreadId::new(u32::MAX, 1).process(), None, "no negative pids");
+        let (p, tid) = (Pid(0x7a3), Tid(0x7a4));
+        for (id, selects) in [
+            (&b"p7a3.7a4"[..], true),
+            (b"p7a3.7a5", false),
+            (b"p7a3", true),
+            (b"p7a3.-1", true),
+            (b"p7a2.-1", false),
+            (b"p-1.-1", true),
+            (b"-1", true),
+            (b"0", true),
+            (b"7a4", true),
+            (b"7a5", false),
+        ] {
+            let id = ThreadId::parse(id).unwrap_or(ThreadId::ANY);
+            assert_eq!(id.selects(p, tid), selects, "{id}");
+        }
     }
 }

@@ -361,6 +361,18 @@ fn queries() {
         p.extend_from_slice(b":read::0,1");
         assert!(matches!(parse(&p), Ok(Request::Xfer(Xfer { object: o, .. })) if o == object));
     }
+    let xfer = |p: &'static [u8]| match ok(p) {
+        Request::Xfer(x) => x,
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(xfer(b"qXfer:exec-file:read:7a3:0,fff").annex_pid(), Ok(Some(0x7a3)));
+    assert_eq!(xfer(b"qXfer:exec-file:read::0,fff").annex_pid(), Ok(None));
+    assert!(xfer(b"qXfer:exec-file:read:x:0,fff").annex_pid().is_err());
+    let a = xfer(b"qXfer:libraries-svr4:read:start=7ffff7ffe2e0;prev=7ffff7fc3000;new=1:0,fff").svr4_annex();
+    assert_eq!(a, Ok(Svr4Annex { start: Some(0x7fff_f7ff_e2e0), prev: Some(0x7fff_f7fc_3000), lmid: None }));
+    assert_eq!(xfer(b"qXfer:libraries-svr4:read::0,fff").svr4_annex(), Ok(Svr4Annex::default()));
+    assert!(xfer(b"qXfer:libraries-svr4:read:start:0,fff").svr4_annex().is_err());
+    assert!(xfer(b"qXfer:libraries-svr4:read:lmid=z:0,fff").svr4_annex().is_err());
     assert_eq!(ok(b"qRcmd,68656c70"), Request::Monitor(b"help".to_vec()));
     assert_eq!(ok(b"qExecAndArgs"), Request::ExecAndArgs);
     assert_eq!(ok(b"qRelocInsn:5"), Request::RelocInsn { adjusted: 5 });
