@@ -26,3 +26,6 @@ pub use thread_id::{Id, ThreadId};
 
 #[cfg(test)]
 mod robustness;
+
+#[cfg(test)]
+mod transcript;
