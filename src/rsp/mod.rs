@@ -9,7 +9,7 @@
 //! - [`thread_id`]: `pPID.TID` thread ids; [`hex`]: the numeric and byte-string fields.
 //!
 //! Invariants: nothing here does I/O or knows the rest of xol (no libc, nix, std::fs,
-//! std::process, no `crate::` module but this one; `scripts/check-layering.sh` checks it), and
+//! std::process, nothing of xol but `crate::types`; `scripts/check-layering.sh` checks it), and
 //! nothing panics on input: a malformed packet is an error value, an oversized one is an error
 //! event, never an allocation beyond [`framing::MAX_PAYLOAD`].
 
