@@ -3,6 +3,7 @@
 # - only src/sys calls ptrace, waitpid, process_vm_* or opens /proc/PID/mem;
 # - only src/inferior (and src/maps) use src/sys;
 # - arch/ is pure: no libc, nix or std::process;
+# - src/rsp (the remote protocol layer) is pure too, and uses nothing of xol but crate::types;
 # - front-ends (src/front/**) use only the session API (src/debugger.rs), the identity types,
 #   the pure file readers (src/symbols) and xol-arch: never inferior, sys, step, probe, maps;
 # - the core never names a front-end;
@@ -22,6 +23,14 @@ $hits"
 
 hits=$(grep -rnE '\b(libc|nix)::|std::process|std::fs' arch/src --include=*.rs | grep -vE ':[0-9]+:\s*//')
 [ -n "$hits" ] && bad "arch/ must stay pure:
+$hits"
+
+hits=$(grep -rnE '\b(libc|nix)::|std::process|std::fs|std::net|std::os|ptrace' src/rsp --include=*.rs | grep -vE ':[0-9]+:\s*//')
+[ -n "$hits" ] && bad "src/rsp must stay pure (no kernel, file or process access):
+$hits"
+
+hits=$(grep -rnE '(crate|xol)::[a-z_]+' src/rsp --include=*.rs | grep -vE ':[0-9]+:\s*//' | grep -vE '(crate|xol)::(rsp|types)\b')
+[ -n "$hits" ] && bad "src/rsp uses nothing of xol but crate::types:
 $hits"
 
 hits=$(grep -rnE '(crate|xol)::(inferior|sys|step|probe|maps|solib)\b' src/front --include=*.rs)

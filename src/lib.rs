@@ -18,6 +18,8 @@
 //! maps        address <-> (file, offset): the maps parser and the speculative cache
 //! symbols     ELF symbol tables, segments, instruction-boundary checks (pure over bytes)
 //! solib       the r_debug / link_map walk (pure over a memory reader)
+//! rsp         the gdb remote protocol, pure: framing, typed requests, replies (uses nothing
+//!               else of xol)
 //! sys         the ONLY code that calls the kernel: ptrace, wait, /proc/PID/mem, spawn,
 //!               signalfd and descriptors, PROCMAP_QUERY
 //! types       Pid, Tid, VirtAddr, FileId, FileSite, ClientId, Owner
@@ -31,6 +33,7 @@ pub mod front;
 pub mod inferior;
 pub mod maps;
 pub mod probe;
+pub mod rsp;
 pub mod solib;
 pub mod symbols;
 pub mod sys;
