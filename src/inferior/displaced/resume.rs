@@ -18,8 +18,8 @@ use xol_arch::regs::UserRegs;
 /// for real.)
 struct ProcMem<'a>(&'a Process, i32);
 
-/// A process's memory through `process_vm_readv`/`writev`: only what the program itself may
-/// access, all or nothing.
+/// A process's memory with the program's own access rights (`sys::mem::vm_read`/`vm_write`):
+/// only what the program itself may access, all or nothing.
 struct ProgramAccess(i32);
 
 impl Memory for ProgramAccess {

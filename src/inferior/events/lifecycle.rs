@@ -52,9 +52,12 @@ impl Inferior {
         p.threads.clear();
         p.threads.insert(pid.0, t);
         p.aspace.reopen(pid)?;
-        let path = sys::proc::exe(pid.0).ok();
-        log::info!("process {pid} exec'd {path:?}");
-        self.notices.push(Notice::Exec { pid, path });
+        // The new program's path is read only for someone who will see it.
+        if self.notices.wants_lifecycle() || log::log_enabled!(log::Level::Info) {
+            let path = sys::proc::exe(pid.0).ok();
+            log::info!("process {pid} exec'd {path:?}");
+            self.notices.push(Notice::Exec { pid, path });
+        }
         // Per-file probes in the new image (the program and its dynamic linker now;
         // libraries when the linker reports them).
         self.after_exec(pid)?;
