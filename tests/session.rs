@@ -335,6 +335,43 @@ fn threads_and_probe_hits_are_told() {
     assert!(first_start < first_hit, "{:?}", s.events);
 }
 
+/// A step's range belongs to that step only. A range-step that ends on a breakpoint, then a
+/// plain single-step from it (displaced: `lock cmpxchg` runs out of line) stops after one
+/// instruction, not at the end of the earlier range.
+fn a_step_range_ends_with_its_step() {
+    let prog = fixture_with("insns", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    let me = client(&mut s.dbg);
+    let start = s.location(pid, "f_lock");
+    let bp = s.location(pid, "insn_lock_cmpxchg_rip");
+    // `lock cmpxchgl %ecx, g_lock(%rip)` is 8 bytes; the range ends at the second cmpxchg,
+    // three instructions further.
+    let after = bp.0 + 8;
+    let end = s.location(pid, "insn_lock_cmpxchg").0;
+    s.dbg.insert_breakpoint(pid, start, me).expect("insert");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    let tid = s.last_tid;
+    s.dbg.remove_breakpoint(pid, start, me).expect("remove");
+    s.dbg.insert_breakpoint(pid, bp, me).expect("insert");
+    let range_step = Action { step: true, sig: 0, range: Some((start.0, end)) };
+    let rip = |s: &Session| s.dbg.read_registers(tid).expect("registers").gp.rip;
+    // The range-step stops where the breakpoint is, before executing it...
+    s.dbg.resume(pid, &[(tid, range_step)], None).expect("resume");
+    assert_eq!(s.next(), (pid, StopKind::Step));
+    assert_eq!(rip(&s), bp.0);
+    // ...and stepping again from there hits it.
+    s.dbg.resume(pid, &[(tid, range_step)], None).expect("resume");
+    assert_eq!(s.next(), (pid, StopKind::Breakpoint));
+    assert_eq!(rip(&s), bp.0);
+    // A single-step with no range: one instruction.
+    s.dbg.resume(pid, &[(tid, Action::step(0))], None).expect("resume");
+    assert_eq!(s.next(), (pid, StopKind::Step));
+    assert_eq!(rip(&s), after, "one instruction stepped, not the rest of the earlier range");
+    s.dbg.remove_breakpoint(pid, bp, me).expect("remove");
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -344,6 +381,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("fork_events_come_in_order", fork_events_come_in_order),
     ("vfork_and_exec_are_told", vfork_and_exec_are_told),
     ("threads_and_probe_hits_are_told", threads_and_probe_hits_are_told),
+    ("a_step_range_ends_with_its_step", a_step_range_ends_with_its_step),
 ];
 
 fn main() {

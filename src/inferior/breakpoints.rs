@@ -17,7 +17,7 @@ impl Inferior {
         }
         // Plan how threads will go past it (and give it a slot) now, while the process is
         // stopped: the trap path then only looks the plan up.
-        let all_stopped = p.threads.values().all(|t| t.stopped);
+        let all_stopped = p.threads.values().all(|t| t.is_stopped());
         super::displaced::prepare_site(p, addr.0, all_stopped);
         Ok(())
     }

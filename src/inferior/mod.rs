@@ -20,11 +20,13 @@ mod events;
 mod hw;
 pub mod notice;
 mod probes;
+mod thread;
 
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Pid, Tid};
 use displaced::Slots;
 use std::collections::BTreeMap;
+use thread::{Task, Thread};
 use xol_arch::regs::RegisterFile;
 
 pub use aspace::{Insertion, Memory};
@@ -151,59 +153,6 @@ impl Action {
     /// Single-step one instruction, delivering `sig`.
     pub const fn step(sig: i32) -> Action {
         Action { step: true, sig, range: None }
-    }
-}
-
-#[derive(Debug)]
-struct Thread {
-    /// Stopped in a ptrace-stop we have seen.
-    stopped: bool,
-    /// A PTRACE_INTERRUPT (or a new thread's initial stop) is still to arrive.
-    expect_stop: bool,
-    /// Resumed with PTRACE_SINGLESTEP on behalf of a front-end.
-    stepping: bool,
-    /// Range-stepping bounds while `stepping`.
-    range: Option<(u64, u64)>,
-    /// An event not yet reported to the front-end. It is reported only once the front-end
-    /// resumes this thread (`resumed`): a stop of a thread the front-end did not resume is never
-    /// reported (gdb's all-stop contract; gdb asserts on it).
-    pending: Option<StopKind>,
-    /// The front-end has resumed this thread since its process's last reported stop (whether or
-    /// not it runs: a thread with a pending event is held stopped until that event is reported).
-    resumed: bool,
-    /// The last signal reported for this thread (delivered on detach if it is a passing signal).
-    last_signal: i32,
-    /// A signal a front-end asked to deliver while an event was pending.
-    deferred_sig: i32,
-    /// The breakpoint address whose hit was last reported for this thread. Only such a thread
-    /// is stepped over the breakpoint on resume; a thread whose hit was cancelled while stopping
-    /// the world sits at the same address and must hit it again.
-    reported_bp: Option<u64>,
-    /// The process's debug registers must be written into this thread before it runs.
-    needs_dregs: bool,
-    /// A displaced (out-of-line) step of this thread is in flight.
-    xol: Option<displaced::InFlight>,
-    /// The next breakpoint trap of this thread at this address is the same hit again (its
-    /// displaced step was rewound by a signal or an interrupt): do not count it twice.
-    rehit: Option<u64>,
-}
-
-impl Thread {
-    fn new_stopped() -> Thread {
-        Thread {
-            stopped: true,
-            expect_stop: false,
-            stepping: false,
-            range: None,
-            pending: None,
-            resumed: false,
-            last_signal: 0,
-            deferred_sig: 0,
-            reported_bp: None,
-            needs_dregs: true,
-            xol: None,
-            rehit: None,
-        }
     }
 }
 
@@ -369,10 +318,7 @@ impl Inferior {
                     }
                 }
                 let _ = ptrace::interrupt(tid);
-                let mut t = Thread::new_stopped();
-                t.stopped = false;
-                t.expect_stop = true;
-                threads.insert(tid, t);
+                threads.insert(tid, Thread::new_running());
                 new += 1;
             }
             if new == 0 {
@@ -509,7 +455,7 @@ impl Inferior {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
                 let _ = ptrace::set_debugreg(*tid, 7, 0);
             }
-            let sig = match t.pending {
+            let sig = match t.pending() {
                 Some(StopKind::Signal(s)) => s,
                 _ if t.deferred_sig != 0 => t.deferred_sig,
                 _ if t.last_signal != 0 && self.pass_on_detach.is_some_and(|f| f(t.last_signal)) => t.last_signal,

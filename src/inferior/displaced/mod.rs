@@ -13,7 +13,7 @@
 //!   fixing up a step in flight or a thread caught inside a slot.
 //!
 //! Invariants:
-//! - a thread with a displaced step in flight (`Thread::xol`) is always resumed with
+//! - a thread with a displaced step in flight (`Task::Displaced`) is always resumed with
 //!   PTRACE_SINGLESTEP until its step completes or is aborted, and any stop of it is fixed up
 //!   first (ip back at the original address, or forward after it; scratch register restored)
 //!   so no front-end ever sees an ip inside a slot;
@@ -43,8 +43,9 @@ pub(super) struct InFlight {
     pub copy: std::sync::Arc<Copy>,
     /// The scratch register's value before the step (RIP-relative copies).
     pub saved_scratch: Option<u64>,
-    /// A front-end asked for this single-step: report it when it completes.
-    pub report_step: bool,
+    /// The front-end's single-step (or range-step) this displaced step is part of: reported
+    /// when it completes (or range-stepping goes on); `None` if the thread runs on freely.
+    pub step: Option<super::thread::Range>,
 }
 
 /// How threads are resumed from breakpoints.

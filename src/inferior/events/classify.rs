@@ -5,12 +5,15 @@
 //! proper is in `trap`. Events of followed children are never reported.
 
 use super::trap::XolStop;
-use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
+use super::{
+    continue_internal, resume_free, resume_thread, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE,
+};
 use crate::inferior::aspace::INT3;
 use crate::inferior::displaced;
 use crate::inferior::notice::Notice;
-use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
-use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
+use crate::inferior::thread::in_range;
+use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Task, Thread};
+use crate::sys::ptrace::{self, SyscallStop};
 use crate::sys::wait::{Event, Stop};
 use crate::sys::{self, RawTid};
 use crate::types::{Pid, Tid};
@@ -47,13 +50,10 @@ impl Inferior {
             StopKind::Exited(_) | StopKind::Killed(_) => {}
             StopKind::Signal(sig) if stopping => {
                 if let Some(t) = p.threads.get_mut(&ev.tid.0) {
-                    t.pending = Some(StopKind::Signal(sig));
+                    t.set_pending(StopKind::Signal(sig));
                 }
             }
-            StopKind::Signal(sig) => {
-                let rk = p.resume_kind();
-                resume_quiet(p, ev.tid.0, rk, sig)?;
-            }
+            StopKind::Signal(sig) => resume_free(p, ev.tid.0, sig)?,
             _ if stopping => {}
             _ => continue_internal(p, ev.tid.0)?,
         }
@@ -85,7 +85,7 @@ impl Inferior {
             Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
             Stop::Syscall => {
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
-                t.stopped = true;
+                t.stop();
                 t.expect_stop = t.expect_stop && stopping;
                 let info = ptrace::syscall_info(tid)?;
                 let kind = match info {
@@ -103,13 +103,12 @@ impl Inferior {
                     return Ok(kind.map(|kind| StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 if !stopping {
-                    let rk = p.resume_kind();
-                    resume_quiet(p, tid, rk, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
             Stop::Signal(sig) => {
-                if p.threads.get(&tid).is_some_and(|t| t.xol.is_some()) {
+                if p.threads.get(&tid).is_some_and(|t| t.is_displaced()) {
                     match self.xol_stop(pid, tid, sig, stopping)? {
                         XolStop::Classify => {}
                         XolStop::Handled => return Ok(None),
@@ -122,11 +121,10 @@ impl Inferior {
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
-                t.stopped = true;
-                let stepping = std::mem::take(&mut t.stepping);
-                if !stepping {
-                    t.range = None;
-                }
+                t.stop();
+                // The front-end's step this stop ends (or, range-stepping, goes on from).
+                let step = t.take_step();
+                let stepping = step.is_some();
                 let trap_regs = if sig == libc::SIGTRAP { Some(ptrace::get_regs(tid)?) } else { None };
                 let kind = match trap_regs {
                     Some(mut regs) => {
@@ -149,20 +147,14 @@ impl Inferior {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
                         } else if code == SI_KERNEL && p.aspace.insertions.planted(at) {
-                            return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
+                            return self.breakpoint_hit(pid, tid, at, regs, step, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
-                            let range = p.threads.get(&tid).and_then(|t| t.range);
-                            if let Some((a, b)) = range {
-                                if !stopping && regs.rip >= a && regs.rip < b && !p.aspace.insertions.contains(regs.rip)
-                                {
-                                    resume_quiet(p, tid, ResumeKind::Step, 0)?;
-                                    if let Some(t) = p.threads.get_mut(&tid) {
-                                        t.range = range;
-                                    }
-                                    return Ok(None);
-                                }
+                            let range = step.flatten();
+                            if !stopping && in_range(range, regs.rip) && !p.aspace.insertions.contains(regs.rip) {
+                                resume_thread(p, tid, Some(Task::Step(range)), 0)?;
+                                return Ok(None);
                             }
                             StopKind::Step
                         } else if code == SI_KERNEL && !p.aspace.insertions.contains(at) && !byte_is_int3(p, at) {
@@ -197,7 +189,7 @@ impl Inferior {
                     // `QPassSignals`), to a thread that was running freely: deliver it at once,
                     // nothing is stopped or reported (as gdbserver does).
                     if !stopping && !stepping && self.pass_signals.contains(&s) {
-                        resume_quiet(p, tid, p.resume_kind(), s)?;
+                        resume_free(p, tid, s)?;
                         return Ok(None);
                     }
                     if let Some(t) = p.threads.get_mut(&tid) {
@@ -219,11 +211,10 @@ impl Inferior {
     ) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         if let Some(t) = p.threads.get_mut(&tid) {
-            t.stopped = true;
+            t.stop();
         }
         match event {
             Event::Interrupt | Event::GroupStop(_) => {
-                let base = p.resume_kind();
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.expect_stop = false;
                 if !stopping && matches!(event, Event::GroupStop(_)) {
@@ -232,7 +223,7 @@ impl Inferior {
                     // PTRACE_EVENT_STOP with SIGTRAP and is resumed as it was going (below).
                     return match ptrace::listen(tid) {
                         Ok(()) => {
-                            t.stopped = false;
+                            t.run_on();
                             Ok(None)
                         }
                         Err(e) if e.is_gone() => Ok(None),
@@ -242,14 +233,13 @@ impl Inferior {
                 if !stopping {
                     // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
                     // report. Resume it as it was going.
-                    let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
-                    resume_quiet(p, tid, kind, 0)?;
+                    continue_internal(p, tid)?;
                 } else if let Some((fix, fl, _)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? {
                     // Stopping the world caught a displaced step: the thread is back at the
                     // breakpoint (and will step again) or past the instruction.
-                    if fix != Fixup::Rewound && fl.report_step {
+                    if fix != Fixup::Rewound && fl.step.is_some() {
                         if let Some(t) = p.threads.get_mut(&tid) {
-                            t.pending = Some(StopKind::Step);
+                            t.set_pending(StopKind::Step);
                         }
                     }
                 } else {
@@ -313,8 +303,7 @@ impl Inferior {
                     p.threads.insert(tid, t);
                     self.notices.push(Notice::ThreadStarted { pid, tid: Tid(tid) });
                     if !stopping {
-                        let k = p.resume_kind();
-                        resume_quiet(p, tid, k, 0)?;
+                        resume_free(p, tid, 0)?;
                     }
                     return Ok(None);
                 }

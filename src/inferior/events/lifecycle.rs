@@ -6,7 +6,7 @@
 use super::{continue_internal, SI_KERNEL};
 use crate::inferior::aspace::ChildWrite;
 use crate::inferior::notice::Notice;
-use crate::inferior::{Error, Inferior, Origin, Process, Result, StopKind, Thread};
+use crate::inferior::{Error, Inferior, Origin, Process, Result, StopKind, Task, Thread};
 use crate::sys::ptrace::{self, Queued, ResumeKind, SigQueue};
 use crate::sys::wait::{self, Stop};
 use crate::sys::{self, mem::Mem, RawTid};
@@ -19,10 +19,8 @@ impl Inferior {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let new = ptrace::event_msg(tid)? as RawTid;
         if let std::collections::btree_map::Entry::Vacant(slot) = p.threads.entry(new) {
-            let mut t = Thread::new_stopped();
-            t.stopped = false;
-            t.expect_stop = true;
             // Born running, of a thread the front-end resumed.
+            let mut t = Thread::new_running();
             t.resumed = true;
             slot.insert(t);
             self.notices.push(Notice::ThreadStarted { pid, tid: Tid(new) });
@@ -45,9 +43,8 @@ impl Inferior {
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
         p.threads.retain(|t, _| *t == former || *t == pid.0);
         let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
-        t.stopped = true;
-        t.stepping = false;
-        t.xol = None;
+        t.stop();
+        t.set_task(Task::Free);
         t.rehit = None;
         p.threads.clear();
         p.threads.insert(pid.0, t);
@@ -174,7 +171,7 @@ impl Inferior {
             for _ in 0..32 {
                 let Some(p) = self.procs.get(&pid) else { return Ok(()) };
                 let Some(t) = p.threads.get(&tid) else { break };
-                if !t.stopped || t.pending.is_some() || t.deferred_sig != 0 {
+                if !t.is_stopped() || t.pending().is_some() || t.deferred_sig != 0 {
                     break;
                 }
                 let blocked = match ptrace::sigmask(tid) {
@@ -201,7 +198,8 @@ impl Inferior {
                 if !queued.iter().any(ours) {
                     break;
                 }
-                // Let the thread dequeue one signal: it stops in signal delivery at once.
+                // Let the thread dequeue one signal: it stops in signal delivery at once (and
+                // is waited for here, so its state stays `Stopped`).
                 match ptrace::resume(tid, ResumeKind::Cont, 0) {
                     Ok(()) => {}
                     Err(e) if e.is_gone() => break,
@@ -223,10 +221,7 @@ impl Inferior {
                             log::debug!("detach: discarded xol's SIGINT queued for {tid}");
                         } else if let Some(t) = p.threads.get_mut(&tid) {
                             // The program's own signal: delivered by the detach.
-                            t.pending = Some(StopKind::Signal(sig));
-                        }
-                        if let Some(t) = p.threads.get_mut(&tid) {
-                            t.stopped = true;
+                            t.set_pending(StopKind::Signal(sig));
                         }
                     }
                     Stop::Exited(_) | Stop::Killed(_) => {
@@ -234,10 +229,9 @@ impl Inferior {
                         break;
                     }
                     _ => {
-                        // Some other stop (a group-stop): stopped again, leave the rest queued.
-                        if let Some(t) = p.threads.get_mut(&tid) {
-                            t.stopped = true;
-                        }
+                        // Some other stop (a group-stop): stopped again (its state never left
+                        // `Stopped`: the resume above is a dequeue, not a front-end's), leave the
+                        // rest queued.
                         break;
                     }
                 }

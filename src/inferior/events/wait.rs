@@ -115,7 +115,7 @@ impl Inferior {
         }
         let Some(p) = self.procs.get_mut(&ev.pid) else { return ev };
         let Some(stepped) =
-            p.threads.iter().find(|(_, t)| t.resumed && t.pending == Some(StopKind::Step)).map(|(tid, _)| *tid)
+            p.threads.iter().find(|(_, t)| t.resumed && t.pending() == Some(StopKind::Step)).map(|(tid, _)| *tid)
         else {
             return ev;
         };
@@ -123,11 +123,11 @@ impl Inferior {
             if ev.kind == StopKind::Breakpoint {
                 t.rehit = ptrace::get_regs(ev.tid.0).ok().map(|r| r.rip);
             } else {
-                t.pending = Some(ev.kind);
+                t.set_pending(ev.kind);
             }
         }
         if let Some(t) = p.threads.get_mut(&stepped) {
-            t.pending = None;
+            t.clear_pending();
         }
         StopEvent { pid: ev.pid, tid: Tid(stepped), kind: StopKind::Step }
     }
@@ -152,10 +152,10 @@ impl Inferior {
                 if !t.resumed && !followed {
                     continue;
                 }
-                if steps_only && t.pending != Some(StopKind::Step) {
+                if steps_only && t.pending() != Some(StopKind::Step) {
                     continue;
                 }
-                if let Some(kind) = t.pending.take() {
+                if let Some(kind) = t.take_pending() {
                     if let StopKind::Signal(s) = kind {
                         t.last_signal = s;
                     }
