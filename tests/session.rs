@@ -124,6 +124,14 @@ impl Session {
                     StopKind::Killed(s) => format!("killed {s}"),
                     StopKind::Breakpoint => "breakpoint".into(),
                     StopKind::Signal(s) => format!("signal {s}"),
+                    StopKind::Forked { child, vfork } => {
+                        format!("{} {}", if vfork { "vforked" } else { "forked" }, self.names.of(child))
+                    }
+                    StopKind::VforkDone => "vfork done".into(),
+                    StopKind::Exec => {
+                        let exe = self.dbg.exe(ev.pid).expect("exe");
+                        format!("exec {}", exe.file_name().unwrap_or_default().to_string_lossy())
+                    }
                     k => format!("{k:?}"),
                 };
                 let name = self.names.of(ev.pid);
@@ -372,6 +380,126 @@ fn a_step_range_ends_with_its_step() {
     assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
 }
 
+/// Fork events on: the parent stops at its fork; the child is a process of the session's,
+/// stopped, with the parent's breakpoint in its memory (and masked there); each goes on when
+/// resumed, in the order the session chooses.
+fn forks_are_stops_when_asked() {
+    let prog = fixture_with("forker", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.set_fork_events(true);
+    let me = client(&mut s.dbg);
+    let work = s.location(pid, "child_work");
+    let mut before = [0u8; 1];
+    s.dbg.read_memory(pid, work, &mut before).expect("read");
+    s.dbg.insert_breakpoint(pid, work, me).expect("insert");
+    let (_, kind) = s.cont(pid);
+    let StopKind::Forked { child, vfork: false } = kind else { panic!("{kind:?}: {:?}", s.events) };
+    let (mut pids, mut both) = (s.dbg.pids(), vec![pid, child]);
+    pids.sort();
+    both.sort();
+    assert_eq!(pids, both, "the child is a process of the session's");
+    assert_eq!(s.dbg.breakpoints(child), vec![(work, vec![me])], "the child inherits the breakpoint");
+    let mut in_child = [0u8; 1];
+    s.dbg.read_memory(child, work, &mut in_child).expect("read");
+    assert_eq!(in_child, before, "masked in the child too");
+    assert_eq!(s.cont(child), (child, StopKind::Breakpoint));
+    assert!(s.dbg.remove_breakpoint(child, work, me).expect("remove"));
+    assert_eq!(s.cont(child), (child, StopKind::Exited(7)));
+    assert_eq!(s.dbg.breakpoints(pid), vec![(work, vec![me])], "the parent's stays");
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+    assert_eq!(s.events, ["P1 forked P2", "P2 breakpoint", "P2 exited 7", "P1 signal 17", "P1 exited 0"]);
+}
+
+/// A forked child let go (gdb's `detach-on-fork on`) runs on with none of xol's bytes: with a
+/// breakpoint on a function the child calls, an `int3` left behind would kill it (SIGTRAP) and
+/// the parent, which checks its children, would exit 2.
+fn a_forked_child_let_go_runs_clean() {
+    let prog = fixture_with("pf_forkn", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["2", "5"]);
+    s.dbg.set_fork_events(true);
+    let me = client(&mut s.dbg);
+    let probed = s.location(pid, "pf_probed");
+    s.dbg.insert_breakpoint(pid, probed, me).expect("insert");
+    for _ in 0..2 {
+        let (_, kind) = s.cont(pid);
+        let StopKind::Forked { child, .. } = kind else { panic!("{kind:?}: {:?}", s.events) };
+        s.dbg.detach(child).expect("detach child");
+        assert!(!s.dbg.pids().contains(&child));
+    }
+    // The parent's own calls still stop it.
+    loop {
+        match s.cont(pid) {
+            (_, StopKind::Breakpoint) => {}
+            (_, StopKind::Exited(code)) => {
+                assert_eq!(code, 0, "a child died: {:?}", s.events);
+                break;
+            }
+            other => panic!("{other:?}: {:?}", s.events),
+        }
+    }
+    let stops = s.events.iter().filter(|e| *e == "P1 breakpoint").count();
+    assert_eq!(stops, 5, "the parent's five calls: {:?}", s.events);
+}
+
+/// A forked child let go while a per-file probe exists is followed on xol's own: its hits are
+/// counted, silently, as when fork events are off.
+fn a_forked_child_let_go_keeps_its_per_file_probes() {
+    let prog = fixture_with("pf_forkn", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["2", "5"]);
+    s.dbg.set_fork_events(true);
+    let file = prog.display().to_string();
+    let id = s.dbg.count(pid, &format!("{file}:pf_probed").parse().unwrap()).expect("count");
+    let mut children = Vec::new();
+    loop {
+        match s.cont(pid) {
+            (_, StopKind::Forked { child, .. }) => {
+                s.dbg.detach(child).expect("detach child");
+                children.push(child);
+            }
+            (_, StopKind::Exited(code)) => {
+                assert_eq!(code, 0, "{:?}", s.events);
+                break;
+            }
+            other => panic!("{other:?}: {:?}", s.events),
+        }
+    }
+    let hits: BTreeMap<Pid, u64> = s.dbg.probe_hits(id).into_iter().collect();
+    assert_eq!(hits.get(&pid), Some(&5), "{hits:?}");
+    for c in &children {
+        assert_eq!(hits.get(c), Some(&5), "child {c:?}: {hits:?}");
+    }
+    assert_eq!(s.dbg.stats(None).children_followed, 2);
+}
+
+/// vfork and exec events on, the child kept: the parent stops at its vfork, the child at its
+/// exec (breakpoints gone with the old image, per-file probes armed in the new one), the
+/// parent again once the child has exec'd (vfork done).
+fn vfork_and_exec_are_stops_when_asked() {
+    let prog = fixture_with("pf_libexec", FixtureOpts::PIE);
+    fixture_with("pf_leaf", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["vfork", "2", "3", "4"]);
+    s.dbg.set_fork_events(true);
+    s.dbg.set_exec_events(true);
+    let id = s.dbg.count(pid, &"libfix.so:fix_add".parse().unwrap()).expect("count");
+    let (_, kind) = s.cont(pid);
+    let StopKind::Forked { child, vfork: true } = kind else { panic!("{kind:?}: {:?}", s.events) };
+    assert_eq!(s.cont(child), (child, StopKind::Exec));
+    assert!(s.dbg.breakpoints(child).iter().all(|(_, o)| !o.iter().any(|o| matches!(o, Owner::Client(_)))));
+    assert_eq!(s.cont(pid), (pid, StopKind::VforkDone));
+    assert_eq!(s.cont(child), (child, StopKind::Exited(0)));
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+    assert_eq!(
+        s.events,
+        ["P1 vforked P2", "P2 exec pf_leaf", "P1 vfork done", "P2 exited 0", "P1 signal 17", "P1 exited 0"]
+    );
+    let hits: u64 = s.dbg.probe_hits(id).iter().map(|(_, n)| n).sum();
+    assert_eq!(hits, 2 + 3 + 4);
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -382,6 +510,10 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("vfork_and_exec_are_told", vfork_and_exec_are_told),
     ("threads_and_probe_hits_are_told", threads_and_probe_hits_are_told),
     ("a_step_range_ends_with_its_step", a_step_range_ends_with_its_step),
+    ("forks_are_stops_when_asked", forks_are_stops_when_asked),
+    ("a_forked_child_let_go_runs_clean", a_forked_child_let_go_runs_clean),
+    ("a_forked_child_let_go_keeps_its_per_file_probes", a_forked_child_let_go_keeps_its_per_file_probes),
+    ("vfork_and_exec_are_stops_when_asked", vfork_and_exec_are_stops_when_asked),
 ];
 
 fn main() {

@@ -374,6 +374,23 @@ impl Debugger {
         crate::symbols::check_code(&bytes, v, addr.0.wrapping_sub(v)).map_err(|e| bad(e.to_string()))
     }
 
+    /// Report forks and vforks as stops ([`StopKind::Forked`], then [`StopKind::VforkDone`] in
+    /// the parent once a vfork child has exec'd or exited; gdb's `fork-events+` and
+    /// `vfork-events+`). The child is kept stopped as a process of this session's, with the
+    /// parent's breakpoints in its memory; [`Debugger::detach`] lets it go with none of xol's
+    /// bytes (or, while per-file probes exist, xol follows it on its own so they keep
+    /// counting). Off (the default): a child runs on untraced, or is followed on xol's own
+    /// while per-file probes exist, and the session sees only a [`Notice::Forked`].
+    pub fn set_fork_events(&mut self, on: bool) {
+        self.inf.fork_events = on;
+    }
+
+    /// Report execs as stops ([`StopKind::Exec`]; gdb's `exec-events+`). Off (the default):
+    /// the session sees only a [`Notice::Exec`].
+    pub fn set_exec_events(&mut self, on: bool) {
+        self.inf.exec_events = on;
+    }
+
     /// What new gdb breakpoints and counting probes are.
     pub fn set_probe_mode(&mut self, mode: ProbeMode) {
         self.mode = mode;

@@ -118,6 +118,21 @@ pub enum StopKind {
         /// What kind of watchpoint.
         kind: HwKind,
     },
+    /// The thread forked (`vfork`: vforked) `child`, which is now traced, stopped, as a process
+    /// of its own with the parent's insertions (they are in its memory). Only with
+    /// [`Inferior::fork_events`].
+    Forked {
+        /// The new process.
+        child: Pid,
+        /// A vfork: the child shares the parent's memory until it execs or exits.
+        vfork: bool,
+    },
+    /// The vfork child of this process exec'd or exited: the memory is the parent's alone again.
+    /// Only with [`Inferior::fork_events`].
+    VforkDone,
+    /// The process exec'd a new program ([`Inferior::exe`] names it); its breakpoints went with
+    /// the old image. Only with [`Inferior::exec_events`].
+    Exec,
     /// The process exited with this status.
     Exited(i32),
     /// The process was killed by this signal.
@@ -176,6 +191,12 @@ struct Process {
     /// A forked child xol follows on its own (for per-file probes): its events are handled
     /// inside the core and never reported to the front-end.
     followed: bool,
+    /// A vfork child that still shares its parent's memory (until it execs or exits): the
+    /// parent. Its insertions are the parent's bytes; letting it go writes none of them.
+    vfork_parent: Option<Pid>,
+    /// A forked child reported to the front-end (fork events on): if the front-end lets it go
+    /// while per-file probes exist, xol follows it on its own instead.
+    forked: bool,
 }
 
 /// How xol came to trace a process: what [`Process::new`] starts it with.
@@ -184,13 +205,20 @@ enum Origin {
     Launched,
     /// Attached to ([`Inferior::attach`]): detached when xol lets it go.
     Attached,
-    /// A forked child xol follows on its own (for per-file probes), with what its address space
-    /// inherits of its parent's: the insertions left in its copy of memory and the slot area.
-    Followed {
+    /// A forked child, with what its address space inherits of its parent's: the insertions
+    /// left in its copy of memory and the slot area.
+    Forked {
         /// The parent's insertions kept in the child.
         insertions: aspace::Insertions,
         /// The slot area as the child sees it.
         slots: Slots,
+        /// Followed by xol on its own (for per-file probes), never reported; else the
+        /// front-end's (fork events on).
+        followed: bool,
+        /// Killed (not detached) when xol lets it go: its parent was launched by xol.
+        launched: bool,
+        /// A vfork child: the parent whose memory it shares.
+        vfork_parent: Option<Pid>,
     },
 }
 
@@ -198,10 +226,12 @@ impl Process {
     /// The one way a `Process` is built: process `pid`, its threads and its memory, no
     /// syscall catching, no debug registers in use, its `int3`s (if any) armed.
     fn new(pid: RawTid, threads: BTreeMap<RawTid, Thread>, mem: Mem, origin: Origin) -> Process {
-        let launched = matches!(origin, Origin::Launched);
-        let (insertions, slots, followed) = match origin {
-            Origin::Launched | Origin::Attached => (aspace::Insertions::default(), Slots::default(), false),
-            Origin::Followed { insertions, slots } => (insertions, slots, true),
+        let (insertions, slots, followed, launched, vfork_parent, forked) = match origin {
+            Origin::Launched => (aspace::Insertions::default(), Slots::default(), false, true, None, false),
+            Origin::Attached => (aspace::Insertions::default(), Slots::default(), false, false, None, false),
+            Origin::Forked { insertions, slots, followed, launched, vfork_parent } => {
+                (insertions, slots, followed, launched, vfork_parent, !followed)
+            }
         };
         Process {
             threads,
@@ -209,6 +239,8 @@ impl Process {
             launched,
             catch: None,
             followed,
+            vfork_parent,
+            forked,
         }
     }
 
@@ -255,6 +287,12 @@ pub struct Inferior {
     pub step_stats: StepStats,
     /// Notices for subscribed front-ends.
     pub notices: notice::Notices,
+    /// Report forks and vforks ([`StopKind::Forked`], [`StopKind::VforkDone`]): the child is
+    /// kept, stopped, as a process of the front-end's (gdb's `fork-events+`). Off: forked
+    /// children are let go (or followed on xol's own while per-file probes exist).
+    pub fork_events: bool,
+    /// Report execs ([`StopKind::Exec`], gdb's `exec-events+`). Off: an exec is handled inside.
+    pub exec_events: bool,
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
@@ -440,15 +478,32 @@ impl Inferior {
 
     /// Detach from a process: restore every breakpoint byte, then let all threads run, delivering
     /// signals that were stopped but not yet passed on.
+    ///
+    /// A forked child (fork events on) is followed on xol's own instead while per-file probes
+    /// exist, so they keep counting there. A vfork child that still shares its traced parent's
+    /// memory writes none of its bytes: the parent's `int3`s are taken out of that memory
+    /// instead until the child execs or exits (the parent's `VforkDone`), so the child, now
+    /// untraced, meets none of them.
     pub fn detach(&mut self, pid: Pid) -> Result<()> {
         self.stop_all(pid)?;
+        if self.follow_let_go_child(pid)? {
+            return Ok(());
+        }
         // A trap of one of our `int3`s, or the SIGINT of an interrupt, may still wait in a
         // queue (PTRACE_INTERRUPT stops a thread before it dequeues signals): consume them
         // while our bytes are still there to explain them.
         if let Err(e) = self.flush_own_signals(pid) {
             log::warn!("flushing xol's own signals of {pid} before detach: {e}");
         }
-        self.remove_all_insertions(pid)?;
+        let shares_with = self.procs.get(&pid).and_then(|p| p.vfork_parent).filter(|pp| self.procs.contains_key(pp));
+        if let Some(parent) = shares_with {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.aspace.insertions.clear();
+            }
+            self.set_armed(parent, false)?;
+        } else {
+            self.remove_all_insertions(pid)?;
+        }
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
             if p.aspace.hw.iter().any(|s| s.is_some()) {

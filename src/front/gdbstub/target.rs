@@ -240,6 +240,11 @@ impl XolTarget {
                 }
                 R::Terminated(Signal(to_gdb(sig)))
             }
+            // gdbstub cannot present fork, vfork or exec events and this front-end never asks
+            // for them (`Debugger::set_fork_events`); were one to come, gdb sees a SIGTRAP.
+            StopKind::Forked { .. } | StopKind::VforkDone | StopKind::Exec => {
+                R::SignalWithThread { tid, signal: Signal::SIGTRAP }
+            }
         }
     }
 }

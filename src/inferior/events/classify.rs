@@ -257,7 +257,15 @@ impl Inferior {
             }
             Event::Fork | Event::VFork => {
                 let child = ptrace::event_msg(tid)? as RawTid;
-                self.handle_fork(pid, tid, child, event == Event::VFork)?;
+                let vfork = event == Event::VFork;
+                if self.handle_fork(pid, tid, child, vfork)? {
+                    // Fork events on: the parent's thread reports the fork, the child waits.
+                    return Ok(Some(StopEvent {
+                        pid,
+                        tid: Tid(tid),
+                        kind: StopKind::Forked { child: Pid(child), vfork },
+                    }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, tid)?;
@@ -266,6 +274,9 @@ impl Inferior {
             }
             Event::VForkDone => {
                 self.set_armed(pid, true)?;
+                if self.fork_events {
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::VforkDone }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, tid)?;
@@ -274,6 +285,9 @@ impl Inferior {
             }
             Event::Exec => {
                 self.handle_exec(pid, tid)?;
+                if self.exec_events {
+                    return Ok(Some(StopEvent { pid, tid: pid.leader(), kind: StopKind::Exec }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, pid.0)?;

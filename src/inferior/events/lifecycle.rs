@@ -40,6 +40,8 @@ impl Inferior {
         // The old image is gone, with its breakpoints, its debug registers (the kernel
         // clears them on exec) and all other threads.
         p.aspace.forget_image();
+        // A vfork child's memory is its own from now on.
+        p.vfork_parent = None;
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
         p.threads.retain(|t, _| *t == former || *t == pid.0);
         let mut t = p.threads.remove(&former).unwrap_or_else(Thread::new_stopped);
@@ -69,21 +71,28 @@ impl Inferior {
     /// shared until the child execs or exits: a followed child shares every insertion (a hit of
     /// one that is not per-file is stepped over silently); an unfollowed one is protected by
     /// disarming the parent until `PTRACE_EVENT_VFORK_DONE`.
-    pub(super) fn handle_fork(&mut self, pid: Pid, _parent: RawTid, child: RawTid, vfork: bool) -> Result<()> {
+    ///
+    /// With [`Inferior::fork_events`] the child is instead kept stopped as a process of the
+    /// front-end's, with every insertion of the parent (see [`Inferior::keep_forked_child`]),
+    /// and the fork is to be reported: the result is true.
+    pub(super) fn handle_fork(&mut self, pid: Pid, _parent: RawTid, child: RawTid, vfork: bool) -> Result<bool> {
         // The child's first stop: maybe already seen.
         if let Some(i) = self.orphans.iter().position(|(o, _)| *o == child) {
             self.orphans.remove(i);
         } else {
             match wait::wait_tid(child) {
-                Ok((_, Stop::Exited(_) | Stop::Killed(_))) => return Ok(()),
+                Ok((_, Stop::Exited(_) | Stop::Killed(_))) => return Ok(false),
                 Ok(_) => {}
                 Err(e) => {
                     log::warn!("waiting for forked child {child}: {e}");
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
         self.forks_handled += 1;
+        if self.fork_events {
+            return self.keep_forked_child(pid, child, vfork);
+        }
         let snap = self.table.snapshot();
         if snap.has_per_file() {
             let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
@@ -92,12 +101,10 @@ impl Inferior {
                 Err(e) => {
                     log::warn!("cannot open memory of forked child {child}: {e}; detaching it");
                     let _ = ptrace::detach(child, 0);
-                    return Ok(());
+                    return Ok(false);
                 }
             };
-            let per_file = |o: &Owner| {
-                *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
-            };
+            let per_file = |o: &Owner| per_file_owner(&snap, o);
             // Fork fast path (seed 003): a single-threaded parent is stopped at its fork event,
             // so nothing could have lifted a byte while the kernel copied its memory and the
             // child's copy holds every `int3` as they are. With other threads running, one of
@@ -125,13 +132,20 @@ impl Inferior {
             let slots = p.aspace.slots.for_child(vfork);
             let mut threads = std::collections::BTreeMap::new();
             threads.insert(child, Thread::new_stopped());
-            let proc = Process::new(child, threads, mem, Origin::Followed { insertions, slots });
+            let origin = Origin::Forked {
+                insertions,
+                slots,
+                followed: true,
+                launched: false,
+                vfork_parent: vfork.then_some(pid),
+            };
+            let proc = Process::new(child, threads, mem, origin);
             self.procs.insert(Pid(child), proc);
             self.children_followed += 1;
             self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: true });
             let p = self.procs.get_mut(&Pid(child)).ok_or(Error::NoProcess(Pid(child)))?;
             continue_internal(p, child)?;
-            return Ok(());
+            return Ok(false);
         }
         if vfork {
             self.set_armed(pid, false)?;
@@ -152,7 +166,93 @@ impl Inferior {
             log::warn!("detaching forked child {child}: {e}");
         }
         self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: false });
-        Ok(())
+        Ok(false)
+    }
+
+    /// A forked child the front-end lets go (fork events on) while per-file probes exist: xol
+    /// follows it on its own instead, as it would have from its birth, so its per-file probes
+    /// keep counting (silently). Every other insertion is taken out of its memory (after a
+    /// vfork the memory is the parent's: nothing is written), its debug registers cleared, and
+    /// it runs on, a signal it stopped with delivered. Returns whether it is followed now.
+    pub(in crate::inferior) fn follow_let_go_child(&mut self, pid: Pid) -> Result<bool> {
+        let snap = self.table.snapshot();
+        let Some(p) = self.procs.get_mut(&pid) else { return Ok(false) };
+        if !p.forked || !snap.has_per_file() {
+            return Ok(false);
+        }
+        if p.vfork_parent.is_none() {
+            let (kept, failed) =
+                p.aspace.insertions.for_forked_child(&p.aspace.mem, |o| per_file_owner(&snap, o), false);
+            for (addr, _, e) in failed {
+                log::warn!("removing breakpoint at {addr:#x} from forked child {pid}: {e}");
+            }
+            p.aspace.insertions = kept;
+        }
+        if p.aspace.hw.iter().any(|s| s.is_some()) {
+            for tid in p.threads.keys() {
+                let _ = ptrace::set_debugreg(*tid, 7, 0);
+            }
+            p.aspace.hw = [None; 4];
+        }
+        p.followed = true;
+        p.forked = false;
+        p.launched = false;
+        p.catch = None;
+        self.children_followed += 1;
+        let tids: Vec<RawTid> = p.threads.keys().copied().collect();
+        for tid in tids {
+            let Some(t) = p.threads.get_mut(&tid) else { continue };
+            t.resumed = false;
+            let sig = match t.take_pending() {
+                Some(StopKind::Signal(s)) => s,
+                _ => std::mem::take(&mut t.deferred_sig),
+            };
+            if t.is_stopped() {
+                super::resume_free(p, tid, sig)?;
+            }
+        }
+        log::info!("forked child {pid} let go by the front-end: followed for its per-file probes");
+        Ok(true)
+    }
+
+    /// A forked child kept for the front-end (fork events on): a process of its own, stopped,
+    /// with every insertion of its parent (they are in its copy of memory, or, after a vfork,
+    /// in the memory it shares) and the parent's slot area. The front-end then keeps it or lets
+    /// it go ([`Inferior::detach`] takes xol's bytes out of it, or follows it on xol's own
+    /// while per-file probes exist). Returns whether the child is there to report.
+    pub(super) fn keep_forked_child(&mut self, pid: Pid, child: RawTid, vfork: bool) -> Result<bool> {
+        let mem = match Mem::open(child) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("cannot open memory of forked child {child}: {e}; detaching it");
+                let _ = ptrace::detach(child, 0);
+                return Ok(false);
+            }
+        };
+        let p = self.procs.get(&pid).ok_or(Error::NoProcess(pid))?;
+        let insertions = if vfork {
+            p.aspace.insertions.shared_copy()
+        } else {
+            // As for a followed child: with other threads running, one of them may have had a
+            // byte lifted when the memory was copied; write the `int3`s again then.
+            let (kept, failed) = p.aspace.insertions.for_forked_child(&mem, |_| true, p.threads.len() > 1);
+            for (addr, _, e) in failed {
+                log::warn!("re-arming {addr:#x} in forked child {child}: {e}");
+            }
+            kept
+        };
+        let origin = Origin::Forked {
+            insertions,
+            slots: p.aspace.slots.for_child(vfork),
+            followed: false,
+            launched: p.launched,
+            vfork_parent: vfork.then_some(pid),
+        };
+        let mut threads = std::collections::BTreeMap::new();
+        threads.insert(child, Thread::new_stopped());
+        self.procs.insert(Pid(child), Process::new(child, threads, mem, origin));
+        self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: true });
+        Ok(true)
     }
 
     /// Before detaching a stopped process, take out of the kernel's signal queues every signal
@@ -239,4 +339,10 @@ impl Inferior {
         }
         Ok(())
     }
+}
+
+/// True if `o` holds an insertion a followed child keeps: a per-file probe's, or xol's own
+/// (the dynamic linker's `r_brk`, which arms per-file probes in libraries loaded later).
+fn per_file_owner(snap: &crate::probe::Snapshot, o: &Owner) -> bool {
+    *o == Owner::Internal || matches!(o, Owner::Probe(id) if snap.get(*id).is_some_and(|pr| pr.per_file()))
 }
