@@ -500,6 +500,41 @@ fn vfork_and_exec_are_stops_when_asked() {
     assert_eq!(hits, 2 + 3 + 4);
 }
 
+/// Non-stop: a thread that hits a breakpoint stops alone. The other workers run on and report
+/// their own hits while it stays stopped (in all-stop the first hit stops them all and they
+/// cannot); registers of a stopped thread are read while others run; a stop request stops the
+/// running main thread (`Stopped`); then every thread is resumed and the program ends well.
+fn non_stop_threads_stop_alone() {
+    let prog = fixture_with("threads", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.set_non_stop(true);
+    let me = client(&mut s.dbg);
+    let bar = s.location(pid, "at_barrier");
+    s.dbg.insert_breakpoint(pid, bar, me).expect("insert");
+    s.dbg.resume(pid, &[], Some(Action::CONTINUE)).expect("resume");
+    let mut stopped = std::collections::BTreeSet::new();
+    while stopped.len() < 4 {
+        assert_eq!(s.next(), (pid, StopKind::Breakpoint), "{:?}", s.events);
+        let tid = s.last_tid;
+        assert!(stopped.insert(tid), "{tid:?} reported twice without being resumed");
+        assert_eq!(s.dbg.read_registers(tid).expect("registers").gp.rip, bar.0);
+        assert!(!s.dbg.is_stopped(pid, pid.leader()), "main runs on (in pthread_join)");
+    }
+    assert!(!stopped.contains(&pid.leader()));
+    s.dbg.stop_threads(pid, &[pid.leader()]).expect("stop main");
+    assert_eq!(s.next(), (pid, StopKind::Stopped));
+    assert_eq!(s.last_tid, pid.leader());
+    assert!(s.dbg.remove_breakpoint(pid, bar, me).expect("remove"));
+    // One worker on its own first: it leaves the breakpoint (displaced) and waits at the
+    // second barrier; nobody else moves.
+    let first = *stopped.iter().next().expect("a worker");
+    s.dbg.resume(pid, &[(first, Action::CONTINUE)], None).expect("resume one");
+    assert!(s.dbg.is_stopped(pid, pid.leader()));
+    s.dbg.resume(pid, &[], Some(Action::CONTINUE)).expect("resume all");
+    assert_eq!(s.next(), (pid, StopKind::Exited(0)), "{:?}", s.events);
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -514,6 +549,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("a_forked_child_let_go_runs_clean", a_forked_child_let_go_runs_clean),
     ("a_forked_child_let_go_keeps_its_per_file_probes", a_forked_child_let_go_keeps_its_per_file_probes),
     ("vfork_and_exec_are_stops_when_asked", vfork_and_exec_are_stops_when_asked),
+    ("non_stop_threads_stop_alone", non_stop_threads_stop_alone),
 ];
 
 fn main() {

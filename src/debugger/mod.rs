@@ -391,6 +391,32 @@ impl Debugger {
         self.inf.exec_events = on;
     }
 
+    /// Non-stop mode (gdb's `QNonStop:1`): a reported stop stops only its thread, the others
+    /// run on; [`Debugger::resume`] runs the threads it names (a thread with an event still to
+    /// report stays stopped, the next wait reports it) and [`Debugger::stop_threads`] stops
+    /// threads one by one. Memory can be read and written, and breakpoints inserted, while
+    /// threads run; registers only of stopped threads. Off (the default): all-stop.
+    pub fn set_non_stop(&mut self, on: bool) {
+        self.inf.non_stop = on;
+    }
+
+    /// True in non-stop mode.
+    pub fn non_stop(&self) -> bool {
+        self.inf.non_stop
+    }
+
+    /// Stop running threads of `pid` (every one if `tids` is empty), leaving the others as
+    /// they are: each reports [`StopKind::Stopped`] through [`Debugger::wait`], or another
+    /// event it met first. Threads already stopped are left alone.
+    pub fn stop_threads(&mut self, pid: Pid, tids: &[Tid]) -> Result<()> {
+        Ok(self.inf.stop_threads(pid, tids)?)
+    }
+
+    /// True if `tid` of `pid` is in a stop xol has seen (reported or not).
+    pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
+        self.inf.is_stopped(pid, tid)
+    }
+
     /// What new gdb breakpoints and counting probes are.
     pub fn set_probe_mode(&mut self, mode: ProbeMode) {
         self.mode = mode;

@@ -133,6 +133,9 @@ pub enum StopKind {
     /// The process exec'd a new program ([`Inferior::exe`] names it); its breakpoints went with
     /// the old image. Only with [`Inferior::exec_events`].
     Exec,
+    /// The thread stopped because the front-end asked ([`Inferior::stop_threads`], gdb's
+    /// non-stop `vCont;t`): gdb's signal 0.
+    Stopped,
     /// The process exited with this status.
     Exited(i32),
     /// The process was killed by this signal.
@@ -293,6 +296,10 @@ pub struct Inferior {
     pub fork_events: bool,
     /// Report execs ([`StopKind::Exec`], gdb's `exec-events+`). Off: an exec is handled inside.
     pub exec_events: bool,
+    /// Non-stop: a reported stop stops only its thread; the others run on, and each is resumed
+    /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
+    /// a reported stop stops the whole process.
+    pub non_stop: bool,
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
@@ -449,6 +456,36 @@ impl Inferior {
     pub fn interrupt(&self, pid: Pid) -> Result<()> {
         sys::signals::kill(pid.0, libc::SIGINT)?;
         Ok(())
+    }
+
+    /// Stop running threads of `pid` (all of them if `tids` is empty) without stopping the
+    /// others: each reports [`StopKind::Stopped`] through [`Inferior::wait`], unless it reports
+    /// another event first (which then stands for the stop). A thread already stopped is left
+    /// as it is. Meant for non-stop mode; in all-stop, [`Inferior::interrupt`] stops a process.
+    pub fn stop_threads(&mut self, pid: Pid, tids: &[Tid]) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        for (tid, t) in p.threads.iter_mut() {
+            if !tids.is_empty() && !tids.contains(&Tid(*tid)) {
+                continue;
+            }
+            if t.is_stopped() {
+                continue;
+            }
+            t.stop_requested = true;
+            if !t.expect_stop {
+                match ptrace::interrupt(*tid) {
+                    Ok(()) => t.expect_stop = true,
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True if `tid` of `pid` is in a ptrace-stop xol has seen.
+    pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
+        self.procs.get(&pid).and_then(|p| p.threads.get(&tid.0)).is_some_and(|t| t.is_stopped())
     }
 
     /// The name of a thread (`comm`).

@@ -70,6 +70,9 @@ pub(super) struct Thread {
     pub reported_bp: Option<u64>,
     /// The process's debug registers must be written into this thread before it runs.
     pub needs_dregs: bool,
+    /// The front-end asked for this thread to stop (non-stop): its interrupt's stop is
+    /// reported, not absorbed. Cleared when any stop of it is reported.
+    pub stop_requested: bool,
     /// The next breakpoint trap of this thread at this address is the same hit again (its
     /// displaced step was rewound by a signal or an interrupt): do not count it twice.
     pub rehit: Option<u64>,
@@ -87,6 +90,7 @@ impl Thread {
             deferred_sig: 0,
             reported_bp: None,
             needs_dregs: true,
+            stop_requested: false,
             rehit: None,
         }
     }

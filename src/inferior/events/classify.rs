@@ -230,6 +230,18 @@ impl Inferior {
                         Err(e) => Err(e.into()),
                     };
                 }
+                if !stopping && std::mem::take(&mut t.stop_requested) && matches!(event, Event::Interrupt) {
+                    // The front-end asked for this thread to stop (non-stop): report it, with a
+                    // displaced step in flight fixed up (back at the breakpoint, or past it)
+                    // and no slot address shown.
+                    if displaced::abort_in_flight(p, tid, &mut self.step_stats)?.is_none() {
+                        displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    }
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.set_task(Task::Free);
+                    }
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Stopped }));
+                }
                 if !stopping {
                     // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
                     // report. Resume it as it was going.

@@ -17,6 +17,7 @@ impl Inferior {
     /// stay stopped if it is `None` (scheduler locking). If an event is already pending, nothing
     /// runs and the next [`Inferior::wait`] reports it.
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
+        let non_stop = self.non_stop;
         let p = self.proc_mut(pid)?;
         let plan: Vec<(RawTid, Action)> = p
             .threads
@@ -31,6 +32,11 @@ impl Inferior {
                 t.resumed = true;
             }
         }
+        let held = |t: &RawTid| p.threads.get(t).is_some_and(|t| t.pending().is_some());
+        // Non-stop: a thread with an event pending stays stopped (the next wait reports it);
+        // the others run.
+        let plan: Vec<(RawTid, Action)> =
+            if non_stop { plan.into_iter().filter(|(t, _)| !held(t)).collect() } else { plan };
         if plan.iter().any(|(tid, _)| p.threads.get(tid).is_some_and(|t| t.pending().is_some())) {
             for (tid, a) in &plan {
                 if let Some(t) = p.threads.get_mut(tid) {
