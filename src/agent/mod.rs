@@ -39,6 +39,8 @@ pub use expr::Expr;
 pub use op::Opcode;
 pub use printf::FormatError;
 
+#[cfg(test)]
+mod tests;
 
 /// The deepest the stack may get: gdbserver's (its 100-entry array, less the slots its
 /// overflow check keeps free). Pushing beyond it is [`Error::StackOverflow`].
