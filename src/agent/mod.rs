@@ -40,6 +40,8 @@ pub use op::Opcode;
 pub use printf::FormatError;
 
 #[cfg(test)]
+mod robustness;
+#[cfg(test)]
 mod tests;
 
 /// The deepest the stack may get: gdbserver's (its 100-entry array, less the slots its
