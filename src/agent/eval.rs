@@ -240,3 +240,11 @@ impl Expr {
         }
     }
 }
+
+/// Whether a breakpoint with `conditions` should stop (be reported to gdb), by gdbserver's
+/// rule: with no conditions, yes; otherwise yes if any evaluates nonzero, and yes if one fails
+/// to evaluate (gdb then evaluates the condition itself). Conditions are tried in order and
+/// the first nonzero value or error decides.
+pub fn should_stop(conditions: &[Expr], cx: &mut dyn Context) -> bool {
+    conditions.is_empty() || conditions.iter().any(|c| c.eval(cx) != Ok(0))
+}

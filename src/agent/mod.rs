@@ -14,6 +14,8 @@
 //! - [`Expr::eval`] (a condition's value) and [`Expr::run`] (commands and tracepoint actions,
 //!   which may leave nothing on the stack) interpret it against a [`Context`]: registers
 //!   (gdb's amd64 numbering), memory, trace collection, trace state variables, printf output.
+//!   [`should_stop`] applies gdbserver's rule to a breakpoint's conditions: stop if any is
+//!   nonzero or fails to evaluate (gdb then evaluates it itself).
 //!
 //! Semantics are gdbserver's (`gdbserver/ax.cc`): 64-bit unsigned stack entries; big-endian
 //! immediates; `ext n` sign-extends from `n` bits and `zero_ext n` keeps `n` bits (both no-ops
@@ -35,6 +37,7 @@ mod expr;
 pub mod op;
 pub mod printf;
 
+pub use eval::should_stop;
 pub use expr::Expr;
 pub use op::Opcode;
 pub use printf::FormatError;

@@ -736,6 +736,21 @@ mod golden {
     }
 
     #[test]
+    fn should_stop_follows_gdbserver() {
+        use crate::agent::should_stop;
+        let x_eq_5 = Expr::new(&hex(X_EQ_5)).unwrap();
+        let c_and_us = Expr::new(&hex(C_AND_US)).unwrap();
+        let both = [x_eq_5.clone(), c_and_us.clone()];
+        assert!(should_stop(&[], &mut Fake::default())); // unconditional
+        assert!(should_stop(&both, &mut foo_frame(5, 3, 0))); // the first holds
+        assert!(should_stop(&both, &mut foo_frame(4, -3, 65000))); // the second holds
+        assert!(!should_stop(&both, &mut foo_frame(4, 3, 65000))); // neither
+                                                                   // An evaluation error stops, so gdb decides: here x's memory is missing.
+        assert!(should_stop(&[x_eq_5], &mut Fake::default().reg(6, RBP)));
+        assert!(!should_stop(&[c_and_us], &mut foo_frame(0, 1, 0)));
+    }
+
+    #[test]
     fn condition_with_and_and_jumps() {
         let e = Expr::new(&hex(C_AND_US)).unwrap();
         assert_eq!(e.len(), 0x3e);
