@@ -65,6 +65,8 @@ pub trait Context {
     /// advertises (rax 0, rbx 1, rcx 2, rdx 3, rsi 4, rdi 5, rbp 6, rsp 7, r8..r15 8..15, rip
     /// 16, eflags 17, cs ss ds es fs gs 18..23, orig_rax 57, fs_base 58, gs_base 59), its
     /// value zero-extended to 64 bits as gdbserver does for registers narrower than 8 bytes.
+    /// A register wider than 8 bytes (st0-7, xmm, ymm) has no stack value: return a fault
+    /// (gdbserver aborts there).
     fn register(&mut self, regno: u16) -> Result<u64, Fault>;
 
     /// Fills `buf` with the inferior's memory at `addr` (all of it, or a fault).
