@@ -646,6 +646,15 @@ fn code_must_not_run_off_its_end() {
 }
 
 #[test]
+fn expr_can_live_in_shared_tables() {
+    // Conditions are validated on the protocol side and read on the trap path, possibly
+    // through the probe table's snapshots: the decoded form must be shareable.
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Expr>();
+    shareable::<Error>();
+}
+
+#[test]
 fn error_pc() {
     assert_eq!(Error::Empty.pc(), None);
     assert_eq!(Error::NoValue { pc: 4 }.pc(), Some(4));
