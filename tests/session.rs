@@ -535,6 +535,44 @@ fn non_stop_threads_stop_alone() {
     assert_eq!(s.next(), (pid, StopKind::Exited(0)), "{:?}", s.events);
 }
 
+/// Target-side conditions (agent bytecode, as gdb sends them in `Z0;X..`): a breakpoint stops
+/// only where its condition holds, evaluated in xol (registers, and memory as the program sees
+/// it); a replaced condition takes over; a condition xol cannot evaluate stops every time.
+fn breakpoint_conditions_are_evaluated_in_xol() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["10", "0"]);
+    let me = client(&mut s.dbg);
+    let site = s.location(pid, "probe_site");
+    let counter = s.location(pid, "g_counter");
+    let rdi = |s: &Session| s.dbg.read_registers(s.last_tid).expect("registers").gp.rdi;
+    s.dbg.insert_breakpoint(pid, site, me).expect("insert");
+    // x == 5: reg rdi, ext 32, const8 5, equal, end.
+    let x_is_5 = vec![0x26, 0x00, 0x05, 0x16, 0x20, 0x22, 0x05, 0x13, 0x27];
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[x_is_5]).expect("condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    assert_eq!(rdi(&s), 5, "the first stop is where x == 5");
+    // g_counter == 7 (incremented by each call): const64 &g_counter, ref32, const8 7, equal.
+    let mut counter_is_7 = vec![0x25];
+    counter_is_7.extend_from_slice(&counter.0.to_be_bytes());
+    counter_is_7.extend_from_slice(&[0x19, 0x22, 0x07, 0x13, 0x27]);
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[counter_is_7]).expect("condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    assert_eq!(rdi(&s), 7, "g_counter is 7 at the entry of the call with x == 7");
+    // A float opcode: refused by xol, so the breakpoint stops every time (gdb decides).
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[vec![0x01, 0x27]]).expect("condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    assert_eq!(rdi(&s), 8);
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[]).expect("no condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+    assert_eq!(rdi(&s), 9);
+    assert!(s.dbg.remove_breakpoint(pid, site, me).expect("remove"));
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+    let st = s.dbg.stats(None).steps;
+    assert_eq!(st.conditions_false, 5 + 1, "x = 0..4, then x = 6: not reported");
+    assert_eq!(st.conditions_evaluated, 6 + 2, "six false, two true");
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -550,6 +588,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("a_forked_child_let_go_keeps_its_per_file_probes", a_forked_child_let_go_keeps_its_per_file_probes),
     ("vfork_and_exec_are_stops_when_asked", vfork_and_exec_are_stops_when_asked),
     ("non_stop_threads_stop_alone", non_stop_threads_stop_alone),
+    ("breakpoint_conditions_are_evaluated_in_xol", breakpoint_conditions_are_evaluated_in_xol),
 ];
 
 fn main() {

@@ -417,6 +417,23 @@ impl Debugger {
         self.inf.is_stopped(pid, tid)
     }
 
+    /// Set the target-side conditions of `owner`'s breakpoint at `addr` (gdb's
+    /// `ConditionalBreakpoints+`: agent-expression bytecode, one string per condition),
+    /// replacing those it had; an empty list removes them. The breakpoint is then reported only
+    /// when one condition is true (or cannot be evaluated); otherwise the thread goes on at
+    /// once, evaluated in xol on the trap path. A condition xol refuses (floats, malformed
+    /// bytecode) makes it stop every time, so the front-end can evaluate it. Conditions go with
+    /// the owner's last hold on the breakpoint and with an exec; a forked child inherits them.
+    pub fn set_breakpoint_conditions(
+        &mut self,
+        pid: Pid,
+        addr: VirtAddr,
+        owner: Owner,
+        codes: &[Vec<u8>],
+    ) -> Result<()> {
+        Ok(self.inf.set_conditions(pid, addr.0, owner, codes)?)
+    }
+
     /// What new gdb breakpoints and counting probes are.
     pub fn set_probe_mode(&mut self, mode: ProbeMode) {
         self.mode = mode;

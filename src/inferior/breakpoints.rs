@@ -36,6 +36,10 @@ impl Inferior {
             // inside.
             p.aspace.slots.forget(addr.0);
         }
+        if !p.aspace.insertions.get(addr.0).is_some_and(|i| i.owners.contains(&owner)) {
+            // Its conditions go with the owner's last hold.
+            p.conditions.remove(&(addr.0, owner));
+        }
         Ok(removal? != Removal::NotHeld)
     }
 

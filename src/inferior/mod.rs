@@ -15,6 +15,7 @@
 
 mod aspace;
 mod breakpoints;
+mod conditions;
 mod displaced;
 mod events;
 mod hw;
@@ -200,6 +201,8 @@ struct Process {
     /// A forked child reported to the front-end (fork events on): if the front-end lets it go
     /// while per-file probes exist, xol follows it on its own instead.
     forked: bool,
+    /// Target-side conditions of front-ends' breakpoints, by address and owner.
+    conditions: BTreeMap<(u64, crate::types::Owner), conditions::Conditions>,
 }
 
 /// How xol came to trace a process: what [`Process::new`] starts it with.
@@ -244,6 +247,7 @@ impl Process {
             followed,
             vfork_parent,
             forked,
+            conditions: BTreeMap::new(),
         }
     }
 
@@ -406,22 +410,7 @@ impl Inferior {
 
     /// Read a thread's registers (general, x87/SSE and AVX upper halves).
     pub fn read_regs(&self, tid: Tid) -> Result<RegisterFile> {
-        let gp = ptrace::get_regs(tid.0)?;
-        let fx = ptrace::get_fpregs(tid.0)?;
-        let mut rf = RegisterFile { gp, fx, ..RegisterFile::default() };
-        let mut xs = [0u8; ptrace::XSTATE_LEN];
-        if let Ok(len) = ptrace::get_xstate(tid.0, &mut xs) {
-            let bv = u64::from_le_bytes(
-                xs[ptrace::XSAVE_HDR_OFFSET..ptrace::XSAVE_HDR_OFFSET + 8].try_into().unwrap_or([0; 8]),
-            );
-            if bv & 4 != 0 && len >= ptrace::XSAVE_YMMH_OFFSET + 256 {
-                for (i, y) in rf.ymmh.iter_mut().enumerate() {
-                    let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
-                    y.copy_from_slice(&xs[o..o + 16]);
-                }
-            }
-        }
-        Ok(rf)
+        read_register_file(tid)
     }
 
     /// Write a thread's registers; only the parts that differ from the current values are written.
@@ -608,6 +597,25 @@ impl Inferior {
             }
         }
     }
+}
+
+/// Read a thread's registers (general, x87/SSE and AVX upper halves).
+fn read_register_file(tid: Tid) -> Result<RegisterFile> {
+    let gp = ptrace::get_regs(tid.0)?;
+    let fx = ptrace::get_fpregs(tid.0)?;
+    let mut rf = RegisterFile { gp, fx, ..RegisterFile::default() };
+    let mut xs = [0u8; ptrace::XSTATE_LEN];
+    if let Ok(len) = ptrace::get_xstate(tid.0, &mut xs) {
+        let bv =
+            u64::from_le_bytes(xs[ptrace::XSAVE_HDR_OFFSET..ptrace::XSAVE_HDR_OFFSET + 8].try_into().unwrap_or([0; 8]));
+        if bv & 4 != 0 && len >= ptrace::XSAVE_YMMH_OFFSET + 256 {
+            for (i, y) in rf.ymmh.iter_mut().enumerate() {
+                let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
+                y.copy_from_slice(&xs[o..o + 16]);
+            }
+        }
+    }
+    Ok(rf)
 }
 
 /// Block SIGCHLD and the termination signals in the calling thread and read them from a

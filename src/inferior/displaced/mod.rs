@@ -78,6 +78,10 @@ pub struct StepStats {
     pub world_stops: u64,
     /// Stale traps: an `int3` of xol's executed after its probe was removed (rewound, resumed).
     pub stale_traps: u64,
+    /// Target-side breakpoint conditions evaluated on the trap path.
+    pub conditions_evaluated: u64,
+    /// Hits whose conditions were all false: not reported, the thread went on.
+    pub conditions_false: u64,
 }
 
 /// What [`displace`] did with the thread.

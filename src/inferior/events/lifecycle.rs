@@ -40,6 +40,7 @@ impl Inferior {
         // The old image is gone, with its breakpoints, its debug registers (the kernel
         // clears them on exec) and all other threads.
         p.aspace.forget_image();
+        p.conditions.clear();
         // A vfork child's memory is its own from now on.
         p.vfork_parent = None;
         let former = ptrace::event_msg(tid).unwrap_or(tid as u64) as RawTid;
@@ -248,9 +249,13 @@ impl Inferior {
             launched: p.launched,
             vfork_parent: vfork.then_some(pid),
         };
+        let conditions = p.conditions.clone();
         let mut threads = std::collections::BTreeMap::new();
         threads.insert(child, Thread::new_stopped());
-        self.procs.insert(Pid(child), Process::new(child, threads, mem, origin));
+        let mut proc = Process::new(child, threads, mem, origin);
+        // The child's breakpoints are the parent's, conditions included (as gdbserver's).
+        proc.conditions = conditions;
+        self.procs.insert(Pid(child), proc);
         self.notices.push(Notice::Forked { parent: pid, child: Pid(child), vfork, followed: true });
         Ok(true)
     }

@@ -213,6 +213,10 @@ impl Inferior {
                 log::warn!("re-arming per-file probes in {pid}: {e}");
             }
         }
+        // A hit gdb would see, but whose target-side conditions are all false, is not reported:
+        // the thread goes on as after a probe hit. (While stopping the world the hit is
+        // cancelled and evaluated again when it happens again.)
+        let gdb = gdb && (stopping || self.conditions_hold_at(pid, tid, at, &regs));
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
         if stopping || gdb {
