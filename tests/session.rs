@@ -573,6 +573,32 @@ fn breakpoint_conditions_are_evaluated_in_xol() {
     assert_eq!(st.conditions_evaluated, 6 + 2, "six false, two true");
 }
 
+/// A signal stop's `siginfo_t` reads as the kernel made it (gdb's `$_siginfo`: SIGSEGV's code
+/// and fault address), a write to it reads back (the kernel delivers the signal with it), and a
+/// write past its 128 bytes is refused.
+fn siginfo_reads_and_writes() {
+    let prog = fixture_with("sigdie", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.resume(pid, &[], Some(Action::CONTINUE)).expect("resume");
+    assert_eq!(s.next(), (pid, StopKind::Signal(libc::SIGSEGV)));
+    let info = s.dbg.siginfo(s.last_tid).expect("siginfo");
+    assert_eq!(info.len(), 128);
+    let word = |b: &[u8], at: usize| i32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    assert_eq!(word(&info, 0), libc::SIGSEGV, "si_signo");
+    assert_eq!(word(&info, 8), 1, "si_code SEGV_MAPERR");
+    // si_addr (offset 16): crash_here reads through a null pointer.
+    assert_eq!(u64::from_le_bytes(info[16..24].try_into().unwrap()), 0);
+    s.dbg.set_siginfo(s.last_tid, 8, &2i32.to_le_bytes()).expect("write si_code");
+    assert_eq!(word(&s.dbg.siginfo(s.last_tid).expect("siginfo"), 8), 2, "SEGV_ACCERR now");
+    assert!(s.dbg.set_siginfo(s.last_tid, 126, &[0; 4]).is_err(), "past the end");
+    let tid = s.last_tid;
+    s.dbg
+        .resume(pid, &[(tid, Action { step: false, sig: libc::SIGSEGV, range: None })], Some(Action::CONTINUE))
+        .expect("deliver");
+    assert_eq!(s.next(), (pid, StopKind::Killed(libc::SIGSEGV)));
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -589,6 +615,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("vfork_and_exec_are_stops_when_asked", vfork_and_exec_are_stops_when_asked),
     ("non_stop_threads_stop_alone", non_stop_threads_stop_alone),
     ("breakpoint_conditions_are_evaluated_in_xol", breakpoint_conditions_are_evaluated_in_xol),
+    ("siginfo_reads_and_writes", siginfo_reads_and_writes),
 ];
 
 fn main() {

@@ -412,6 +412,18 @@ impl Debugger {
         Ok(self.inf.stop_threads(pid, tids)?)
     }
 
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`), 128 bytes as the kernel lays it out.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(self.inf.siginfo(tid)?)
+    }
+
+    /// Write `data` at `offset` of the stopped thread's `siginfo_t`: delivered with the signal
+    /// if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        Ok(self.inf.set_siginfo(tid, offset, data)?)
+    }
+
     /// True if `tid` of `pid` is in a stop xol has seen (reported or not).
     pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
         self.inf.is_stopped(pid, tid)

@@ -472,6 +472,24 @@ impl Inferior {
         Ok(())
     }
 
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`, `qXfer:siginfo:read`), as the kernel lays it out (128 bytes). An error if
+    /// the thread is not in a signal stop.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(ptrace::siginfo_bytes(tid.0)?.to_vec())
+    }
+
+    /// Write `data` at `offset` into the stopped thread's `siginfo_t` (`qXfer:siginfo:write`):
+    /// delivered with the signal if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        let mut info = ptrace::siginfo_bytes(tid.0)?;
+        let end = offset.checked_add(data.len()).filter(|e| *e <= info.len()).ok_or_else(|| {
+            Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "past the end of siginfo_t (128 bytes)"))
+        })?;
+        info[offset..end].copy_from_slice(data);
+        Ok(ptrace::set_siginfo_bytes(tid.0, &info)?)
+    }
+
     /// True if `tid` of `pid` is in a ptrace-stop xol has seen.
     pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
         self.procs.get(&pid).and_then(|p| p.threads.get(&tid.0)).is_some_and(|t| t.is_stopped())
