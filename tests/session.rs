@@ -599,6 +599,44 @@ fn siginfo_reads_and_writes() {
     assert_eq!(s.next(), (pid, StopKind::Killed(libc::SIGSEGV)));
 }
 
+/// The counters shared with a tracee (for jump pads): one memfd page mapped in xol and, by
+/// calls injected into a stopped thread, in the tracee. A store on either side is seen on the
+/// other with no ptrace; the program runs on and ends as it would.
+fn shared_counters_are_one_memory() {
+    use xol::inferior::{Inferior, SpawnSpec, StopKind as K, WaitOutcome as W};
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut inf = Inferior::new();
+    let spec = SpawnSpec {
+        argv: vec![prog.clone().into_os_string(), "3".into(), "0".into()],
+        wrapper: vec![],
+        env: None,
+        cwd: None,
+        disable_aslr: true,
+        stdin_null: true,
+        stdout_to_stderr: false,
+    };
+    let pid = inf.launch(&spec).expect("launch");
+    let at = inf.map_shared_counters(pid).expect("map");
+    assert_eq!(inf.map_shared_counters(pid).expect("again"), at, "mapped once");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", pid.0)).expect("maps");
+    assert!(maps.lines().any(|l| l.starts_with(&format!("{at:x}-")) && l.contains("memfd:xol-counters")), "{maps}");
+    inf.add_shared_counter(pid, 2, 40).expect("counter");
+    let mut word = [0u8; 8];
+    inf.read_memory(pid, VirtAddr(at + 16), &mut word).expect("read");
+    assert_eq!(u64::from_le_bytes(word), 40, "xol's store, seen in the tracee");
+    inf.write_memory(pid, VirtAddr(at + 24), &5u64.to_le_bytes()).expect("write");
+    assert_eq!(inf.shared_counter(pid, 3), Some(5), "the tracee's memory, read by xol");
+    inf.resume(pid, &[], Some(Action::CONTINUE)).expect("resume");
+    loop {
+        match inf.wait_for(None, Some(WAIT_TIMEOUT)).expect("wait") {
+            W::Stopped(ev) if ev.kind == K::Exited(0) => break,
+            W::Stopped(ev) => panic!("{ev:?}"),
+            W::Timeout => panic!("no exit"),
+            _ => {}
+        }
+    }
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -616,6 +654,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("non_stop_threads_stop_alone", non_stop_threads_stop_alone),
     ("breakpoint_conditions_are_evaluated_in_xol", breakpoint_conditions_are_evaluated_in_xol),
     ("siginfo_reads_and_writes", siginfo_reads_and_writes),
+    ("shared_counters_are_one_memory", shared_counters_are_one_memory),
 ];
 
 fn main() {

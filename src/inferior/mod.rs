@@ -21,6 +21,7 @@ mod events;
 mod hw;
 pub mod notice;
 mod probes;
+mod shared;
 mod thread;
 
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
@@ -304,6 +305,16 @@ pub struct Inferior {
     /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
     /// a reported stop stops the whole process.
     pub non_stop: bool,
+}
+
+impl From<displaced::StepError> for Error {
+    fn from(e: displaced::StepError) -> Error {
+        match e {
+            displaced::StepError::Sys(s) => Error::Sys(s),
+            displaced::StepError::Mem { addr, source } => Error::Mem { addr, source },
+            other => Error::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
