@@ -637,6 +637,33 @@ fn shared_counters_are_one_memory() {
     }
 }
 
+/// Thread-local addresses (gdb's `qGetTLSAddr`), from glibc's own layout descriptors: for the
+/// main thread and a second thread, the address computed for the program's `__thread`
+/// variable is the one the program itself passes to `tls_here`, and they differ.
+fn tls_addresses_are_the_threads_own() {
+    let prog = fixture_with("tls", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    let me = client(&mut s.dbg);
+    let here = s.location(pid, "tls_here");
+    s.dbg.insert_breakpoint(pid, here, me).expect("insert");
+    let bytes = std::fs::read(&prog).expect("read program");
+    let offset = xol::symbols::lookup(&bytes, "tls_var").expect("symbols").expect("tls_var");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+        let tid = s.last_tid;
+        let lm = s.dbg.libraries(pid).expect("libraries").main_lm;
+        assert_ne!(lm, 0, "the main link_map is known once the program runs");
+        let want = s.dbg.read_registers(tid).expect("registers").gp.rdi;
+        assert_eq!(s.dbg.tls_address(pid, tid, lm, offset).expect("tls address"), want, "thread {tid:?}");
+        seen.push(want);
+    }
+    assert_ne!(seen[0], seen[1], "each thread has its own copy");
+    assert!(s.dbg.remove_breakpoint(pid, here, me).expect("remove"));
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -655,6 +682,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_conditions_are_evaluated_in_xol", breakpoint_conditions_are_evaluated_in_xol),
     ("siginfo_reads_and_writes", siginfo_reads_and_writes),
     ("shared_counters_are_one_memory", shared_counters_are_one_memory),
+    ("tls_addresses_are_the_threads_own", tls_addresses_are_the_threads_own),
 ];
 
 fn main() {

@@ -29,6 +29,7 @@ mod error;
 mod launch;
 mod location;
 mod report;
+mod tls;
 pub use crate::maps::MapsStats;
 pub use error::Error;
 pub use launch::{Launch, Stdin, Stdout};
