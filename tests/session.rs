@@ -128,6 +128,8 @@ impl Session {
                         format!("{} {}", if vfork { "vforked" } else { "forked" }, self.names.of(child))
                     }
                     StopKind::VforkDone => "vfork done".into(),
+                    StopKind::ThreadCreated => "thread created".into(),
+                    StopKind::ThreadExited(c) => format!("thread exited {c}"),
                     StopKind::Exec => {
                         let exe = self.dbg.exe(ev.pid).expect("exe");
                         format!("exec {}", exe.file_name().unwrap_or_default().to_string_lossy())
@@ -664,6 +666,32 @@ fn tls_addresses_are_the_threads_own() {
     assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
 }
 
+/// Thread events on (gdb's `QThreadEvents:1`): each new thread stops at its start and each
+/// exit is a stop of its own, with the exit status; the program ends as it would.
+fn thread_events_are_stops_when_asked() {
+    let prog = fixture_with("threads", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.set_thread_events(true);
+    let mut created = std::collections::BTreeSet::new();
+    loop {
+        match s.cont(pid) {
+            (_, StopKind::ThreadCreated) => {
+                assert!(created.insert(s.last_tid), "one creation per thread");
+                assert!(s.dbg.threads(pid).contains(&s.last_tid));
+            }
+            (_, StopKind::ThreadExited(code)) => {
+                assert_eq!(code, 0);
+                assert!(created.contains(&s.last_tid), "exits a thread that was created");
+            }
+            (_, StopKind::Exited(0)) => break,
+            other => panic!("{other:?}: {:?}", s.events),
+        }
+    }
+    let n = |what: &str| s.events.iter().filter(|e| e.as_str() == what).count();
+    assert_eq!((n("P1 thread created"), n("P1 thread exited 0")), (4, 4), "{:?}", s.events);
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -683,6 +711,7 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("siginfo_reads_and_writes", siginfo_reads_and_writes),
     ("shared_counters_are_one_memory", shared_counters_are_one_memory),
     ("tls_addresses_are_the_threads_own", tls_addresses_are_the_threads_own),
+    ("thread_events_are_stops_when_asked", thread_events_are_stops_when_asked),
 ];
 
 fn main() {

@@ -392,6 +392,13 @@ impl Debugger {
         self.inf.exec_events = on;
     }
 
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`] of the new thread,
+    /// stopped at its start; [`StopKind::ThreadExited`] with its status; gdb's
+    /// `QThreadEvents:1`). Off (the default): the session sees notices only.
+    pub fn set_thread_events(&mut self, on: bool) {
+        self.inf.thread_events = on;
+    }
+
     /// Non-stop mode (gdb's `QNonStop:1`): a reported stop stops only its thread, the others
     /// run on; [`Debugger::resume`] runs the threads it names (a thread with an event still to
     /// report stays stopped, the next wait reports it) and [`Debugger::stop_threads`] stops

@@ -135,6 +135,11 @@ pub enum StopKind {
     /// The process exec'd a new program ([`Inferior::exe`] names it); its breakpoints went with
     /// the old image. Only with [`Inferior::exec_events`].
     Exec,
+    /// A new thread of the process, stopped at its start (with [`Inferior::thread_events`]).
+    ThreadCreated,
+    /// This thread (not the leader) exited with this status; the process goes on (with
+    /// [`Inferior::thread_events`]).
+    ThreadExited(i32),
     /// The thread stopped because the front-end asked ([`Inferior::stop_threads`], gdb's
     /// non-stop `vCont;t`): gdb's signal 0.
     Stopped,
@@ -301,6 +306,9 @@ pub struct Inferior {
     pub fork_events: bool,
     /// Report execs ([`StopKind::Exec`], gdb's `exec-events+`). Off: an exec is handled inside.
     pub exec_events: bool,
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`],
+    /// [`StopKind::ThreadExited`]; gdb's `QThreadEvents:1`). Off: they are notices only.
+    pub thread_events: bool,
     /// Non-stop: a reported stop stops only its thread; the others run on, and each is resumed
     /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
     /// a reported stop stops the whole process.
