@@ -7,7 +7,7 @@
 pub use crate::inferior::notice::{Notice, Subscription};
 use crate::inferior::{self, Inferior};
 pub use crate::inferior::{Action, StepMode, StepStats, WaitOutcome};
-pub use crate::inferior::{HwKind, SyscallFilter};
+pub use crate::inferior::{HwKind, ProcessInfo, SyscallFilter};
 pub use crate::probe::Consumer;
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
@@ -430,6 +430,12 @@ impl Debugger {
     /// if the thread is resumed with it.
     pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
         Ok(self.inf.set_siginfo(tid, offset, data)?)
+    }
+
+    /// Every process of the system with its user, command line, process group, threads (and
+    /// the CPU each last ran on) and open files (gdb's `info os`, `qXfer:osdata:read`).
+    pub fn os_processes(&self) -> Vec<ProcessInfo> {
+        self.inf.processes()
     }
 
     /// True if `tid` of `pid` is in a stop xol has seen (reported or not).

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use thread::{Task, Thread};
 use xol_arch::regs::RegisterFile;
 
+pub use crate::sys::proc::ProcessInfo;
 pub use aspace::{Insertion, Memory};
 pub use displaced::{StepMode, StepStats};
 pub use events::WaitOutcome;
@@ -507,6 +508,11 @@ impl Inferior {
         })?;
         info[offset..end].copy_from_slice(data);
         Ok(ptrace::set_siginfo_bytes(tid.0, &info)?)
+    }
+
+    /// Every process of the system, as `/proc` shows it (gdb's `info os`).
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        sys::proc::processes()
     }
 
     /// True if `tid` of `pid` is in a ptrace-stop xol has seen.
