@@ -36,9 +36,7 @@
 //! Pure: bytes in, bytes out.
 
 use iced_x86::code_asm::{qword_ptr, rax, rsp, CodeAssembler, CodeLabel};
-use iced_x86::{
-    BlockEncoderOptions, Code, ConditionCode, Encoder, IcedError, Instruction, MemoryOperand, Register,
-};
+use iced_x86::{BlockEncoderOptions, Code, ConditionCode, Encoder, IcedError, Instruction, MemoryOperand, Register};
 
 use super::window::{InsnClass, JumpWindow};
 use super::{reachable, Refusal, PATCH_LEN};
@@ -125,8 +123,10 @@ pub fn site_patch(site: u64, pad_addr: u64) -> Result<[u8; PATCH_LEN], Refusal> 
     let mut encoder = Encoder::new(64);
     let n = encoder.encode(&jmp, site).map_err(enc)?;
     let bytes = encoder.take_buffer();
-    let patch: [u8; PATCH_LEN] =
-        bytes.get(..PATCH_LEN).and_then(|b| b.try_into().ok()).ok_or_else(|| Refusal::Encoding(format!("{n}-byte jmp")))?;
+    let patch: [u8; PATCH_LEN] = bytes
+        .get(..PATCH_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Refusal::Encoding(format!("{n}-byte jmp")))?;
     Ok(patch)
 }
 

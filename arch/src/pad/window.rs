@@ -157,7 +157,13 @@ pub fn plan_jump(site: u64, code: &[u8], func_start: u64, extra_targets: &[u64])
             }
         }
         let class = classify(instr, &code[(instr.ip() - func_start) as usize..][..instr.len()])?;
-        window.push(WindowInsn { addr: instr.ip(), len: instr.len(), mnemonic: mnemonic_of(instr), class, instr: *instr });
+        window.push(WindowInsn {
+            addr: instr.ip(),
+            len: instr.len(),
+            mnemonic: mnemonic_of(instr),
+            class,
+            instr: *instr,
+        });
         len += instr.len();
     }
     if len < PATCH_LEN {
@@ -243,7 +249,10 @@ fn classify(instr: &Instruction, bytes: &[u8]) -> Result<InsnClass, Refusal> {
     if instr.flow_control() == FlowControl::XbeginXabortXend {
         return Err(refuse("a transactional-memory instruction"));
     }
-    if instr.cpuid_features().iter().any(|f| matches!(f, CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387))
+    if instr
+        .cpuid_features()
+        .iter()
+        .any(|f| matches!(f, CpuidFeature::FPU | CpuidFeature::FPU287 | CpuidFeature::FPU387))
     {
         return Err(refuse("the FPU would record the pad's address as the last x87 instruction"));
     }
