@@ -77,9 +77,11 @@ impl Region {
         unsafe { ptr::read_volatile(self.base.add(off).cast::<u64>()) }
     }
 
-    fn data(&self) -> &mut [u64; DATA_QWORDS] {
-        // SAFETY: DATA is inside the mapping, aligned; the tests use it from one thread at a time.
-        unsafe { &mut *self.base.add(DATA as usize).cast::<[u64; DATA_QWORDS]>() }
+    /// Run `f` on the data area (no function runs meanwhile).
+    fn with_data<R>(&self, f: impl FnOnce(&mut [u64; DATA_QWORDS]) -> R) -> R {
+        // SAFETY: DATA is inside the mapping and aligned; the reference does not outlive `f`, and
+        // the tests touch the area from one thread, between calls of the functions.
+        f(unsafe { &mut *self.base.add(DATA as usize).cast::<[u64; DATA_QWORDS]>() })
     }
 }
 
@@ -147,9 +149,9 @@ fn run_all(r: &Region, case: &Case, f: Func) -> Vec<(u64, Vec<u64>)> {
     case.inputs
         .iter()
         .map(|&x| {
-            (case.setup)(x, r.data());
+            r.with_data(|d| (case.setup)(x, d));
             let res = f(x, r.addr() + DATA);
-            (res, r.data().to_vec())
+            (res, r.with_data(|d| d.to_vec()))
         })
         .collect()
 }
@@ -216,10 +218,10 @@ fn check(case: &Case, placements: &[Placement]) {
 
             let mut want_hits = 0;
             for (&x, want) in case.inputs.iter().zip(&expected) {
-                (case.setup)(x, r.data());
+                r.with_data(|d| (case.setup)(x, d));
                 let res = f(x, r.addr() + DATA);
                 assert_eq!(res, want.0, "{name}: result for input {x:#x}");
-                assert_eq!(r.data().to_vec(), want.1, "{name}: memory after input {x:#x}");
+                assert_eq!(r.with_data(|d| d.to_vec()), want.1, "{name}: memory after input {x:#x}");
                 want_hits += (case.hits)(k, x);
                 assert_eq!(counter_region.read_u64(counter_addr), want_hits, "{name}: count after input {x:#x}");
             }
@@ -326,6 +328,35 @@ fn every_register_flag_and_the_red_zone_are_preserved() {
                     *q = 0;
                 }
             },
+        },
+        &ALL,
+    );
+}
+
+/// A leaf function keeps values in its red zone across the window, as compilers do: the pad's
+/// `pushfq` (and `push rax` for a far counter) must land below it.
+#[test]
+fn a_leaf_function_keeps_its_red_zone() {
+    check(
+        &Case {
+            name: "red-zone",
+            body: |a, m, _| {
+                a.mov(qword_ptr(rsp - 8), rdi).unwrap();
+                a.mov(qword_ptr(rsp - 64), rsi).unwrap();
+                a.lea(rax, qword_ptr(rdi + 77)).unwrap();
+                a.mov(qword_ptr(rsp - 128), rax).unwrap();
+                mark(a, m);
+                a.add(rdi, rsi).unwrap(); // window: add (3) + imul (4)
+                a.imul_3(rdi, rdi, 3).unwrap();
+                a.mov(rax, qword_ptr(rsp - 8)).unwrap();
+                a.add(rax, qword_ptr(rsp - 64)).unwrap();
+                a.xor(rax, qword_ptr(rsp - 128)).unwrap();
+                a.add(rax, rdi).unwrap();
+                a.ret().unwrap();
+            },
+            inputs: vec![0, 1, 0xdead_beef, u64::MAX],
+            hits: once,
+            setup: no_setup,
         },
         &ALL,
     );
