@@ -68,6 +68,7 @@ fn a_plain_window_covers_whole_instructions() {
     assert!(w.insns.iter().all(|i| i.class == InsnClass::Plain));
     assert_eq!(w.original, f.code[1..6]);
     assert_eq!(w.end(), BASE + 6);
+    assert!(!w.covers(BASE + 1) && w.covers(BASE + 2) && w.covers(BASE + 5) && !w.covers(BASE + 6));
     assert!(!w.ends_with_exit());
     assert_eq!((w.func_start, w.func_end), (BASE, BASE + f.code.len() as u64));
 }
@@ -449,6 +450,14 @@ fn a_counting_pad_saves_flags_above_the_red_zone_and_jumps_back() {
 }
 
 #[test]
+fn a_misaligned_counter_is_refused() {
+    let f = flags_live();
+    let w = plan_jump(f.marks[0], &f.code, BASE, &[]).unwrap();
+    let e = build_pad(&w, 0x50_0000, &PadAction::Count { counter_addr: 0x50_1004 }).unwrap_err();
+    assert_eq!(e, Refusal::MisalignedCounter { addr: 0x50_1004 });
+}
+
+#[test]
 fn a_far_counter_goes_through_rax_saved_below_the_red_zone() {
     let f = flags_live();
     let w = plan_jump(f.marks[0], &f.code, BASE, &[]).unwrap();
@@ -489,7 +498,7 @@ fn rip_relative_operands_keep_their_absolute_address() {
     });
     let w = plan_jump(BASE, &f.code, BASE, &[]).unwrap();
     for pad_addr in [0x50_0000u64, 0x1000_0000, 0x7000_0000] {
-        let pad = build_pad(&w, pad_addr, &PadAction::Count { counter_addr: pad_addr + 0x1000 }).unwrap();
+        let pad = build_pad(&w, pad_addr, &PadAction::Count { counter_addr: (pad_addr + 0x1000) & !7 }).unwrap();
         let insns = decode(&pad.bytes, pad_addr);
         assert_eq!(insns[5].mnemonic(), Mnemonic::Mov);
         assert_eq!(insns[5].ip_rel_memory_address(), data, "pad at {pad_addr:#x}");
@@ -509,7 +518,7 @@ fn rip_relative_operands_keep_their_absolute_address() {
     let w = plan_jump(BASE, &f.code, BASE, &[]).unwrap();
     let pad_addr = BASE - 0x20_0000;
     assert_eq!(
-        build_pad(&w, pad_addr, &PadAction::Count { counter_addr: pad_addr + 0x1000 }).unwrap_err(),
+        build_pad(&w, pad_addr, &PadAction::Count { counter_addr: (pad_addr + 0x1000) & !7 }).unwrap_err(),
         Refusal::OutOfRange { what: "rip-relative operand", from: pad_addr, to: BASE + 0x7fff_0000 }
     );
 }
@@ -540,7 +549,7 @@ fn a_jcc_the_pad_cannot_reach_goes_through_an_absolute_stub() {
     // Far: the site reaches the pad, but the pad's last byte would not reach the target with
     // rel32 (the target is before the site): jz to a stub that jumps absolutely.
     let pad_addr = w.site + 5 + i32::MAX as u64 - 0x40;
-    let pad = build_pad(&w, pad_addr, &PadAction::Count { counter_addr: pad_addr + 0x1000 }).unwrap();
+    let pad = build_pad(&w, pad_addr, &PadAction::Count { counter_addr: (pad_addr + 0x1000) & !7 }).unwrap();
     let insns = decode(&pad.bytes, pad_addr);
     assert_eq!(mnemonics(&insns[5..8]), [Mnemonic::Test, Mnemonic::Je, Mnemonic::Jmp]);
     let stub = insns[6].near_branch_target();

@@ -151,6 +151,9 @@ pub fn build_pad(window: &JumpWindow, pad_addr: u64, action: &PadAction) -> Resu
     match *action {
         PadAction::Count { counter_addr } => {
             low(counter_addr)?;
+            if counter_addr % 8 != 0 {
+                return Err(Refusal::MisalignedCounter { addr: counter_addr });
+            }
             if reachable(pad_addr, span, counter_addr) {
                 let mem = MemoryOperand::with_base_displ(Register::RIP, counter_addr as i64);
                 let mut inc = Instruction::with1(Code::Inc_rm64, mem).map_err(enc)?;

@@ -150,6 +150,12 @@ pub enum Refusal {
         /// To where.
         to: u64,
     },
+    /// The counter is not 8-byte aligned: a `lock`ed access that splits a cache line is slow
+    /// and, with split-lock detection, kills the program with `SIGBUS`.
+    MisalignedCounter {
+        /// The counter's address.
+        addr: u64,
+    },
     /// iced-x86 could not encode the pad (an internal limit; the message is iced's).
     Encoding(String),
 }
@@ -203,6 +209,7 @@ impl fmt::Display for Refusal {
             Refusal::OutOfRange { what, from, to } => {
                 write!(f, "{what}: {to:#x} is not within ±2 GiB of {from:#x}")
             }
+            Refusal::MisalignedCounter { addr } => write!(f, "the counter at {addr:#x} is not 8-byte aligned"),
             Refusal::Encoding(e) => write!(f, "the pad cannot be encoded: {e}"),
         }
     }

@@ -110,6 +110,13 @@ impl JumpWindow {
         self.site + self.len as u64
     }
 
+    /// Whether `pc` is strictly inside the window (`site+1 .. site+len`): a thread stopped there,
+    /// or a signal frame or return address naming it, would run the patch's bytes from their
+    /// middle. The site itself is fine (the thread takes the jump).
+    pub fn covers(&self, pc: u64) -> bool {
+        pc > self.site && pc < self.end()
+    }
+
     /// Whether the window ends with an instruction that never falls through (`jmp`, `ret`):
     /// the pad then has no jump back.
     pub fn ends_with_exit(&self) -> bool {
@@ -170,7 +177,7 @@ pub fn plan_jump(site: u64, code: &[u8], func_start: u64, extra_targets: &[u64])
         return Err(Refusal::PastFunctionEnd { site, available: len });
     }
     let end = site + len as u64;
-    let inside = |a: u64| a > site && a < end;
+    let inside = |a: u64| a > site && a < end; // JumpWindow::covers
     let span = (site, end);
 
     // Everything the function itself says about the window.
