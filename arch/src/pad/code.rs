@@ -116,7 +116,7 @@ fn enc(e: IcedError) -> Refusal {
 /// The 5-byte `jmp rel32` at `site` to `pad_addr`, encoded by iced-x86; refused when the pad is
 /// not within ±2 GiB of the site.
 pub fn site_patch(site: u64, pad_addr: u64) -> Result<[u8; PATCH_LEN], Refusal> {
-    if !reachable(site + PATCH_LEN as u64, 0, pad_addr) {
+    if site.checked_add(PATCH_LEN as u64).is_none_or(|next| !reachable(next, 0, pad_addr)) {
         return Err(Refusal::OutOfRange { what: "site patch", from: site, to: pad_addr });
     }
     let jmp = Instruction::with_branch(Code::Jmp_rel32_64, pad_addr).map_err(enc)?;

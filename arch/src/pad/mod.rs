@@ -225,3 +225,48 @@ fn reachable(from: u64, span: u64, to: u64) -> bool {
     let fits = |d: i128| d >= i32::MIN as i128 && d <= i32::MAX as i128;
     fits(to - lo) && fits(to - hi)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random bytes as "functions": planning and building never panic, and whatever is built
+    /// keeps the invariants (a 5-byte patch, the original bytes, points inside the pad).
+    #[test]
+    fn random_code_never_panics() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut planned, mut built) = (0, 0);
+        for round in 0..3000 {
+            let len = 8 + (next() % 40) as usize;
+            let code: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let start = 0x40_0000 + (next() % 0x1000) * 16;
+            for off in 0..len as u64 {
+                let Ok(w) = plan_jump(start + off, &code, start, &[]) else { continue };
+                planned += 1;
+                assert!(w.len >= PATCH_LEN && w.end() <= w.func_end);
+                let pad_addr = if round % 2 == 0 { start + 0x10_0000 } else { start + 0x7fff_0000 };
+                let counter_addr = if round % 3 == 0 { 0x7f00_0000_0000 } else { pad_addr + 0x1000 };
+                if let Ok(p) = build_pad(&w, pad_addr, &PadAction::Count { counter_addr }) {
+                    built += 1;
+                    assert_eq!(p.original[..], w.original[..PATCH_LEN]);
+                    assert_eq!(p.len, p.bytes.len());
+                    assert!(p.len <= MAX_PAD_LEN);
+                    assert!(p.points.iter().all(|&(at, _)| p.contains(at)));
+                }
+            }
+        }
+        assert!(planned > 100 && built > 100, "planned {planned}, built {built}");
+    }
+
+    #[test]
+    fn addresses_at_the_top_of_the_space_are_refused_not_overflowed() {
+        assert!(site_patch(u64::MAX - 2, 0x1000).is_err());
+        assert!(plan_jump(u64::MAX - 1, &[0x90; 8], u64::MAX - 3, &[]).is_err());
+    }
+}

@@ -133,8 +133,8 @@ fn mnemonic_of(instr: &Instruction) -> String {
 /// reached from elsewhere (relocation targets, jump-table entries, exception landing pads,
 /// other symbols). See the module documentation for the rules.
 pub fn plan_jump(site: u64, code: &[u8], func_start: u64, extra_targets: &[u64]) -> Result<JumpWindow, Refusal> {
-    let func_end = func_start + code.len() as u64;
-    if site < func_start || site >= func_end {
+    let func_end = func_start.saturating_add(code.len() as u64);
+    if site < func_start || site >= func_end || func_end - func_start != code.len() as u64 {
         return Err(Refusal::OutsideFunction { site, start: func_start, end: func_end });
     }
     let insns = decode_all(code, func_start)?;
@@ -156,12 +156,8 @@ pub fn plan_jump(site: u64, code: &[u8], func_start: u64, extra_targets: &[u64])
         if len >= PATCH_LEN {
             break;
         }
-        if let Some(prev) = window.last().map(|w: &WindowInsn| w.class) {
-            if prev.is_exit() {
-                let at = site + (len - window.last().map_or(0, |w| w.len)) as u64;
-                let mnemonic = window.last().map_or_else(String::new, |w| w.mnemonic.clone());
-                return Err(Refusal::AfterUnconditional { at, mnemonic });
-            }
+        if let Some(prev) = window.last().filter(|w: &&WindowInsn| w.class.is_exit()) {
+            return Err(Refusal::AfterUnconditional { at: prev.addr, mnemonic: prev.mnemonic.clone() });
         }
         let class = classify(instr, &code[(instr.ip() - func_start) as usize..][..instr.len()])?;
         window.push(WindowInsn {
