@@ -131,7 +131,8 @@ fn mnemonic_of(instr: &Instruction) -> String {
 /// Plan the window for a probe at `site`, given `code`, the function's bytes from its first
 /// instruction at `func_start` to its end, and `extra_targets`, addresses the caller knows are
 /// reached from elsewhere (relocation targets, jump-table entries, exception landing pads,
-/// other symbols). See the module documentation for the rules.
+/// other symbols, and the branch targets of the function's split-off parts such as GCC's
+/// `foo.cold`, which jump back into `foo`). See the module documentation for the rules.
 pub fn plan_jump(site: u64, code: &[u8], func_start: u64, extra_targets: &[u64]) -> Result<JumpWindow, Refusal> {
     let func_end = func_start.saturating_add(code.len() as u64);
     if site < func_start || site >= func_end || func_end - func_start != code.len() as u64 {
