@@ -616,6 +616,7 @@ fn shared_counters_are_one_memory() {
         disable_aslr: true,
         stdin_null: true,
         stdout_to_stderr: false,
+        tty: None,
     };
     let pid = inf.launch(&spec).expect("launch");
     let at = inf.map_shared_counters(pid).expect("map");

@@ -708,6 +708,19 @@ impl Debugger {
         self.inf.terminate_signal()
     }
 
+    /// True if the latched termination signal came from the terminal driver (Ctrl-C): it went
+    /// to the whole foreground process group, so a program launched in xol's group got it too.
+    pub fn terminate_from_terminal(&self) -> bool {
+        self.inf.terminate_from_terminal()
+    }
+
+    /// Forget a latched termination signal `sig` once the front-end has handled it (an
+    /// interactive debugger's Ctrl-C interrupts the program instead of ending xol). Returns
+    /// whether it was latched.
+    pub fn clear_terminate_signal(&self, sig: i32) -> bool {
+        self.inf.clear_terminate_signal(sig)
+    }
+
     /// Send `sig` to a process xol has detached from (a signal meant for the program too).
     pub fn signal_detached(&self, pid: Pid, sig: i32) -> Result<()> {
         Ok(self.inf.signal_untraced(pid, sig)?)

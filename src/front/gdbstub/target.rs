@@ -198,6 +198,7 @@ impl XolTarget {
             aslr: self.cfg.aslr,
             stdin: if protocol { Stdin::Null } else { Stdin::Inherit },
             stdout: if protocol { Stdout::Stderr } else { Stdout::Inherit },
+            tty: None,
         }
     }
 
