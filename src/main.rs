@@ -46,6 +46,11 @@ enum Cmd {
         /// does, so addresses gdb showed are valid).
         #[arg(long, alias = "no-disable-randomization")]
         aslr: bool,
+        /// Count through jump pads where a probe's site allows it: the site jumps to code that
+        /// adds to a counter and runs the instructions it replaced, with no trap per hit
+        /// (per-process probes; the others keep the trap plan, and the report says why).
+        #[arg(long)]
+        jump: bool,
         /// Locations: 0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET.
         #[arg(required = true)]
         locations: Vec<String>,
@@ -132,7 +137,7 @@ fn main() {
     xol::front::gdbstub::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, locations, program } => {
+        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, jump, locations, program } => {
             xol::front::count::run(xol::front::count::CountOptions {
                 locations,
                 per_file,
@@ -140,6 +145,7 @@ fn main() {
                 churn_cycles,
                 json,
                 aslr,
+                jump,
                 output,
                 program,
             })

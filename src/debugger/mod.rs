@@ -100,6 +100,8 @@ pub struct Debugger {
     /// Per-file client breakpoints taken out of their client's process
     /// ([`Debugger::withdraw_probe`]) and not put back yet.
     withdrawn: std::collections::BTreeSet<u32>,
+    /// Counting probes take the jump plan where they can ([`Debugger::set_jump_plan`]).
+    jump_plan: bool,
 }
 
 /// A session that ends without releasing its processes (a front-end that returned early or
@@ -579,7 +581,37 @@ impl Debugger {
             return Ok(self.inf.add_probe(scope, Consumer::Count, &text)?);
         }
         let addr = self.checked_address(pid, location)?;
+        if self.jump_plan {
+            if let Some(func) = self.function_of(pid, addr)? {
+                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &text)?.0);
+            }
+        }
         Ok(self.inf.add_count_probe(pid, addr, &text)?)
+    }
+
+    /// The function holding `addr` in `pid` (its start and length, in the process), from the
+    /// symbol table of the file mapped there.
+    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<(u64, u64)>> {
+        let maps = self.inf.mappings(pid)?;
+        let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else { return Ok(None) };
+        let (Some(site), Some(path)) = (m.site_of(addr.0), m.path.as_deref()) else { return Ok(None) };
+        let Ok(bytes) = crate::symbols::read_file(std::path::Path::new(path)) else { return Ok(None) };
+        let Ok(Some((v, _))) = crate::symbols::offset_to_vaddr(&bytes, site.offset) else { return Ok(None) };
+        let bias = addr.0.wrapping_sub(v);
+        Ok(crate::symbols::function_containing(&bytes, v).map(|(start, len)| (start.wrapping_add(bias), len)))
+    }
+
+    /// Counting probes made from now on use a jump pad where the site allows it (no trap per
+    /// hit; issue 13), else the trap plan (`probe_reports` says why). Per-process probes only
+    /// for now: a per-file probe keeps the trap plan.
+    pub fn set_jump_plan(&mut self, on: bool) {
+        self.jump_plan = on;
+    }
+
+    /// Whether counting probe `id` asked for the jump plan: `Some(None)` it has it,
+    /// `Some(Some(why))` its site refused it (the trap plan counts), `None` it did not ask.
+    pub fn jump_plan_of(&self, id: u32) -> Option<Option<String>> {
+        self.inf.jump_plan_of(id)
     }
 
     /// A client's breakpoint at `addr` made per-file: a probe keyed by the place in the file,

@@ -46,6 +46,9 @@ pub struct CountOptions {
     pub output: Option<std::path::PathBuf>,
     /// Keep address randomisation on (by default it is turned off, as gdb does).
     pub aslr: bool,
+    /// Put counting probes on the jump plan where their site allows it (a jump pad: no trap
+    /// per hit); the others keep the trap plan and the report says why.
+    pub jump: bool,
     /// The program and its arguments.
     pub program: Vec<OsString>,
 }
@@ -79,6 +82,10 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
     if opts.per_file {
         dbg.set_probe_mode(crate::debugger::ProbeMode::PerFile);
     }
+    if opts.jump && opts.churn.is_some() {
+        return Err("--jump and --churn together: jump patches are written and removed with the program stopped".into());
+    }
+    dbg.set_jump_plan(opts.jump);
     let spec = Launch { aslr: opts.aslr, ..Launch::new(opts.program.clone()) };
     let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
     // Probe ids of each location, over churn cycles: hits are summed per location.
@@ -192,6 +199,12 @@ fn render(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) -> Strin
                 if r.state.is_pending() && r.hits.is_empty() {
                     e.1 = Some(format!("never armed: {}", r.state));
                 }
+            }
+            // With --jump: which plan counted, and why not the jump if it was refused.
+            match dbg.jump_plan_of(*id) {
+                Some(None) => e.1 = Some("jump plan".into()),
+                Some(Some(why)) => e.1 = Some(format!("trap plan: {why}")),
+                None => {}
             }
         }
     }

@@ -20,6 +20,7 @@ mod displaced;
 mod events;
 mod hw;
 pub mod notice;
+mod pads;
 mod probes;
 mod shared;
 mod thread;
@@ -310,6 +311,9 @@ pub struct Inferior {
     /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`],
     /// [`StopKind::ThreadExited`]; gdb's `QThreadEvents:1`). Off: they are notices only.
     pub thread_events: bool,
+    /// Probes that asked for the jump plan: `None` if they have it, else why it was refused
+    /// (they use the trap plan). Kept after the process ends, for reports.
+    pub(crate) jump_plans: BTreeMap<u32, Option<String>>,
     /// Non-stop: a reported stop stops only its thread; the others run on, and each is resumed
     /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
     /// a reported stop stops the whole process.
@@ -574,6 +578,7 @@ impl Inferior {
             self.remove_all_insertions(pid)?;
         }
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
+        self.bank_jump_hits(pid, &p);
         for (tid, t) in &p.threads {
             if p.aspace.hw.iter().any(|s| s.is_some()) {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
@@ -614,7 +619,9 @@ impl Inferior {
                 Err(_) => break,
             }
         }
-        self.procs.remove(&pid);
+        if let Some(p) = self.procs.remove(&pid) {
+            self.bank_jump_hits(pid, &p);
+        }
         Ok(())
     }
 

@@ -33,15 +33,19 @@ impl Inferior {
     /// Map the process's shared counter page (once) and return its address in the tracee. The
     /// process must have a stopped thread to run the injected calls.
     pub fn map_shared_counters(&mut self, pid: Pid) -> Result<u64> {
+        let hint = self.proc_mut(pid)?.aspace.slots.area().map_or(DEFAULT_HINT, |(base, len)| base + len);
+        self.map_shared_counters_at(pid, hint)
+    }
+
+    /// [`Inferior::map_shared_counters`] at `hint` if that range is free (beside the pads, so
+    /// they reach their counters RIP-relative).
+    pub(super) fn map_shared_counters_at(&mut self, pid: Pid, hint: u64) -> Result<u64> {
         let p = self.proc_mut(pid)?;
         if let Some(s) = &p.aspace.shared {
             return Ok(s.at);
         }
         let tid = super::displaced::injection_thread(p).ok_or(Error::NoThread(Tid(pid.0)))?;
         let mem = SharedMem::create("xol-counters", COUNTERS_LEN).map_err(Error::Io)?;
-        // Right after the slot area when there is one (pad code there reaches it RIP-relative),
-        // else beside where the slot area goes: far from the program's own mappings.
-        let hint = p.aspace.slots.area().map_or(DEFAULT_HINT, |(base, len)| base + len);
         let at = super::displaced::map_shared(&p.aspace.mem, tid, &mem.path(), mem.len() as u64, hint)
             .map_err(Error::from)?;
         p.aspace.shared = Some(Shared { mem, at });

@@ -262,6 +262,17 @@ pub enum NotCode {
     Unknown(u64),
 }
 
+/// The sized function symbol (`STT_FUNC`) covering the link-time address `vaddr`: its start
+/// and size (the smallest, if they nest).
+pub fn function_containing(b: &[u8], vaddr: u64) -> Option<(u64, u64)> {
+    symbols(b)
+        .ok()?
+        .into_iter()
+        .filter(|s| s.is_func && s.in_exec_section && s.size > 0 && s.value <= vaddr && vaddr - s.value < s.size)
+        .min_by_key(|s| s.size)
+        .map(|s| (s.value, s.size))
+}
+
 /// Check that the link-time address `vaddr` of the ELF file `b` is code and starts an
 /// instruction, so a probe may replace its first byte. Addresses in the reasons are shifted by
 /// `bias` (the load bias, to speak in the process's addresses).

@@ -86,7 +86,7 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
         "Continue the program being debugged: continue [N] (ignore this breakpoint N-1 more times).",
         &["c", "fg"],
     ),
-    ("count", Cmd::Count, "Count hits of a location without stopping the program: count LOCATION.", &[]),
+    ("count", Cmd::Count, "Count hits of a location without stopping the program: count [--jump] LOCATION (--jump: through a jump pad, no trap per hit, where the site allows it).", &[]),
     ("delete", Cmd::Delete, "Delete breakpoints: delete [N...] (all of them without N).", &["d"]),
     ("detach", Cmd::Detach, "Detach the program: it runs on without the debugger.", &[]),
     ("disable", Cmd::Disable, "Disable breakpoints: disable [N...].", &["dis", "disa"]),

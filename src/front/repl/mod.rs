@@ -1201,11 +1201,25 @@ impl Repl {
 
     // ---- xol's own ----
 
+    /// `count [--jump] LOCATION`: a counting probe; `--jump` puts it on a jump pad where the
+    /// site allows it (no trap per hit).
     fn count(&mut self, text: &str) -> CmdResult {
         let pid = self.need_process()?;
+        let (jump, text) = match text.strip_prefix("--jump") {
+            Some(rest) => (true, rest.trim()),
+            None => (false, text),
+        };
         let loc: Location = text.parse().map_err(|e: crate::debugger::LocationError| e.why)?;
-        let id = self.dbg.count(pid, &loc).map_err(|e| e.to_string())?;
-        println!("Probe {id} counts hits of {text}.");
+        self.dbg.set_jump_plan(jump);
+        let id = self.dbg.count(pid, &loc).map_err(|e| e.to_string());
+        self.dbg.set_jump_plan(false);
+        let id = id?;
+        let plan = match self.dbg.jump_plan_of(id) {
+            Some(None) => " (jump plan)".to_string(),
+            Some(Some(why)) => format!(" (trap plan: {why})"),
+            None => String::new(),
+        };
+        println!("Probe {id} counts hits of {text}{plan}.");
         Ok(())
     }
 

@@ -85,6 +85,23 @@ pub(super) fn map_area(mem: &Mem, tid: RawTid) -> Result<u64, StepError> {
     Ok(base)
 }
 
+/// Map `len` bytes of private anonymous memory read+execute into the process of `tid`
+/// (stopped), exactly at `at` (never over an existing mapping: `MAP_FIXED_NOREPLACE`).
+/// Returns false (nothing mapped) if that range is taken.
+pub(in crate::inferior) fn map_code_at(mem: &Mem, tid: RawTid, at: u64, len: u64) -> Result<bool, StepError> {
+    let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+    let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE;
+    let got = inject_syscall(mem, tid, SYS_MMAP, [at, len, prot, flags, u64::MAX, 0])?;
+    if got == at {
+        return Ok(true);
+    }
+    if got <= u64::MAX - 4096 {
+        // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+        let _ = inject_syscall(mem, tid, SYS_MUNMAP, [got, len, 0, 0, 0, 0]);
+    }
+    Ok(false)
+}
+
 const SYS_CLOSE: u64 = 3;
 const SYS_OPENAT: u64 = 257;
 const AT_FDCWD: u64 = -100i64 as u64;

@@ -24,7 +24,7 @@ mod inject;
 mod resume;
 mod slots;
 
-pub(super) use inject::{map_shared, StepError};
+pub(super) use inject::{map_code_at, map_shared, StepError};
 pub(super) use resume::{abort_in_flight, displace, fix_in_slot, injection_thread, prepare_site};
 pub(super) use slots::Slots;
 

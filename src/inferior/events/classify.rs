@@ -71,6 +71,7 @@ impl Inferior {
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
                         self.maps_ended += gone.aspace.maps.stats();
+                        self.bank_jump_hits(pid, &gone);
                         if gone.followed {
                             self.followed_gone.insert(pid);
                         }
