@@ -80,6 +80,28 @@ fn a_site_the_jump_refuses_keeps_the_trap_plan_and_says_why() {
 }
 
 #[test]
+fn the_instruction_zoo_runs_right_under_jump_pads() {
+    // fixtures/insns.S: each f_* function starts with another instruction class and main
+    // checks every result (exit 0 only if all are right). Under --jump every function that
+    // allows it runs from a pad; a label inside a window (another entry) refuses it.
+    let prog = fixture_with("insns", FixtureOpts::PIE);
+    let funcs: Vec<String> =
+        nm_symbols(&prog).into_iter().filter(|(n, _, t)| n.starts_with("f_") && *t == 'T').map(|(n, _, _)| n).collect();
+    assert!(funcs.len() > 10, "{funcs:?}");
+    let mut args = vec!["--jump"];
+    args.extend(funcs.iter().map(String::as_str));
+    let (_, err, code) = count(&args, &prog, &[]);
+    assert_eq!(code, Some(0), "the program's own checks pass under the pads: {err}");
+    let jumped = err.lines().filter(|l| l.ends_with("; jump plan)")).count();
+    assert!(jumped >= 8, "most functions take the jump plan: {err}");
+    for f in funcs.iter().filter(|f| *f != "f_never") {
+        assert!(err.contains(&format!("{f}: 1 hits (")), "{f} counted once: {err}");
+    }
+    assert!(err.contains("f_call: 1 hits") && err.contains("would be in the window"), "a call refuses: {err}");
+    assert!(err.contains("is a known branch target or reference, inside the window"), "a label refuses: {err}");
+}
+
+#[test]
 fn forked_children_run_the_programs_own_bytes() {
     // pf_forkn checks every child's result and exits 2 if one is wrong; a child left with a
     // jump into a pad it cannot count in (or a torn patch) would fail or crash.

@@ -582,23 +582,28 @@ impl Debugger {
         }
         let addr = self.checked_address(pid, location)?;
         if self.jump_plan {
-            if let Some(func) = self.function_of(pid, addr)? {
-                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &text)?.0);
+            if let Some((func, entries)) = self.function_of(pid, addr)? {
+                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &entries, &text)?.0);
             }
         }
         Ok(self.inf.add_count_probe(pid, addr, &text)?)
     }
 
     /// The function holding `addr` in `pid` (its start and length, in the process), from the
-    /// symbol table of the file mapped there.
-    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<(u64, u64)>> {
+    /// symbol table of the file mapped there, and the addresses inside it that other code
+    /// reaches ([`crate::symbols::entries_into`]).
+    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<((u64, u64), Vec<u64>)>> {
         let maps = self.inf.mappings(pid)?;
         let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else { return Ok(None) };
         let (Some(site), Some(path)) = (m.site_of(addr.0), m.path.as_deref()) else { return Ok(None) };
         let Ok(bytes) = crate::symbols::read_file(std::path::Path::new(path)) else { return Ok(None) };
         let Ok(Some((v, _))) = crate::symbols::offset_to_vaddr(&bytes, site.offset) else { return Ok(None) };
         let bias = addr.0.wrapping_sub(v);
-        Ok(crate::symbols::function_containing(&bytes, v).map(|(start, len)| (start.wrapping_add(bias), len)))
+        Ok(crate::symbols::function_containing(&bytes, v).map(|(start, len)| {
+            let entries =
+                crate::symbols::entries_into(&bytes, start, len).into_iter().map(|e| e.wrapping_add(bias)).collect();
+            ((start.wrapping_add(bias), len), entries)
+        }))
     }
 
     /// Counting probes made from now on use a jump pad where the site allows it (no trap per

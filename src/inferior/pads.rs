@@ -51,13 +51,15 @@ fn distance(a: u64, b: u64) -> u64 {
 
 impl Inferior {
     /// Register a counting probe at `addr` of `pid` on the jump plan if its site allows it
-    /// (`func`: the start and length of the function holding it), else on the trap plan.
+    /// (`func`: the start and length of the function holding it; `entries`: addresses inside
+    /// it that other code reaches, never inside a window), else on the trap plan.
     /// Returns its id and, for the trap plan, why the jump was refused.
     pub fn add_jump_count_probe(
         &mut self,
         pid: Pid,
         addr: VirtAddr,
         func: (u64, u64),
+        entries: &[u64],
         location: &str,
     ) -> Result<(u32, Option<String>)> {
         let id = self.table.next_id();
@@ -67,7 +69,7 @@ impl Inferior {
             consumer: Consumer::Count,
             location: location.to_string(),
         });
-        match self.patch_jump(pid, addr.0, func, id) {
+        match self.patch_jump(pid, addr.0, func, entries, id) {
             Ok(()) => {
                 self.jump_plans.insert(id, None);
                 Ok((id, None))
@@ -85,7 +87,14 @@ impl Inferior {
     }
 
     /// Put the jump plan at `site`, or say why not.
-    fn patch_jump(&mut self, pid: Pid, site: u64, func: (u64, u64), id: u32) -> std::result::Result<(), String> {
+    fn patch_jump(
+        &mut self,
+        pid: Pid,
+        site: u64,
+        func: (u64, u64),
+        entries: &[u64],
+        id: u32,
+    ) -> std::result::Result<(), String> {
         let p = self.procs.get_mut(&pid).ok_or("no such process")?;
         if !p.threads.values().all(|t| t.is_stopped()) {
             return Err("threads are running (jump patches are written with the process stopped)".into());
@@ -93,7 +102,7 @@ impl Inferior {
         let mut code = vec![0u8; func.1 as usize];
         let n = p.aspace.insertions.read(&p.aspace.mem, func.0, &mut code).map_err(|e| e.to_string())?;
         code.truncate(n);
-        let window = pad::plan_jump(site, &code, func.0, &[]).map_err(|r| r.to_string())?;
+        let window = pad::plan_jump(site, &code, func.0, entries).map_err(|r| r.to_string())?;
         if p.aspace.insertions.overlaps(window.site, window.end())
             || p.aspace.insertions.patch_overlapping(window.site, window.end()).is_some()
         {

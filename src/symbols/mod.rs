@@ -273,6 +273,28 @@ pub fn function_containing(b: &[u8], vaddr: u64) -> Option<(u64, u64)> {
         .map(|s| (s.value, s.size))
 }
 
+/// Addresses inside the function `(start, size)` that code elsewhere in the file may reach:
+/// every other symbol in it, and the direct branch targets of its split-off parts (GCC's
+/// `NAME.cold`, `NAME.cold.N`), which jump back into it. Link-time addresses.
+pub fn entries_into(b: &[u8], start: u64, size: u64) -> Vec<u64> {
+    let syms = symbols(b).unwrap_or_default();
+    let Some(name) = syms.iter().find(|s| s.is_func && s.value == start).map(|s| s.name.clone()) else {
+        return Vec::new();
+    };
+    let inside = |a: u64| a > start && a < start + size;
+    let mut out: Vec<u64> = syms.iter().map(|s| s.value).filter(|v| inside(*v)).collect();
+    let cold = format!("{name}.cold");
+    for part in syms.iter().filter(|s| s.name == cold || s.name.starts_with(&format!("{cold}."))) {
+        let Ok(Some(off)) = vaddr_to_offset(b, part.value) else { continue };
+        let len = if part.size > 0 { part.size } else { 4096 };
+        let Some(code) = b.get(off as usize..(off + len).min(b.len() as u64) as usize) else { continue };
+        out.extend(xol_arch::pad::branch_targets(code, part.value).into_iter().filter(|t| inside(*t)));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Check that the link-time address `vaddr` of the ELF file `b` is code and starts an
 /// instruction, so a probe may replace its first byte. Addresses in the reasons are shifted by
 /// `bias` (the load bias, to speak in the process's addresses).

@@ -43,7 +43,7 @@ mod window;
 use std::fmt;
 
 pub use code::{build_pad, site_patch, Pad, PadAction, MAX_PAD_LEN, RED_ZONE};
-pub use window::{plan_jump, InsnClass, JumpWindow, WindowInsn};
+pub use window::{branch_targets, plan_jump, InsnClass, JumpWindow, WindowInsn};
 
 /// Length of the `jmp rel32` written over a site: every window covers at least this many bytes.
 pub const PATCH_LEN: usize = 5;

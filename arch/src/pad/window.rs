@@ -128,6 +128,24 @@ fn mnemonic_of(instr: &Instruction) -> String {
     format!("{:?}", instr.mnemonic()).to_lowercase()
 }
 
+/// The targets of every direct branch, call, `loop` and `jrcxz` in `code` (decoded from `ip`,
+/// stopping at the first undecodable byte): what a function's split-off part (`foo.cold`)
+/// reaches back into, for [`plan_jump`]'s `extra_targets`.
+pub fn branch_targets(code: &[u8], ip: u64) -> Vec<u64> {
+    let mut decoder = iced_x86::Decoder::with_ip(64, code, ip, iced_x86::DecoderOptions::NONE);
+    let mut out = Vec::new();
+    while decoder.can_decode() {
+        let instr = decoder.decode();
+        if instr.is_invalid() {
+            break;
+        }
+        if let Some(t) = direct_target(&instr) {
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// Plan the window for a probe at `site`, given `code`, the function's bytes from its first
 /// instruction at `func_start` to its end, and `extra_targets`, addresses the caller knows are
 /// reached from elsewhere (relocation targets, jump-table entries, exception landing pads,
