@@ -90,6 +90,9 @@ fn line_unsupported(loc: &Location) -> Error {
     ))
 }
 
+/// A function's (start, length) in a process and the addresses inside it other code reaches.
+type FunctionEntries = ((u64, u64), Vec<u64>);
+
 /// The debugger core.
 #[derive(Debug, Default)]
 pub struct Debugger {
@@ -592,7 +595,7 @@ impl Debugger {
     /// The function holding `addr` in `pid` (its start and length, in the process), from the
     /// symbol table of the file mapped there, and the addresses inside it that other code
     /// reaches ([`crate::symbols::entries_into`]).
-    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<((u64, u64), Vec<u64>)>> {
+    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<FunctionEntries>> {
         let maps = self.inf.mappings(pid)?;
         let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else { return Ok(None) };
         let (Some(site), Some(path)) = (m.site_of(addr.0), m.path.as_deref()) else { return Ok(None) };
