@@ -102,6 +102,24 @@ fn the_instruction_zoo_runs_right_under_jump_pads() {
 }
 
 #[test]
+fn a_breakpoint_inside_a_window_puts_the_probe_back_on_the_trap_plan() {
+    // The int3 cannot go into the patch: the probe returns to the trap plan (its count kept)
+    // and both work: the breakpoint stops, every call is counted.
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut c = Command::new(xol_bin());
+    c.args(["debug", "-batch", "-ex", "tty /dev/null", "-ex", "break main", "-ex", "run 5"]);
+    c.args(["-ex", "count --jump probe_site", "-ex", "break *probe_site+1", "-ex", "continue", "-ex", "probes"]);
+    c.args(["-ex", "delete", "-ex", "continue", "-ex", "probes"]).arg(&prog);
+    let (out, err, code) = run(c);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("counts hits of probe_site (jump plan)"), "{out}");
+    assert!(out.contains("in probe_site ()"), "the breakpoint inside the window stops: {out}");
+    assert!(out.contains("jump plan refused: a breakpoint was put inside its window"), "{out}");
+    assert!(out.contains("exited normally"), "{out}");
+    assert!(out.contains("hits 5 ("), "every call counted across the change of plan: {out}");
+}
+
+#[test]
 fn forked_children_run_the_programs_own_bytes() {
     // pf_forkn checks every child's result and exits 2 if one is wrong; a child left with a
     // jump into a pad it cannot count in (or a torn patch) would fail or crash.

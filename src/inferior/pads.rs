@@ -186,6 +186,29 @@ impl Inferior {
         Err(format!("no free room for a pad area within ±2 GiB of {site:#x}"))
     }
 
+    /// Put the jump-planned probe at `site` of `pid` back on the trap plan (a breakpoint is
+    /// wanted inside its window): the patch removed, the probe's `int3` at its site, its count
+    /// so far kept.
+    pub(super) fn jump_to_trap(&mut self, pid: Pid, site: u64) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        if !p.threads.values().all(|t| t.is_stopped()) {
+            return Err(Error::Io(std::io::Error::other(
+                "a breakpoint inside a jump-planned probe's window is inserted with the process stopped",
+            )));
+        }
+        p.aspace.insertions.remove_patch(&p.aspace.mem, site)?;
+        let Some(j) = p.aspace.pads.jumps.remove(&site) else { return Ok(()) };
+        let n = p
+            .aspace
+            .shared
+            .as_ref()
+            .and_then(|s| s.mem.counter(j.counter))
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+        *self.hits.entry((j.probe, pid.0)).or_insert(0) += n;
+        self.jump_plans.insert(j.probe, Some("a breakpoint was put inside its window".into()));
+        self.insert_breakpoint(pid, VirtAddr(site), Owner::Probe(j.probe))
+    }
+
     /// Take the jump patches of probe `id` out of every process (the process stopped).
     pub(super) fn remove_jumps(&mut self, id: u32) -> Result<()> {
         for (pid, p) in self.procs.iter_mut() {

@@ -398,7 +398,13 @@ impl Repl {
         } else {
             text
         };
-        let location: Location = text.parse().map_err(|e: crate::debugger::LocationError| e.why)?;
+        // `*EXPR`: an address computed as gdb does (`*main+4`, `*$pc`).
+        let location: Location = match text.strip_prefix('*') {
+            Some(e) if !e.trim().starts_with("0x") || e.contains(['+', '-', '$', '(']) => {
+                Location::Address(expr::eval(e, &*self)?.bits)
+            }
+            _ => text.parse().map_err(|e: crate::debugger::LocationError| e.why)?,
+        };
         let num = self.next_bp;
         let mut bp =
             Breakpoint { num, temp, enabled: true, text: text.into(), location, addr: None, inserted: false, hits: 0 };
