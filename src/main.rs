@@ -46,9 +46,13 @@ enum Cmd {
         /// does, so addresses gdb showed are valid).
         #[arg(long, alias = "no-disable-randomization")]
         aslr: bool,
-        /// Count through jump pads where a probe's site allows it: the site jumps to code that
-        /// adds to a counter and runs the instructions it replaced, with no trap per hit
-        /// (per-process probes; the others keep the trap plan, and the report says why).
+        /// Force the trap plan: an int3 per probe and a ptrace stop per hit. By default a probe
+        /// whose site allows it takes the jump plan (the site jumps to code that adds to a
+        /// counter and runs the instructions it replaced: no trap per hit; per-process probes,
+        /// not with --churn), and the report says which plan counted and why not the jump.
+        #[arg(long, conflicts_with = "jump")]
+        trap: bool,
+        /// The jump plan where a site allows it (the default; see --trap).
         #[arg(long)]
         jump: bool,
         /// Locations: 0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET.
@@ -137,7 +141,7 @@ fn main() {
     xol::front::gdbstub::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, jump, locations, program } => {
+        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, trap, jump: _, locations, program } => {
             xol::front::count::run(xol::front::count::CountOptions {
                 locations,
                 per_file,
@@ -145,7 +149,7 @@ fn main() {
                 churn_cycles,
                 json,
                 aslr,
-                jump,
+                trap,
                 output,
                 program,
             })

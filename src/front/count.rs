@@ -46,9 +46,10 @@ pub struct CountOptions {
     pub output: Option<std::path::PathBuf>,
     /// Keep address randomisation on (by default it is turned off, as gdb does).
     pub aslr: bool,
-    /// Put counting probes on the jump plan where their site allows it (a jump pad: no trap
-    /// per hit); the others keep the trap plan and the report says why.
-    pub jump: bool,
+    /// Force the trap plan (an `int3` per probe, a ptrace stop per hit). By default a probe
+    /// takes the jump plan where its site allows it (a jump pad: no trap per hit) and the
+    /// report says which plan counted and, for the trap plan, why.
+    pub trap: bool,
     /// The program and its arguments.
     pub program: Vec<OsString>,
 }
@@ -82,10 +83,9 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
     if opts.per_file {
         dbg.set_probe_mode(crate::debugger::ProbeMode::PerFile);
     }
-    if opts.jump && opts.churn.is_some() {
-        return Err("--jump and --churn together: jump patches are written and removed with the program stopped".into());
-    }
-    dbg.set_jump_plan(opts.jump);
+    // Churn re-registers probes while the program runs: jump patches are written and removed
+    // with the program stopped, so churn uses the trap plan.
+    dbg.set_jump_plan(!opts.trap && opts.churn.is_none());
     let spec = Launch { aslr: opts.aslr, ..Launch::new(opts.program.clone()) };
     let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
     // Probe ids of each location, over churn cycles: hits are summed per location.
