@@ -16,8 +16,11 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A fixture without DWARF (its symbol table kept): gdb then shows what xol shows today.
 fn no_debug(name: &str) -> PathBuf {
+    // One file per call: tests run in parallel and must not rewrite a program another runs.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let built = fixture_with(name, FixtureOpts::PIE);
-    let out = built.with_file_name(format!("{name}.nodebug"));
+    let out = built.with_file_name(format!("{name}.nodebug.{}.{n}", std::process::id()));
     let st = Command::new("strip").arg("-g").arg(&built).arg("-o").arg(&out).status().expect("strip");
     assert!(st.success(), "strip -g {}", built.display());
     out
@@ -81,6 +84,7 @@ fn compare(name: &str, script: &[&str]) {
     let prog = no_debug(name);
     let gdb = run("gdb", &prog, script);
     let xol = run("xol", &prog, script);
+    let _ = std::fs::remove_file(&prog);
     assert!(
         gdb.stdout == xol.stdout,
         "stdout differs for {name} {script:?}:\n{}",
@@ -156,6 +160,32 @@ fn signals_and_their_handling_read_as_gdbs() {
 #[test]
 fn nexti_steps_over_calls_as_gdb() {
     compare("loop", &["break main", "run 2", "nexti 12", "stepi 3", "nexti", "info registers rip"]);
+}
+
+#[test]
+fn frames_read_as_gdbs() {
+    // At the entry (before push %rbp), after the push, and inside the frame: the unwinder
+    // must find the return address in each state, as gdb's prologue analysis does.
+    compare(
+        "loop",
+        &[
+            "break *probe_site",
+            "run 2",
+            "bt",
+            "stepi",
+            "bt",
+            "stepi",
+            "bt",
+            "up",
+            "down",
+            "frame 1",
+            "frame",
+            "finish",
+            "bt",
+            "up",
+        ],
+    );
+    compare("loop", &["break probe_other", "run 1", "backtrace 1", "where", "finish", "finish"]);
 }
 
 #[test]

@@ -31,6 +31,16 @@ pub enum Cmd {
     Detach,
     /// `stepi [N]`
     Stepi,
+    /// `backtrace [N]`
+    Backtrace,
+    /// `finish`
+    Finish,
+    /// `frame [N]`
+    Frame,
+    /// `up [N]`
+    Up,
+    /// `down [N]`
+    Down,
     /// `nexti [N]`
     Nexti,
     /// `print[/F] EXPR`
@@ -79,6 +89,7 @@ pub enum Info {
 /// Every command: its name, its one-line help, and gdb's predefined aliases for it.
 pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
     ("attach", Cmd::Attach, "Attach to a process: attach PID.", &[]),
+    ("backtrace", Cmd::Backtrace, "Print the stack frames: backtrace [N] (the innermost N).", &["bt", "where"]),
     ("break", Cmd::Break, "Set a breakpoint: break FUNCTION | *ADDRESS | FILE:FUNCTION.", &["b", "br", "bre", "brea"]),
     (
         "continue",
@@ -90,8 +101,11 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
     ("delete", Cmd::Delete, "Delete breakpoints: delete [N...] (all of them without N).", &["d"]),
     ("detach", Cmd::Detach, "Detach the program: it runs on without the debugger.", &[]),
     ("disable", Cmd::Disable, "Disable breakpoints: disable [N...].", &["dis", "disa"]),
+    ("down", Cmd::Down, "Select the frame N (default 1) below the selected one.", &[]),
     ("echo", Cmd::Echo, "Print a constant string: echo TEXT (\\n for a newline).", &[]),
     ("enable", Cmd::Enable, "Enable breakpoints: enable [N...].", &["en"]),
+    ("finish", Cmd::Finish, "Run until the selected frame returns.", &["fin"]),
+    ("frame", Cmd::Frame, "Select frame N and print it, or print the selected frame.", &["f"]),
     (
         "handle",
         Cmd::Handle,
@@ -127,6 +141,7 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
         &[],
     ),
     ("uncount", Cmd::Uncount, "Remove the counting probes at a location: uncount LOCATION.", &[]),
+    ("up", Cmd::Up, "Select the frame N (default 1) above the selected one.", &[]),
     ("x", Cmd::Examine, "Examine memory: x/NFU ADDRESS (F: x d u o t c a; U: b h w g).", &[]),
 ];
 

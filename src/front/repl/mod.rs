@@ -128,6 +128,8 @@ struct Breakpoint {
     /// Inserted in the process at `addr`.
     inserted: bool,
     hits: u64,
+    /// `*EXPR` with an expression: evaluated again in each new process (a PIE's symbols move).
+    expr: Option<String>,
 }
 
 /// The session.
@@ -154,6 +156,8 @@ struct Repl {
     out: std::io::Stdout,
     /// The program's terminal for the next run (`tty`).
     tty: Option<PathBuf>,
+    /// The selected frame (0: innermost); back to 0 at every stop.
+    frame: usize,
 }
 
 /// An error a command reports (printed, the session goes on).
@@ -200,6 +204,7 @@ pub fn run(args: &[OsString]) -> i32 {
         interactive,
         out: std::io::stdout(),
         tty: None,
+        frame: 0,
     };
     if let Some(prog) = opts.program.first() {
         let path = PathBuf::from(prog);
@@ -208,6 +213,7 @@ pub fn run(args: &[OsString]) -> i32 {
         } else {
             r.program = Some(path);
             r.args = opts.program[1..].to_vec();
+            r.file_symbols();
         }
     }
     let mut status = 0;
@@ -346,6 +352,11 @@ impl Repl {
             Cmd::Attach => self.attach(a)?,
             Cmd::Detach => self.detach()?,
             Cmd::Stepi => self.stepi(a, false)?,
+            Cmd::Backtrace => self.backtrace(a)?,
+            Cmd::Finish => self.finish()?,
+            Cmd::Frame => self.frame_cmd(a)?,
+            Cmd::Up => self.move_frame(a, true)?,
+            Cmd::Down => self.move_frame(a, false)?,
             Cmd::Nexti => self.stepi(a, true)?,
             Cmd::Print => self.print(&format, a)?,
             Cmd::Examine => self.examine(&format, a)?,
@@ -399,15 +410,24 @@ impl Repl {
             text
         };
         // `*EXPR`: an address computed as gdb does (`*main+4`, `*$pc`).
-        let location: Location = match text.strip_prefix('*') {
-            Some(e) if !e.trim().starts_with("0x") || e.contains(['+', '-', '$', '(']) => {
-                Location::Address(expr::eval(e, &*self)?.bits)
-            }
-            _ => text.parse().map_err(|e: crate::debugger::LocationError| e.why)?,
+        let expr_text =
+            text.strip_prefix('*').filter(|e| !e.trim().starts_with("0x") || e.contains(['+', '-', '$', '(']));
+        let location: Location = match expr_text {
+            Some(e) => Location::Address(expr::eval(e, &*self)?.bits),
+            None => text.parse().map_err(|e: crate::debugger::LocationError| e.why)?,
         };
         let num = self.next_bp;
-        let mut bp =
-            Breakpoint { num, temp, enabled: true, text: text.into(), location, addr: None, inserted: false, hits: 0 };
+        let mut bp = Breakpoint {
+            num,
+            temp,
+            enabled: true,
+            text: text.into(),
+            location,
+            addr: None,
+            inserted: false,
+            hits: 0,
+            expr: expr_text.map(str::to_string),
+        };
         if self.pid.is_none() && matches!(bp.location, Location::Symbol(_)) {
             if let Err(e) = self.resolve_in_file(&bp.location) {
                 // gdb offers a pending breakpoint (on a library loaded later).
@@ -542,6 +562,12 @@ impl Repl {
             if !self.bps[i].enabled || self.bps[i].inserted {
                 continue;
             }
+            if let Some(e) = self.bps[i].expr.clone() {
+                match expr::eval(&e, &*self) {
+                    Ok(v) => self.bps[i].location = Location::Address(v.bits),
+                    Err(_) => continue,
+                }
+            }
             let loc = self.bps[i].location.clone();
             // One that cannot be resolved yet (a library not loaded) stays pending.
             if let Ok(addr) = self.resolve(pid, &loc) {
@@ -590,7 +616,7 @@ impl Repl {
     fn new_process(&mut self, pid: Pid) {
         for bp in &mut self.bps {
             bp.inserted = false;
-            if !matches!(bp.location, Location::Address(_)) {
+            if !matches!(bp.location, Location::Address(_)) || bp.expr.is_some() {
                 bp.addr = None;
             }
         }
@@ -739,6 +765,7 @@ impl Repl {
 
     fn stopped(&mut self, pid: Pid, tid: Tid, kind: StopKind, quiet: bool, quiet_at: u32) -> Result<bool, String> {
         self.thread = Some(tid);
+        self.frame = 0;
         self.thread_number(tid);
         match kind {
             StopKind::Exited(code) => {
@@ -815,7 +842,16 @@ impl Repl {
         for bp in &mut self.bps {
             bp.inserted = false;
         }
+        self.file_symbols();
+    }
+
+    /// Without a process: the program's own symbols at their link-time addresses (what gdb
+    /// shows before `run`).
+    fn file_symbols(&mut self) {
         self.syms.clear();
+        if let Some(p) = self.program.clone() {
+            self.syms.add(&p, 0, true);
+        }
     }
 
     fn kill(&mut self) -> CmdResult {
@@ -929,6 +965,146 @@ impl Repl {
                 _ => {}
             }
         }
+    }
+
+    // ---- frames ----
+
+    /// The stack, innermost first: (pc, sp, fp) per frame. Without CFI yet (DWARF comes with
+    /// the debuginfo module): gdb's amd64 prologue analysis — before `push %rbp` the return
+    /// address is at `sp`, between `push` and `mov %rsp,%rbp` at `sp+8`, after it at `fp+8`; a
+    /// function without that frame setup is unwound only at its entry. Like gdb
+    /// (`backtrace past-main off`) the walk stops at `main`.
+    fn frames(&self) -> Result<Vec<(u64, u64, u64)>, String> {
+        let pid = self.need_process().map_err(|_| "No stack.".to_string())?;
+        let tid = self.thread.unwrap_or(pid.leader());
+        let r = self.dbg.read_registers(tid).map_err(|_| "No stack.".to_string())?.gp;
+        let word = |a: u64| -> Option<u64> {
+            let mut b = [0u8; 8];
+            matches!(self.dbg.read_memory(pid, VirtAddr(a), &mut b), Ok(8)).then(|| u64::from_le_bytes(b))
+        };
+        let mut out = vec![(r.rip, r.rsp, r.rbp)];
+        let (mut pc, mut sp, mut fp) = (r.rip, r.rsp, r.rbp);
+        for depth in 0..256 {
+            // A caller's pc is a return address: look it up one byte back (gdb's pc - 1).
+            let look = if depth == 0 { pc } else { pc.wrapping_sub(1) };
+            let Some((name, off, _)) = self.syms.lookup(look, true) else { break };
+            if name == "main" {
+                break;
+            }
+            let start = look - off;
+            let mut code = [0u8; 8];
+            let n = self.dbg.read_memory(pid, VirtAddr(start), &mut code).unwrap_or(0);
+            let code = &code[..n];
+            let endbr = if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) { 4 } else { 0 };
+            let framed = symbolize::skip_prologue(code) != 0;
+            let here = pc - start;
+            let (ret, csp, cfp) = if here <= endbr {
+                (word(sp), sp + 8, fp)
+            } else if framed && here <= endbr + 1 {
+                (word(sp + 8), sp + 16, word(sp).unwrap_or(0))
+            } else if framed {
+                (word(fp + 8), fp + 16, word(fp).unwrap_or(0))
+            } else {
+                break;
+            };
+            let Some(ret) = ret.filter(|r| *r != 0) else { break };
+            (pc, sp, fp) = (ret, csp, cfp);
+            out.push((pc, sp, fp));
+        }
+        Ok(out)
+    }
+
+    /// gdb's line for frame `n` at `pc` (a caller's pc is looked up one byte back).
+    fn frame_line(&self, n: usize, pc: u64) -> String {
+        let look = if n == 0 { pc } else { pc.wrapping_sub(1) };
+        format!("#{n:<3}{pc:#018x} in {}", self.syms.frame(look))
+    }
+
+    fn count_arg(args: &str, default: usize) -> Result<usize, String> {
+        if args.is_empty() {
+            return Ok(default);
+        }
+        args.parse().map_err(|_| format!("Invalid number \"{args}\"."))
+    }
+
+    fn backtrace(&mut self, args: &str) -> CmdResult {
+        let frames = self.frames()?;
+        let limit = Self::count_arg(args, usize::MAX)?;
+        for (n, (pc, _, _)) in frames.iter().enumerate().take(limit) {
+            println!("{}", self.frame_line(n, *pc));
+        }
+        if limit < frames.len() && self.interactive {
+            println!("(More stack frames follow...)");
+        }
+        Ok(())
+    }
+
+    fn frame_cmd(&mut self, args: &str) -> CmdResult {
+        let frames = self.frames()?;
+        let n = Self::count_arg(args, self.frame)?;
+        let Some((pc, _, _)) = frames.get(n) else { return Err(format!("No frame at level {args}.")) };
+        self.frame = n;
+        println!("{}", self.frame_line(n, *pc));
+        Ok(())
+    }
+
+    fn move_frame(&mut self, args: &str, up: bool) -> CmdResult {
+        let frames = self.frames()?;
+        let k = Self::count_arg(args, 1)?;
+        let n = if up {
+            if self.frame + 1 >= frames.len() {
+                return Err("Initial frame selected; you cannot go up.".into());
+            }
+            (self.frame + k).min(frames.len() - 1)
+        } else {
+            if self.frame == 0 {
+                return Err("Bottom (innermost) frame selected; you cannot go down.".into());
+            }
+            self.frame.saturating_sub(k)
+        };
+        self.frame = n;
+        println!("{}", self.frame_line(n, frames[n].0));
+        Ok(())
+    }
+
+    /// `finish`: run until the selected frame returns to its caller (a recursive call's return
+    /// to the same address does not count: the caller's stack pointer must be reached).
+    fn finish(&mut self) -> CmdResult {
+        let pid = self.need_process()?;
+        let frames = self.frames()?;
+        let Some(&(ret, caller_sp, _)) = frames.get(self.frame + 1) else {
+            return Err("\"finish\" not meaningful in the outermost frame.".into());
+        };
+        if self.interactive {
+            println!("Run till exit from {}", self.frame_line(self.frame, frames[self.frame].0));
+        }
+        let tid = self.thread.unwrap_or(pid.leader());
+        let users_bp = self.bps.iter().any(|b| b.inserted && b.addr == Some(ret));
+        self.dbg.insert_breakpoint(pid, VirtAddr(ret), self.owner).map_err(|e| e.to_string())?;
+        let result = loop {
+            if let Err(e) = self.resume_quiet(Action::CONTINUE) {
+                break Err(e);
+            }
+            match self.wait_raw() {
+                Ok((t, StopKind::Breakpoint)) if self.current_pc() == Some(ret) => {
+                    let back = t == tid && self.dbg.read_registers(tid).is_ok_and(|r| r.gp.rsp >= caller_sp);
+                    if back {
+                        break Ok((t, StopKind::Step));
+                    }
+                    if users_bp {
+                        break Ok((t, StopKind::Breakpoint));
+                    }
+                    // A recursive call returning there, or another thread: go on.
+                }
+                other => break other,
+            }
+        };
+        if self.pid == Some(pid) {
+            let _ = self.dbg.remove_breakpoint(pid, VirtAddr(ret), self.owner);
+        }
+        let (t, kind) = result?;
+        self.stopped(pid, t, kind, false, 0)?;
+        Ok(())
     }
 
     // ---- data ----
