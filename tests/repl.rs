@@ -163,6 +163,51 @@ fn nexti_steps_over_calls_as_gdb() {
 }
 
 #[test]
+fn conditions_ignores_watchpoints_and_displays_read_as_gdbs() {
+    compare(
+        "loop",
+        &[
+            "break probe_site",
+            "condition 1 $rdi == 2",
+            "info breakpoints",
+            "run 5",
+            "p $rdi",
+            "display $rdi",
+            "display/x $rdi + 1",
+            "watch *(int *)&g_counter",
+            "continue",
+            "info breakpoints",
+            "undisplay 1",
+            "delete",
+            "advance probe_other",
+            "ignore 9 1",
+        ],
+    );
+    compare(
+        "loop",
+        &[
+            "break probe_site",
+            "run 5",
+            "ignore 1 2",
+            "info breakpoints",
+            "continue",
+            "p $rdi",
+            "info breakpoints",
+            "delete",
+            "rwatch *(int *)&g_counter",
+            "continue",
+            "continue",
+            "delete",
+            "awatch *(int *)&g_counter",
+            "continue",
+            "continue",
+            "info breakpoints",
+            "watch 5",
+        ],
+    );
+}
+
+#[test]
 fn frames_read_as_gdbs() {
     // At the entry (before push %rbp), after the push, and inside the frame: the unwinder
     // must find the return address in each state, as gdb's prologue analysis does.

@@ -33,6 +33,22 @@ pub enum Cmd {
     Stepi,
     /// `backtrace [N]`
     Backtrace,
+    /// `condition N [EXPR]`
+    Condition,
+    /// `ignore N COUNT`
+    Ignore,
+    /// `watch EXPR`
+    Watch,
+    /// `rwatch EXPR`
+    Rwatch,
+    /// `awatch EXPR`
+    Awatch,
+    /// `display[/F] EXPR`
+    Display,
+    /// `undisplay [N...]`
+    Undisplay,
+    /// `advance LOCATION` (and `until LOCATION`)
+    Advance,
     /// `finish`
     Finish,
     /// `frame [N]`
@@ -88,7 +104,9 @@ pub enum Info {
 
 /// Every command: its name, its one-line help, and gdb's predefined aliases for it.
 pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
+    ("advance", Cmd::Advance, "Run until LOCATION, or until the current frame returns: advance LOCATION.", &[]),
     ("attach", Cmd::Attach, "Attach to a process: attach PID.", &[]),
+    ("awatch", Cmd::Awatch, "Set a watchpoint that stops on reads and writes: awatch EXPR.", &[]),
     ("backtrace", Cmd::Backtrace, "Print the stack frames: backtrace [N] (the innermost N).", &["bt", "where"]),
     ("break", Cmd::Break, "Set a breakpoint: break FUNCTION | *ADDRESS | FILE:FUNCTION.", &["b", "br", "bre", "brea"]),
     (
@@ -97,10 +115,12 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
         "Continue the program being debugged: continue [N] (ignore this breakpoint N-1 more times).",
         &["c", "fg"],
     ),
+    ("condition", Cmd::Condition, "Stop at breakpoint N only if EXPR is nonzero: condition N [EXPR].", &[]),
     ("count", Cmd::Count, "Count hits of a location without stopping the program: count [--jump] LOCATION (--jump: through a jump pad, no trap per hit, where the site allows it).", &[]),
     ("delete", Cmd::Delete, "Delete breakpoints: delete [N...] (all of them without N).", &["d"]),
     ("detach", Cmd::Detach, "Detach the program: it runs on without the debugger.", &[]),
     ("disable", Cmd::Disable, "Disable breakpoints: disable [N...].", &["dis", "disa"]),
+    ("display", Cmd::Display, "Print EXPR at every stop: display[/F] EXPR.", &["disp"]),
     ("down", Cmd::Down, "Select the frame N (default 1) below the selected one.", &[]),
     ("echo", Cmd::Echo, "Print a constant string: echo TEXT (\\n for a newline).", &[]),
     ("enable", Cmd::Enable, "Enable breakpoints: enable [N...].", &["en"]),
@@ -113,6 +133,7 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
         &[],
     ),
     ("help", Cmd::Help, "Print the list of commands, or what one does: help [COMMAND].", &["h"]),
+    ("ignore", Cmd::Ignore, "Go past breakpoint N the next COUNT times: ignore N COUNT.", &[]),
     (
         "info",
         Cmd::Info(Info::Breakpoints),
@@ -129,6 +150,7 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
     ),
     ("probes", Cmd::Probes, "List xol's probes, their plans and their hits.", &[]),
     ("quit", Cmd::Quit, "Exit the debugger (the program is killed, or detached if it was attached).", &["q", "exit"]),
+    ("rwatch", Cmd::Rwatch, "Set a watchpoint that stops on reads: rwatch EXPR.", &[]),
     ("run", Cmd::Run, "Start the program: run [ARGS] (the last arguments again without ARGS).", &["r"]),
     ("start", Cmd::Start, "Start the program and stop at main: start [ARGS].", &[]),
     ("stepi", Cmd::Stepi, "Step one instruction exactly: stepi [N].", &["si"]),
@@ -141,7 +163,10 @@ pub const COMMANDS: &[(&str, Cmd, &str, &[&str])] = &[
         &[],
     ),
     ("uncount", Cmd::Uncount, "Remove the counting probes at a location: uncount LOCATION.", &[]),
+    ("undisplay", Cmd::Undisplay, "Stop displaying expressions: undisplay [N...].", &[]),
+    ("until", Cmd::Advance, "Run until LOCATION (or the current frame returns): until LOCATION.", &["u"]),
     ("up", Cmd::Up, "Select the frame N (default 1) above the selected one.", &[]),
+    ("watch", Cmd::Watch, "Set a hardware watchpoint on what EXPR designates: watch *(int *)&VAR.", &["wa"]),
     ("x", Cmd::Examine, "Examine memory: x/NFU ADDRESS (F: x d u o t c a; U: b h w g).", &[]),
 ];
 

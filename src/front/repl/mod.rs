@@ -13,7 +13,7 @@ mod expr;
 mod signals;
 mod symbolize;
 
-use crate::debugger::{Action, Debugger, Launch, Location, Notice, StopKind, Subscription, WaitOutcome};
+use crate::debugger::{Action, Debugger, HwKind, Launch, Location, Notice, StopKind, Subscription, WaitOutcome};
 use crate::types::{Owner, Pid, Tid, VirtAddr};
 use command::{Cmd, Info, Parsed};
 use std::collections::BTreeMap;
@@ -130,6 +130,39 @@ struct Breakpoint {
     hits: u64,
     /// `*EXPR` with an expression: evaluated again in each new process (a PIE's symbols move).
     expr: Option<String>,
+    /// `condition N EXPR`: stop only where it is nonzero (evaluated here, at the stop).
+    condition: Option<String>,
+    /// `ignore N COUNT`: crossings still to go past.
+    ignore: u64,
+    /// A watchpoint (hardware), not a breakpoint.
+    watch: Option<Watch>,
+}
+
+/// A watchpoint: what it watches and the value last seen.
+#[derive(Debug, Clone)]
+struct Watch {
+    kind: HwKind,
+    /// The expression as written (`*(int *)&g_counter`).
+    text: String,
+    len: u64,
+    signed: bool,
+    old: u64,
+}
+
+/// What a stop comes to.
+enum After {
+    /// Shown to the user; `true` if it was the breakpoint a `continue N` counts.
+    Stop(bool),
+    /// Gone past silently: resume and wait again.
+    Resume,
+}
+
+/// A display (`display[/F] EXPR`), shown at every stop.
+#[derive(Debug, Clone)]
+struct Display {
+    num: u32,
+    format: Option<char>,
+    text: String,
 }
 
 /// The session.
@@ -158,6 +191,8 @@ struct Repl {
     tty: Option<PathBuf>,
     /// The selected frame (0: innermost); back to 0 at every stop.
     frame: usize,
+    displays: Vec<Display>,
+    next_display: u32,
 }
 
 /// An error a command reports (printed, the session goes on).
@@ -205,6 +240,8 @@ pub fn run(args: &[OsString]) -> i32 {
         out: std::io::stdout(),
         tty: None,
         frame: 0,
+        displays: Vec::new(),
+        next_display: 1,
     };
     if let Some(prog) = opts.program.first() {
         let path = PathBuf::from(prog);
@@ -352,6 +389,14 @@ impl Repl {
             Cmd::Attach => self.attach(a)?,
             Cmd::Detach => self.detach()?,
             Cmd::Stepi => self.stepi(a, false)?,
+            Cmd::Condition => self.condition(a)?,
+            Cmd::Ignore => self.ignore(a)?,
+            Cmd::Watch => self.watch(a, HwKind::Write)?,
+            Cmd::Rwatch => self.watch(a, HwKind::Read)?,
+            Cmd::Awatch => self.watch(a, HwKind::Access)?,
+            Cmd::Display => self.display(&format, a)?,
+            Cmd::Undisplay => self.undisplay(a)?,
+            Cmd::Advance => self.advance(a)?,
             Cmd::Backtrace => self.backtrace(a)?,
             Cmd::Finish => self.finish()?,
             Cmd::Frame => self.frame_cmd(a)?,
@@ -427,6 +472,9 @@ impl Repl {
             inserted: false,
             hits: 0,
             expr: expr_text.map(str::to_string),
+            condition: None,
+            ignore: 0,
+            watch: None,
         };
         if self.pid.is_none() && matches!(bp.location, Location::Symbol(_)) {
             if let Err(e) = self.resolve_in_file(&bp.location) {
@@ -526,8 +574,26 @@ impl Repl {
 
     fn uninsert(&mut self, bp: &Breakpoint) {
         if let (Some(pid), Some(addr), true) = (self.pid, bp.addr, bp.inserted) {
-            let _ = self.dbg.remove_breakpoint(pid, VirtAddr(addr), self.owner);
+            match &bp.watch {
+                Some(w) => {
+                    let _ = self.dbg.remove_hw(pid, VirtAddr(addr), w.len, w.kind);
+                }
+                None => {
+                    let _ = self.dbg.remove_breakpoint(pid, VirtAddr(addr), self.owner);
+                }
+            }
         }
+    }
+
+    /// Insert breakpoint or watchpoint `i` at its address.
+    fn insert_one(&mut self, pid: Pid, i: usize) -> CmdResult {
+        let Some(addr) = self.bps[i].addr else { return Ok(()) };
+        match &self.bps[i].watch {
+            Some(w) => self.dbg.insert_hw(pid, VirtAddr(addr), w.len, w.kind).map_err(|e| e.to_string())?,
+            None => self.dbg.insert_breakpoint(pid, VirtAddr(addr), self.owner).map_err(|e| e.to_string())?,
+        }
+        self.bps[i].inserted = true;
+        Ok(())
     }
 
     fn enable(&mut self, text: &str, on: bool) -> CmdResult {
@@ -543,12 +609,12 @@ impl Repl {
                 continue;
             }
             self.bps[i].enabled = on;
-            if let (Some(pid), Some(addr)) = (pid, self.bps[i].addr) {
+            if let Some(pid) = pid {
                 if on && !self.bps[i].inserted {
-                    self.dbg.insert_breakpoint(pid, VirtAddr(addr), self.owner).map_err(|e| e.to_string())?;
-                    self.bps[i].inserted = true;
+                    self.insert_one(pid, i)?;
                 } else if !on && self.bps[i].inserted {
-                    let _ = self.dbg.remove_breakpoint(pid, VirtAddr(addr), self.owner);
+                    let bp = self.bps[i].clone();
+                    self.uninsert(&bp);
                     self.bps[i].inserted = false;
                 }
             }
@@ -560,6 +626,18 @@ impl Repl {
     fn insert_all(&mut self, pid: Pid) {
         for i in 0..self.bps.len() {
             if !self.bps[i].enabled || self.bps[i].inserted {
+                continue;
+            }
+            if let Some(text) = self.bps[i].watch.as_ref().map(|w| w.text.clone()) {
+                // A watchpoint's address is computed again in the new process.
+                if let Ok((addr, len, signed)) = self.lvalue(&text) {
+                    let old = self.read_value(addr, len, signed).unwrap_or(0);
+                    self.bps[i].addr = Some(addr);
+                    if let Some(w) = self.bps[i].watch.as_mut() {
+                        (w.len, w.signed, w.old) = (len, signed, old);
+                    }
+                    let _ = self.insert_one(pid, i);
+                }
                 continue;
             }
             if let Some(e) = self.bps[i].expr.clone() {
@@ -764,6 +842,27 @@ impl Repl {
     }
 
     fn stopped(&mut self, pid: Pid, tid: Tid, kind: StopKind, quiet: bool, quiet_at: u32) -> Result<bool, String> {
+        let (mut tid, mut kind) = (tid, kind);
+        loop {
+            match self.show_stop(pid, tid, kind, quiet, quiet_at)? {
+                After::Stop(at) => {
+                    if self.pid.is_some() {
+                        self.show_displays();
+                    }
+                    return Ok(at);
+                }
+                After::Resume => {
+                    // A stop the user does not see (a false condition, an ignored crossing, a
+                    // signal that does not stop): on, and wait again.
+                    self.resume_quiet(Action::CONTINUE)?;
+                    (tid, kind) = self.wait_raw()?;
+                }
+            }
+        }
+    }
+
+    /// Print a stop as gdb does, or say that it is to be gone past silently.
+    fn show_stop(&mut self, pid: Pid, tid: Tid, kind: StopKind, quiet: bool, quiet_at: u32) -> Result<After, String> {
         self.thread = Some(tid);
         self.frame = 0;
         self.thread_number(tid);
@@ -775,13 +874,13 @@ impl Repl {
                 } else {
                     println!("[Inferior 1 (process {}) exited with code {:02o}]", pid.0, code);
                 }
-                return Ok(false);
+                return Ok(After::Stop(false));
             }
             StopKind::Killed(sig) => {
                 self.process_gone(pid);
                 println!("\nProgram terminated with signal {}, {}.", signals::name(sig), signals::description(sig));
                 println!("The program no longer exists.");
-                return Ok(false);
+                return Ok(After::Stop(false));
             }
             _ => {}
         }
@@ -793,12 +892,23 @@ impl Repl {
             StopKind::Breakpoint => {
                 let Some(i) = self.bps.iter().position(|b| b.inserted && b.addr == Some(pc)) else {
                     println!("\nProgram received signal SIGTRAP, Trace/breakpoint trap.\n{frame}");
-                    return Ok(false);
+                    return Ok(After::Stop(false));
                 };
+                if let Some(cond) = self.bps[i].condition.clone() {
+                    match expr::eval(&cond, &*self) {
+                        Ok(v) if v.bits == 0 => return Ok(After::Resume),
+                        Ok(_) => {}
+                        Err(e) => println!("Error in testing condition for breakpoint {}:\n{e}", self.bps[i].num),
+                    }
+                }
                 self.bps[i].hits += 1;
+                if self.bps[i].ignore > 0 {
+                    self.bps[i].ignore -= 1;
+                    return Ok(After::Resume);
+                }
                 let (num, temp) = (self.bps[i].num, self.bps[i].temp);
                 if quiet && num == quiet_at {
-                    return Ok(true);
+                    return Ok(After::Stop(true));
                 }
                 if temp {
                     let bp = self.bps.remove(i);
@@ -807,11 +917,11 @@ impl Repl {
                 } else {
                     println!("\nBreakpoint {num}, {frame}");
                 }
-                Ok(num == quiet_at)
+                Ok(After::Stop(num == quiet_at))
             }
             StopKind::Step | StopKind::Stopped => {
                 println!("{frame}");
-                Ok(false)
+                Ok(After::Stop(false))
             }
             StopKind::Signal(sig) => {
                 let h = self.handling.get(&sig).copied().unwrap_or(signals::default_handling(sig));
@@ -820,16 +930,16 @@ impl Repl {
                     println!("\nProgram received signal {}, {}.", signals::name(sig), signals::description(sig));
                 }
                 if !h.stop {
-                    // Passed on (or not) without a stop: resume and keep waiting.
-                    self.resume_quiet(Action::CONTINUE)?;
-                    return self.wait_stop(quiet, quiet_at);
+                    // Passed on (or not) without a stop.
+                    return Ok(After::Resume);
                 }
                 println!("{frame}");
-                Ok(false)
+                Ok(After::Stop(false))
             }
+            StopKind::Watch { addr, .. } => self.watch_hit(addr, &frame),
             other => {
                 println!("\nProgram stopped ({other:?}).\n{frame}");
-                Ok(false)
+                Ok(After::Stop(false))
             }
         }
     }
@@ -967,6 +1077,232 @@ impl Repl {
         }
     }
 
+    // ---- conditions, watchpoints, displays ----
+
+    fn breakpoint_index(&self, n: u32) -> Result<usize, String> {
+        self.bps.iter().position(|b| b.num == n).ok_or_else(|| format!("No breakpoint number {n}."))
+    }
+
+    /// `condition N [EXPR]`: evaluated at each hit; no EXPR removes it.
+    fn condition(&mut self, args: &str) -> CmdResult {
+        let (n, cond) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        let n: u32 = n.parse().map_err(|_| "Argument required (breakpoint number).".to_string())?;
+        let i = self.breakpoint_index(n)?;
+        let cond = cond.trim();
+        if cond.is_empty() {
+            self.bps[i].condition = None;
+            println!("Breakpoint {n} now unconditional.");
+        } else {
+            self.bps[i].condition = Some(cond.to_string());
+        }
+        Ok(())
+    }
+
+    /// `ignore N COUNT`.
+    fn ignore(&mut self, args: &str) -> CmdResult {
+        let mut w = args.split_whitespace();
+        let n: u32 = w.next().and_then(|x| x.parse().ok()).ok_or("Argument required (a breakpoint number).")?;
+        let count: u64 =
+            w.next().and_then(|x| x.parse().ok()).ok_or("Second argument (specified ignore-count) is missing.")?;
+        let i = self.breakpoint_index(n)?;
+        self.bps[i].ignore = count;
+        if self.interactive {
+            match count {
+                0 => println!("Will stop next time breakpoint {n} is reached."),
+                1 => println!("Will ignore next crossing of breakpoint {n}."),
+                c => println!("Will ignore next {c} crossings of breakpoint {n}."),
+            }
+        }
+        Ok(())
+    }
+
+    /// The address, size and signedness an expression designates (`*(int *)&g_counter`).
+    fn lvalue(&self, text: &str) -> Result<(u64, u64, bool), String> {
+        let inner = text.trim().strip_prefix('*').ok_or_else(|| format!("Cannot watch constant value `{text}'."))?;
+        let v = expr::eval(inner, self)?;
+        match v.kind {
+            expr::Kind::PtrTo { size, signed } => Ok((v.bits, u64::from(size), signed)),
+            expr::Kind::SymAddr { .. } | expr::Kind::DataPtr => {
+                Err("Attempt to take contents of a non-pointer value.".into())
+            }
+            _ => Ok((v.bits, 4, true)),
+        }
+    }
+
+    fn read_value(&self, addr: u64, len: u64, signed: bool) -> Option<u64> {
+        let pid = self.pid?;
+        let mut b = [0u8; 8];
+        let n = len as usize;
+        if !matches!(self.dbg.read_memory(pid, VirtAddr(addr), &mut b[..n]), Ok(k) if k == n) {
+            return None;
+        }
+        let raw = u64::from_le_bytes(b);
+        // Sign-extended to 64 bits for a signed type, as the value is shown.
+        let shift = 64 - 8 * (n as u32).min(8);
+        Some(if signed && shift < 64 && shift > 0 { (((raw << shift) as i64) >> shift) as u64 } else { raw })
+    }
+
+    /// `watch`, `rwatch`, `awatch EXPR`: a hardware watchpoint on the memory `EXPR` designates.
+    fn watch(&mut self, text: &str, kind: HwKind) -> CmdResult {
+        let pid = self
+            .need_process()
+            .map_err(|_| "Cannot watch constant value: the program is not being run.".to_string())?;
+        if text.is_empty() {
+            return Err("Argument required (expression to compute).".into());
+        }
+        let (addr, len, signed) = self.lvalue(text)?;
+        let old =
+            self.read_value(addr, len, signed).ok_or_else(|| format!("Cannot access memory at address {addr:#x}"))?;
+        let num = self.next_bp;
+        self.dbg.insert_hw(pid, VirtAddr(addr), len, kind).map_err(|e| e.to_string())?;
+        self.next_bp += 1;
+        let label = match kind {
+            HwKind::Read => "Hardware read watchpoint",
+            HwKind::Access => "Hardware access (read/write) watchpoint",
+            _ => "Hardware watchpoint",
+        };
+        println!("{label} {num}: {text}");
+        self.bps.push(Breakpoint {
+            num,
+            temp: false,
+            enabled: true,
+            text: text.to_string(),
+            location: Location::Address(addr),
+            addr: Some(addr),
+            inserted: true,
+            hits: 0,
+            expr: None,
+            condition: None,
+            ignore: 0,
+            watch: Some(Watch { kind, text: text.to_string(), len, signed, old }),
+        });
+        Ok(())
+    }
+
+    /// A watchpoint fired at `addr`: gdb's lines (`Old value`/`New value`, or `Value`). A write
+    /// watchpoint whose value did not change is gone past, as gdb does.
+    fn watch_hit(&mut self, addr: u64, frame: &str) -> Result<After, String> {
+        let Some(i) = self.bps.iter().position(|b| b.watch.is_some() && b.inserted && b.addr == Some(addr)) else {
+            println!("\nProgram received signal SIGTRAP, Trace/breakpoint trap.\n{frame}");
+            return Ok(After::Stop(false));
+        };
+        let (num, w) = (self.bps[i].num, self.bps[i].watch.clone().ok_or("")?);
+        let new = self.read_value(addr, w.len, w.signed).unwrap_or(w.old);
+        let show = |v: u64| if w.signed { (v as i64).to_string() } else { v.to_string() };
+        match w.kind {
+            HwKind::Write if new == w.old => return Ok(After::Resume),
+            // x86 watches reads only together with writes: a changed value was a write, which a
+            // read watchpoint does not report (gdb's rule).
+            HwKind::Read if new != w.old => {
+                if let Some(wp) = self.bps[i].watch.as_mut() {
+                    wp.old = new;
+                }
+                return Ok(After::Resume);
+            }
+            HwKind::Write => {
+                println!(
+                    "\nHardware watchpoint {num}: {}\n\nOld value = {}\nNew value = {}",
+                    w.text,
+                    show(w.old),
+                    show(new)
+                )
+            }
+            HwKind::Read => println!("\nHardware read watchpoint {num}: {}\n\nValue = {}", w.text, show(new)),
+            _ if new != w.old => println!(
+                "\nHardware access (read/write) watchpoint {num}: {}\n\nOld value = {}\nNew value = {}",
+                w.text,
+                show(w.old),
+                show(new)
+            ),
+            _ => println!("\nHardware access (read/write) watchpoint {num}: {}\n\nValue = {}", w.text, show(new)),
+        }
+        self.bps[i].hits += 1;
+        if let Some(wp) = self.bps[i].watch.as_mut() {
+            wp.old = new;
+        }
+        println!("{frame}");
+        Ok(After::Stop(false))
+    }
+
+    /// `display[/F] EXPR`, or the list again without EXPR.
+    fn display(&mut self, fmt: &str, text: &str) -> CmdResult {
+        if text.is_empty() {
+            self.show_displays();
+            return Ok(());
+        }
+        let d = Display { num: self.next_display, format: fmt.chars().last(), text: text.to_string() };
+        self.next_display += 1;
+        if self.interactive && self.pid.is_some() {
+            self.show_display(&d);
+        }
+        self.displays.push(d);
+        Ok(())
+    }
+
+    fn undisplay(&mut self, args: &str) -> CmdResult {
+        if args.is_empty() {
+            self.displays.clear();
+            return Ok(());
+        }
+        for n in self.numbers(args)? {
+            if !self.displays.iter().any(|d| d.num == n) {
+                eprintln!("No display number {n}.");
+            }
+            self.displays.retain(|d| d.num != n);
+        }
+        Ok(())
+    }
+
+    fn show_display(&self, d: &Display) {
+        let shown = expr::eval(&d.text, self).and_then(|v| expr::format(v, d.format, self));
+        let f = d.format.map(|c| format!("/{c} ")).unwrap_or_default();
+        match shown {
+            Ok(v) => println!("{}: {f}{} = {v}", d.num, d.text),
+            Err(e) => println!("{}: {f}{} = <error: {e}>", d.num, d.text),
+        }
+    }
+
+    fn show_displays(&self) {
+        for d in &self.displays {
+            self.show_display(d);
+        }
+    }
+
+    /// `advance LOCATION` / `until LOCATION`: run until the location is reached or the current
+    /// frame returns, whichever comes first.
+    fn advance(&mut self, text: &str) -> CmdResult {
+        let pid = self.need_process()?;
+        if text.is_empty() {
+            return Err("Argument required (a location).".into());
+        }
+        let location: Location = match text.strip_prefix('*') {
+            Some(e) => Location::Address(expr::eval(e, &*self)?.bits),
+            None => text.parse().map_err(|e: crate::debugger::LocationError| e.why)?,
+        };
+        let target = self.resolve(pid, &location)?;
+        let frames = self.unwind(false).unwrap_or_default();
+        let mut stops = vec![target];
+        if let Some(&(ret, _, _)) = frames.get(1) {
+            stops.push(ret);
+        }
+        for a in &stops {
+            self.dbg.insert_breakpoint(pid, VirtAddr(*a), self.owner).map_err(|e| e.to_string())?;
+        }
+        let r = self.resume_quiet(Action::CONTINUE).and_then(|_| self.wait_raw());
+        if self.pid == Some(pid) {
+            for a in &stops {
+                let _ = self.dbg.remove_breakpoint(pid, VirtAddr(*a), self.owner);
+            }
+        }
+        let (t, kind) = r?;
+        let pc = self.current_pc();
+        let ours = kind == StopKind::Breakpoint && pc.is_some_and(|p| stops.contains(&p));
+        let users = pc.is_some_and(|p| self.bps.iter().any(|b| b.inserted && b.addr == Some(p)));
+        let kind = if ours && !users { StopKind::Step } else { kind };
+        self.stopped(pid, t, kind, false, 0)?;
+        Ok(())
+    }
+
     // ---- frames ----
 
     /// The stack, innermost first: (pc, sp, fp) per frame. Without CFI yet (DWARF comes with
@@ -975,6 +1311,12 @@ impl Repl {
     /// function without that frame setup is unwound only at its entry. Like gdb
     /// (`backtrace past-main off`) the walk stops at `main`.
     fn frames(&self) -> Result<Vec<(u64, u64, u64)>, String> {
+        self.unwind(true)
+    }
+
+    /// [`Repl::frames`]; with `past_main` false the walk goes one frame past `main` too (where
+    /// `main` returns to, for `finish` and `advance`).
+    fn unwind(&self, stop_at_main: bool) -> Result<Vec<(u64, u64, u64)>, String> {
         let pid = self.need_process().map_err(|_| "No stack.".to_string())?;
         let tid = self.thread.unwrap_or(pid.leader());
         let r = self.dbg.read_registers(tid).map_err(|_| "No stack.".to_string())?.gp;
@@ -988,7 +1330,8 @@ impl Repl {
             // A caller's pc is a return address: look it up one byte back (gdb's pc - 1).
             let look = if depth == 0 { pc } else { pc.wrapping_sub(1) };
             let Some((name, off, _)) = self.syms.lookup(look, true) else { break };
-            if name == "main" {
+            let at_main = name == "main";
+            if at_main && stop_at_main {
                 break;
             }
             let start = look - off;
@@ -1010,6 +1353,9 @@ impl Repl {
             let Some(ret) = ret.filter(|r| *r != 0) else { break };
             (pc, sp, fp) = (ret, csp, cfp);
             out.push((pc, sp, fp));
+            if at_main {
+                break;
+            }
         }
         Ok(out)
     }
@@ -1071,6 +1417,8 @@ impl Repl {
     /// to the same address does not count: the caller's stack pointer must be reached).
     fn finish(&mut self) -> CmdResult {
         let pid = self.need_process()?;
+        // gdb's `finish` sees main as the outermost frame (`backtrace past-main off`); `advance`
+        // and `until` look past it.
         let frames = self.frames()?;
         let Some(&(ret, caller_sp, _)) = frames.get(self.frame + 1) else {
             return Err("\"finish\" not meaningful in the outermost frame.".into());
@@ -1226,14 +1574,29 @@ impl Repl {
         for bp in &self.bps {
             let disp = if bp.temp { "del" } else { "keep" };
             let enb = if bp.enabled { "y" } else { "n" };
-            let (addr, what) = match bp.addr {
-                Some(a) => (format!("{a:#018x}"), self.syms.label(a).unwrap_or_default()),
-                None => ("<PENDING>".to_string(), bp.text.clone()),
-            };
-            let what = if what.is_empty() { self.file_label(bp) } else { what };
-            println!("{:<8}{:<15}{:<5}{:<4}{:<19}{}", bp.num, "breakpoint", disp, enb, addr, what);
+            if let Some(w) = &bp.watch {
+                let kind = match w.kind {
+                    HwKind::Read => "read watchpoint",
+                    HwKind::Access => "acc watchpoint",
+                    _ => "hw watchpoint",
+                };
+                println!("{:<8}{:<15}{:<5}{:<4}{:<19}{}", bp.num, kind, disp, enb, "", w.text);
+            } else {
+                let (addr, what) = match bp.addr {
+                    Some(a) => (format!("{a:#018x}"), self.syms.label(a).unwrap_or_default()),
+                    None => ("<PENDING>".to_string(), bp.text.clone()),
+                };
+                let what = if what.is_empty() { self.file_label(bp) } else { what };
+                println!("{:<8}{:<15}{:<5}{:<4}{:<19}{}", bp.num, "breakpoint", disp, enb, addr, what);
+            }
+            if let Some(c) = &bp.condition {
+                println!("\tstop only if {c}");
+            }
             if bp.hits > 0 {
                 println!("\tbreakpoint already hit {} time{}", bp.hits, if bp.hits == 1 { "" } else { "s" });
+            }
+            if bp.ignore > 0 {
+                println!("\tignore next {} hits", bp.ignore);
             }
         }
         Ok(())
