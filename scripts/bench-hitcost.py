@@ -334,6 +334,29 @@ def m_tracepoint(v, threads, actions=("collect $regs",)):
     return r
 
 
+def m_condition(v, threads, server, where="target"):
+    """`break *work if $rdi == -1`: a condition that is never true, evaluated where `where`
+    says (`set breakpoint condition-evaluation target|host`), through `server` (`xol` or
+    `gdbserver`). Every call is an evaluation; nothing stops until after_loop."""
+    def r(n):
+        res = RunResult()
+        stub = f"{XOL} serve --stdio --" if server == "xol" else "gdbserver -"
+        script = gdb_script([
+            f"set breakpoint condition-evaluation {where}",
+            f"target remote | {stub} {' '.join(target_argv(v, n, threads))}",
+            "break main", "continue", "delete",
+            f"break *{WORK[v]:#x} if $rdi == -1",
+            "break after_loop", "continue", "kill"])
+        rc, out, err = run(["gdb", "-nx", "-batch", "-x", script, str(BIN[v])])
+        text = common(res, v, n, rc, out, err)
+        if "after_loop" not in text:
+            res.error = res.error or "did not stop at after_loop: " + " | ".join(text.strip().splitlines()[-3:])
+        res.hits = n  # every call evaluated the condition once
+        res.plan = f"condition ({where})"
+        return res
+    return r
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -461,6 +484,12 @@ def rows():
                  m_tracepoint("emulate", 0, actions=())))
     R.append(Row("gdbserver tracepoint collect $regs, emulate, 2 thr", "tracepoint", "emulate", 2, 10_000, 500,
                  m_tracepoint("emulate", 2)))
+    R.append(Row("gdb + xol, condition false (evaluated in xol)", "condition", "emulate", 0, 100_000, 2_000,
+                 m_condition("emulate", 0, "xol")))
+    R.append(Row("gdb + gdbserver, condition false (evaluated in gdbserver)", "condition", "emulate", 0, 20_000, 500,
+                 m_condition("emulate", 0, "gdbserver")))
+    R.append(Row("gdb + xol, condition false (evaluated by gdb)", "condition", "emulate", 0, 3_000, 200,
+                 m_condition("emulate", 0, "xol", "host")))
     R.append(Row("gdb dprintf via gdbserver (dprintf-style gdb)", "dprintf", "emulate", 0, 3_000, 200,
                  m_dprintf("emulate", 0)))
     R.append(Row("gdb dprintf via gdbserver (dprintf-style agent)", "dprintf", "emulate", 0, 20_000, 500,
