@@ -206,6 +206,65 @@ fn run_leaving_descendants(mut cmd: Command) -> (String, String, Option<i32>) {
     (o, e, status.code())
 }
 
+#[test]
+fn pads_keep_working_when_xol_is_killed() {
+    // An attached program (a launched one dies with xol: PTRACE_O_EXITKILL) with a jump-planned
+    // probe: SIGKILL xol, and the program, detached by the kernel with the patch in place, runs
+    // on through its pad, correctly.
+    let prog = fixture_with("spin", FixtureOpts::PIE);
+    let mut spin_cmd = Command::new(&prog);
+    spin_cmd.stdout(std::process::Stdio::piped());
+    let mut spin = ChildGuard::spawn(&mut spin_cmd);
+    let mut spin_out = std::io::BufReader::new(spin.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut spin_out, &mut line).expect("ready line");
+    let pid: u32 =
+        line.trim().strip_prefix("MARK:ready pid=").unwrap_or_else(|| panic!("{line}")).parse().expect("pid");
+    assert_eq!(pid, spin.pid());
+    let mut xol_cmd = Command::new(xol_bin());
+    xol_cmd
+        .args(["debug", "--attach", &pid.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut xol = ChildGuard::spawn(&mut xol_cmd);
+    let mut to_xol = xol.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut to_xol, b"count --jump spin_tick\n").expect("command");
+    let mut from_xol = std::io::BufReader::new(xol.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    while !seen.contains("counts hits of spin_tick") {
+        let mut l = String::new();
+        if std::io::BufRead::read_line(&mut from_xol, &mut l).expect("xol output") == 0 {
+            panic!("xol ended: {seen}");
+        }
+        seen.push_str(&l);
+    }
+    assert!(seen.contains("(jump plan)"), "{seen}");
+    // SIGKILL to xol alone (the guard's kill would also take what it considers left behind).
+    unsafe { libc::kill(xol.pid() as i32, libc::SIGKILL) };
+    xol.wait_timeout(TIMEOUT).expect("xol dies");
+    let base = pie_load_base(pid, &prog)
+        .unwrap_or_else(|| panic!("load base: spin ended with {:?}", spin.wait_timeout(TIMEOUT)));
+    let site = base + symbol_addr(&prog, "spin_tick");
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap_or_else(|e| panic!("mem: {e}; spin ended with {:?}", spin.wait_timeout(TIMEOUT)));
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut b, site).expect("read");
+    assert_eq!(b[0], 0xe9, "the patch stays: nobody took it out");
+    let ticks_at = base + symbol_addr(&prog, "g_ticks");
+    let ticks = || {
+        let mut w = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut w, ticks_at).map(|_| u64::from_le_bytes(w)).unwrap_or(0)
+    };
+    let first = ticks();
+    assert!(wait_until(TIMEOUT, || ticks() > first + 10), "the program runs on through its pad");
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let st = spin.wait_timeout(TIMEOUT).expect("spin exits");
+    assert_eq!(st.code(), Some(0), "it ends as it would have");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut spin_out, &mut rest);
+    assert!(rest.contains("MARK:term"), "{rest}");
+}
+
 /// The file offset of link-time address `v` (from the program headers).
 fn file_offset(prog: &Path, v: u64) -> usize {
     let out = Command::new("readelf").arg("-lW").arg(prog).output().expect("readelf");

@@ -302,6 +302,10 @@ impl Repl {
     }
 
     fn prompt_loop(&mut self) {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            // Commands from a pipe or a file: no line editing, no history.
+            return self.plain_loop();
+        }
         let history = std::env::var_os("XOL_HISTORY")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".xol_history")));

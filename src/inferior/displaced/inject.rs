@@ -167,17 +167,20 @@ pub(in crate::inferior) fn map_shared(
 
 /// Run one system call in the stopped thread `tid` and return its raw result (`rax`); the
 /// thread's registers and the bytes borrowed for the code are restored. The code loads the
-/// number itself (`mov eax, NR; syscall`): at an event stop inside a system call (exec, fork)
-/// the kernel overwrites `rax` with that call's result on the way out. A signal that arrives
-/// meanwhile is sent again afterwards, so it is not lost.
+/// number itself (`mov eax, NR; syscall; int3`): at an event stop inside a system call (exec,
+/// fork) the kernel overwrites `rax` with that call's result on the way out. The thread runs it
+/// with `PTRACE_CONT` and stops at the `int3`, not single-stepped: a single-step leaves the
+/// trap flag forced until the next `PTRACE_CONT`, and a thread that xol's death detaches before
+/// then (SIGKILL: no clean-up) would die of SIGTRAP at its next instruction. A signal that
+/// arrives meanwhile is sent again afterwards, so it is not lost.
 pub fn inject_syscall(mem: &Mem, tid: RawTid, nr: u64, args: [u64; 6]) -> Result<u64, StepError> {
     let saved = ptrace::get_regs(tid)?;
     let at = saved.rip;
-    let mut code = [0xb8u8, 0, 0, 0, 0, 0x0f, 0x05];
+    let mut code = [0xb8u8, 0, 0, 0, 0, 0x0f, 0x05, 0xcc];
     code[1..5].copy_from_slice(&(nr as u32).to_le_bytes());
-    let mut orig = [0u8; 7];
+    let mut orig = [0u8; 8];
     match mem.read(at, &mut orig) {
-        Ok(7) => {}
+        Ok(8) => {}
         Ok(_) => return Err(StepError::Mem { addr: at, source: std::io::Error::from_raw_os_error(libc::EIO) }),
         Err(source) => return Err(StepError::Mem { addr: at, source }),
     }
@@ -192,10 +195,11 @@ pub fn inject_syscall(mem: &Mem, tid: RawTid, nr: u64, args: [u64; 6]) -> Result
     // Not a syscall restart: the kernel must not rewind ip or reload rax.
     r.orig_rax = u64::MAX;
     let mut requeue = Vec::new();
+    // Past the int3: where the thread stops when the call has returned.
     let done = at + code.len() as u64;
     let result = (|| {
         ptrace::set_regs(tid, &r)?;
-        ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?;
+        ptrace::resume(tid, ptrace::ResumeKind::Cont, 0)?;
         loop {
             let (_, st) = wait::wait_tid(tid)?;
             match st {
@@ -204,22 +208,19 @@ pub fn inject_syscall(mem: &Mem, tid: RawTid, nr: u64, args: [u64; 6]) -> Result
                     if now.rip == done {
                         return Ok(now.rax);
                     }
-                    if now.rip != at && now.rip != at + 5 {
-                        return Err(StepError::Inject {
-                            what: "syscall",
-                            why: format!("the thread went to {:#x}", now.rip),
-                        });
-                    }
-                    ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?;
+                    return Err(StepError::Inject {
+                        what: "syscall",
+                        why: format!("a trap at {:#x}, not the end of the injected code", now.rip),
+                    });
                 }
                 Stop::Signal(sig) => {
                     requeue.push(sig);
-                    ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?;
+                    ptrace::resume(tid, ptrace::ResumeKind::Cont, 0)?;
                 }
                 Stop::Exited(_) | Stop::Killed(_) => {
                     return Err(StepError::Inject { what: "syscall", why: "the thread exited".into() })
                 }
-                _ => ptrace::resume(tid, ptrace::ResumeKind::Step, 0)?,
+                _ => ptrace::resume(tid, ptrace::ResumeKind::Cont, 0)?,
             }
         }
     })();
