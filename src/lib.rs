@@ -32,6 +32,7 @@
 
 pub mod agent;
 pub mod debugger;
+pub mod debuginfo;
 pub mod front;
 pub mod inferior;
 pub mod maps;
