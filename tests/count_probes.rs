@@ -414,15 +414,82 @@ fn libc_path() -> std::path::PathBuf {
     p.into()
 }
 
+/// How many times gdb's breakpoint at each location is hit in a run of `prog ARGS` (gdb
+/// natively, each breakpoint ignored so the program runs through).
+fn gdb_hits(prog: &std::path::Path, args: &str, locs: &[&str]) -> Vec<u64> {
+    let mut cmd = std::process::Command::new("gdb");
+    cmd.args(["-nx", "-batch", "-ex", "set breakpoint pending off"]);
+    for (i, l) in locs.iter().enumerate() {
+        cmd.args(["-ex", &format!("break {l}"), "-ex", &format!("ignore {} 1000000", i + 1)]);
+    }
+    cmd.args(["-ex", &format!("run {args} > /dev/null"), "-ex", "info breakpoints"]).arg(prog);
+    let o = run_with_timeout(cmd, T);
+    let out = text(&o.stdout);
+    // "N  breakpoint ..." then "\tbreakpoint already hit K time(s)" (no such line: 0 hits).
+    let mut hits = vec![0u64; locs.len()];
+    let mut current = None;
+    for line in out.lines() {
+        if let Some(n) = line.split_whitespace().next().and_then(|t| t.parse::<usize>().ok()) {
+            current = Some(n - 1);
+        } else if let (Some(c), Some(rest)) = (current, line.trim().strip_prefix("breakpoint already hit ")) {
+            hits[c] = rest.split_whitespace().next().and_then(|k| k.parse().ok()).unwrap_or(0);
+        }
+    }
+    hits
+}
+
+/// The total `xol count` reported for `loc` (its text report: `LOC: N hits (...)`).
+fn total_of(report: &str, loc: &str) -> Option<u64> {
+    report.lines().find_map(|l| l.strip_prefix(&format!("{loc}: "))?.split_whitespace().next()?.parse().ok())
+}
+
 #[test]
-fn line_locations_say_they_are_not_supported() {
-    let prog = fixture_with("countthreads", FixtureOpts::PIE);
-    let o = xol_count(&["countthreads.c:15"], &prog, &["5", "1", "0"]);
+fn line_locations_and_inlined_functions_count_what_gdb_breakpoints_are_hit() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let locs = ["loop.c:15", "loop.c:33", "loop.c:34", "loop.c:13", "probe_other"];
+    let o = xol_count(&locs, &prog, &["7"]);
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("countthreads.c:15: FILE:LINE locations are not supported yet"), "{err}");
-    let out = gdb_batch(Server::XolStdio, &prog, &["5", "1", "0"], &["monitor count countthreads.c:15", "continue"]);
-    assert!(out.all_output().contains("FILE:LINE locations are not supported yet"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // probe_site's body (line 15) and the call in the loop (line 34): once per iteration.
+    assert_eq!(total_of(&err, "loop.c:15"), Some(7), "{err}");
+    assert_eq!(total_of(&err, "loop.c:34"), Some(7), "{err}");
+    // Line 13 (the function's declaration) is where gdb's breakpoint goes: after the prologue.
+    assert_eq!(total_of(&err, "loop.c:13"), Some(7), "{err}");
+    if support::which("gdb").is_some() {
+        let want = gdb_hits(&prog, "7", &locs);
+        let got: Vec<u64> = locs.iter().map(|l| total_of(&err, l).unwrap_or(u64::MAX)).collect();
+        assert_eq!(got, want, "xol count vs gdb's hit counts at {locs:?}\n{err}");
+    }
+    // A static inline function inlined into two callers, with no symbol of its own: a probe
+    // on every inlined copy, 10 calls in first()'s loop and one in second().
+    let inl = fixture_with("inl", FixtureOpts { pie: false, opt: "-O2" });
+    let o = xol_count(&["twice", "inl.c:13"], &inl, &["10"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(total_of(&err, "twice"), Some(11), "{err}");
+    if support::which("gdb").is_some() {
+        assert_eq!(
+            vec![total_of(&err, "twice").unwrap_or(0), total_of(&err, "inl.c:13").unwrap_or(0)],
+            gdb_hits(&inl, "10", &["twice", "inl.c:13"]),
+            "{err}"
+        );
+    }
+    // gdb's words when there is nothing there.
+    for (loc, why) in [
+        ("loop.c:999", "No line 999 in file \"loop.c\"."),
+        ("nosuch.c:3", "No source file named nosuch.c."),
+        ("nosuch_function", "Function \"nosuch_function\" not defined"),
+        ("7", "a line alone needs a current source file"),
+    ] {
+        let o = xol_count(&[loc], &prog, &["1"]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{loc}: {err}");
+        assert!(err.contains(&format!("cannot count {loc}: ")) && err.contains(why), "{loc}: {err}");
+    }
+    // The same through gdb's monitor command.
+    let out = gdb_batch(Server::XolStdio, &prog, &["7"], &["monitor count loop.c:34", "continue", "monitor probes"]);
+    assert!(out.all_output().contains("loop.c:34"), "{out}");
+    assert!(!out.all_output().contains("cannot count"), "{out}");
     assert!(out.has_mark("done"), "{out}");
 }
 
