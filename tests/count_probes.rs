@@ -680,3 +680,32 @@ fn xol_count_finds_a_library_by_its_soname() {
     let line = err.lines().find(|l| l.starts_with("libstdc++.so.6:")).unwrap_or_else(|| panic!("{err}"));
     assert!(!line.contains(": 0 hits") && !line.contains("never armed"), "armed in {}: {line}", real.display());
 }
+
+/// A source line of a shared library loaded at start-up, counted through gdb's monitor
+/// command once the library is mapped (at main): the library's own load bias applies, and
+/// `fix_add`, undefined in the program, is found in the library's debug information.
+#[test]
+fn a_line_of_a_loaded_library_is_counted() {
+    let prog = fixture_with("solib", FixtureOpts::PIE);
+    let out = gdb_batch(
+        Server::XolStdio,
+        &prog,
+        &[],
+        &[
+            "break main",
+            "continue",
+            "monitor count libfix.c:4",
+            "monitor count fix_add",
+            "break solib.c:13",
+            "continue",
+            "monitor probes",
+            "continue",
+        ],
+    );
+    let all = out.all_output();
+    assert!(!all.contains("cannot count"), "{out}");
+    assert!(out.has_mark("fix=5"), "{out}");
+    let probes: Vec<&str> = all.lines().filter(|l| l.contains("libfix.c:4") || l.contains("fix_add")).collect();
+    assert!(probes.iter().any(|l| l.contains("libfix.c:4") && l.contains("hits 1 ")), "{out}");
+    assert!(probes.iter().any(|l| l.contains("fix_add") && l.contains("hits 1 ")), "{out}");
+}
