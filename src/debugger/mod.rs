@@ -302,7 +302,9 @@ impl Debugger {
     }
 
     /// Resolve a location to an address of `pid`: an address, a symbol of the main program
-    /// (its load bias applied), or a place in a file mapped by `pid`. Only resolves: see
+    /// (its load bias applied; else a function of the debug information of the files `pid`
+    /// maps), a place in a file mapped by `pid`, or `FILE:LINE` (the first of gdb's places
+    /// for it, in any mapped file). Only resolves: see
     /// [`Debugger::count`] for the checks a probe needs.
     pub fn resolve_location(&mut self, pid: Pid, loc: &Location) -> Result<VirtAddr> {
         self.resolve_symbol(pid, loc).map(|(a, _)| a)
@@ -557,8 +559,10 @@ impl Debugger {
         Ok(None)
     }
 
-    /// Add a counting probe at `location`: `0xADDR`, a symbol of the program, or (always
-    /// per-file) `FILE:SYMBOL` / `FILE:0xOFFSET`. Every hit is counted and nothing stops.
+    /// Add a counting probe at `location`: `0xADDR`, a function of the program (an ELF symbol
+    /// or a DWARF function), or (always per-file) `FILE:SYMBOL` / `FILE:0xOFFSET` /
+    /// `FILE:LINE`. A location of several places gets a probe on each
+    /// ([`Debugger::count_sites`]); the first id is returned. Every hit is counted and nothing stops.
     /// Per-file or per-process as the probe mode says. The place must be code and start an
     /// instruction (else the reason is returned). A FILE given by name (`libc.so.6`) that no
     /// traced process maps yet makes a pending probe, armed when a process maps a file of that
