@@ -264,3 +264,32 @@ fn separate_debug_files_are_found_as_gdb_finds_them() {
     assert_eq!((1..45).map(|l| di.lines_for("loop.c", l)).collect::<Vec<_>>(), want);
     assert_eq!(di.debug_file().expect("found"), at.join(format!("{}.debug", &id[2..])));
 }
+
+/// The system's C library, where its separate debug file is installed (Debian's libc6-dbg):
+/// found by build-id under /usr/lib/debug, as gdb finds it, and answering line and function
+/// queries in a reasonable time.
+#[test]
+fn the_c_librarys_debug_file_is_found_by_build_id() {
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    let Ok(di) = DebugInfo::open(libc) else { return };
+    let t = std::time::Instant::now();
+    let Ok(from) = di.debug_file().map(Path::to_path_buf) else {
+        eprintln!("no debug file for {}: skipped", libc.display());
+        return;
+    };
+    assert!(from.starts_with("/usr/lib/debug/.build-id/"), "{}", from.display());
+    // A line query reads the line tables, and the DIEs of the units with that file only.
+    assert!(matches!(di.lines_for("no_such_file_xyz.c", 1), Err(Error::NoSourceFile(_))));
+    let lines = t.elapsed();
+    let files = di.source_files().expect("line tables");
+    let sites = di.function_sites("__libc_malloc");
+    eprintln!(
+        "{}: {} source files; a line query {lines:?}, then __libc_malloc {:?} after {:?}",
+        from.display(),
+        files.len(),
+        sites.as_ref().map(|s| s.len()),
+        t.elapsed()
+    );
+    assert!(!files.is_empty());
+    assert!(matches!(di.lines_for("no_such_file_xyz.c", 1), Err(Error::NoSourceFile(_))));
+}

@@ -68,14 +68,65 @@ impl Block {
     }
 }
 
-/// One compilation unit.
-#[derive(Debug, Default)]
+/// One compilation unit: its line tables, read with the index, and its blocks, read from its
+/// DIEs the first time a query needs them (a line query reads only the units that have the
+/// file).
+#[derive(Debug)]
 pub(crate) struct Cu {
     pub subfiles: Vec<Subfile>,
+    /// The file's DWARF and the unit's offset in `.debug_info` (a skeleton's, when split).
+    parent: Arc<gimli::Dwarf<R>>,
+    offset: gimli::DebugInfoOffset<usize>,
+    /// The split unit's DWARF (`.dwo` or package), for a skeleton.
+    dwo: Option<Arc<gimli::Dwarf<R>>>,
+    tree: std::cell::OnceCell<Tree>,
+}
+
+/// A unit's blocks.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
     pub blocks: Vec<Block>,
     /// gdb's `locations_valid`: a GNU producer and some location list among the unit's
     /// variables: gdb then does not skip prologues in the unit.
     pub locations_valid: bool,
+}
+
+impl Cu {
+    fn tree(&self) -> &Tree {
+        self.tree.get_or_init(|| {
+            let mut t = Tree::default();
+            if let Err(e) = self.read_tree(&mut t) {
+                log::info!("a unit's DIEs at {:#x}: {e}", self.offset.0);
+            }
+            t
+        })
+    }
+
+    fn read_tree(&self, t: &mut Tree) -> Res<()> {
+        let header = self.parent.debug_info.header_from_offset(self.offset)?;
+        let unit = self.parent.unit(header)?;
+        match &self.dwo {
+            Some(dwo) => {
+                if let Some(h) = dwo.units().next()? {
+                    let mut dunit = dwo.unit(h)?;
+                    dunit.copy_relocated_attributes(&unit);
+                    walk(dwo, &dunit, t)?;
+                }
+                Ok(())
+            }
+            None => walk(&self.parent, &unit, t),
+        }
+    }
+
+    /// The unit's blocks (functions, inlined copies, lexical blocks).
+    pub fn blocks(&self) -> &[Block] {
+        &self.tree().blocks
+    }
+
+    /// gdb's `locations_valid` for the unit.
+    pub fn locations_valid(&self) -> bool {
+        self.tree().locations_valid
+    }
 }
 
 /// Everything the queries use.
@@ -99,19 +150,22 @@ pub(crate) fn build(
     let mut index = Index::default();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
+        // (`units()` walks `.debug_info`.)
+        let offset = gimli::DebugInfoOffset(header.offset().0);
         let unit = dwarf.unit(header)?;
-        let mut cu = Cu { subfiles: line_table(dwarf, &unit)?, ..Cu::default() };
+        let mut cu = Cu {
+            subfiles: line_table(dwarf, &unit)?,
+            parent: dwarf.clone(),
+            offset,
+            dwo: None,
+            tree: std::cell::OnceCell::new(),
+        };
         let skeleton = unit.dwo_id.is_some() && unit.dwo_name().ok().flatten().is_some();
         if skeleton {
             match load::load_dwo(dwarf, &unit, dwp, binary_dir) {
                 Some(dwo) => {
                     let dwo = Arc::new(dwo);
-                    let mut dunits = dwo.units();
-                    if let Some(h) = dunits.next()? {
-                        let mut dunit = dwo.unit(h)?;
-                        dunit.copy_relocated_attributes(&unit);
-                        walk(&dwo, &dunit, &mut cu)?;
-                    }
+                    cu.dwo = Some(dwo.clone());
                     if let Some(id) = unit.dwo_id {
                         index.dwos.insert(id.0, dwo);
                     }
@@ -126,8 +180,6 @@ pub(crate) fn build(
                     index.missing_dwo.push(name.unwrap_or_default());
                 }
             }
-        } else {
-            walk(dwarf, &unit, &mut cu)?;
         }
         index.cus.push(cu);
     }
@@ -314,7 +366,7 @@ fn is_loclist(v: Option<gimli::AttributeValue<R>>) -> bool {
 }
 
 /// The unit's blocks and `locations_valid`.
-fn walk(dwarf: &gimli::Dwarf<R>, unit: &gimli::Unit<R>, cu: &mut Cu) -> Res<()> {
+fn walk(dwarf: &gimli::Dwarf<R>, unit: &gimli::Unit<R>, cu: &mut Tree) -> Res<()> {
     let mut cursor = unit.entries();
     // (depth, block) of the open DIEs.
     let mut stack: Vec<(isize, Option<usize>)> = Vec::new();

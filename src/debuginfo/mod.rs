@@ -310,15 +310,15 @@ impl DebugInfo {
 
     /// The innermost block holding `pc`.
     fn block_for_pc(cu: &index::Cu, pc: u64) -> Option<usize> {
-        cu.blocks.iter().enumerate().filter(|(_, b)| b.contains(pc)).max_by_key(|(_, b)| b.depth).map(|(i, _)| i)
+        cu.blocks().iter().enumerate().filter(|(_, b)| b.contains(pc)).max_by_key(|(_, b)| b.depth).map(|(i, _)| i)
     }
 
     /// Where gdb's `break FUNC` goes for the function block `f` (`skip_prologue_sal` at its
     /// entry).
     fn post_prologue(&self, cu: &index::Cu, f: usize) -> u64 {
-        let b = &cu.blocks[f];
+        let b = &cu.blocks()[f];
         let entry = b.entry();
-        if cu.locations_valid {
+        if cu.locations_valid() {
             return entry;
         }
         let mut pc = amd64_skip_prologue(self.code_at(entry, 16), entry);
@@ -333,7 +333,7 @@ impl DebugInfo {
     /// gdb's `skip_prologue_sal` for a line's address: moved past the prologue of its
     /// function if it is in it.
     fn skip_prologue_sal(&self, cu: &index::Cu, pc: u64) -> u64 {
-        let Some(f) = Self::block_for_pc(cu, pc).map(|b| cu.blocks[b].function) else { return pc };
+        let Some(f) = Self::block_for_pc(cu, pc).map(|b| cu.blocks()[b].function) else { return pc };
         pc.max(self.post_prologue(cu, f))
     }
 
@@ -400,7 +400,7 @@ impl DebugInfo {
         let index = self.index()?;
         let mut out = Vec::new();
         for cu in &index.cus {
-            for (i, b) in cu.blocks.iter().enumerate() {
+            for (i, b) in cu.blocks().iter().enumerate() {
                 if b.kind == Kind::Lexical || b.name.as_deref() != Some(name) {
                     continue;
                 }
@@ -423,7 +423,7 @@ impl DebugInfo {
     /// The names of every function with code (bodies and inlined copies), sorted, once each.
     pub fn function_names(&self) -> Result<Vec<String>, Error> {
         let mut v: Vec<String> =
-            self.index()?.cus.iter().flat_map(|c| c.blocks.iter().filter_map(|b| b.name.clone())).collect();
+            self.index()?.cus.iter().flat_map(|c| c.blocks().iter().filter_map(|b| b.name.clone())).collect();
         v.sort();
         v.dedup();
         Ok(v)
