@@ -709,3 +709,21 @@ fn a_line_of_a_loaded_library_is_counted() {
     assert!(probes.iter().any(|l| l.contains("libfix.c:4") && l.contains("hits 1 ")), "{out}");
     assert!(probes.iter().any(|l| l.contains("fix_add") && l.contains("hits 1 ")), "{out}");
 }
+
+/// At launch only the program and the dynamic linker are mapped: a source line or a function
+/// of a library the program loads at start-up (`DT_NEEDED`, found through its `DT_RUNPATH`
+/// `$ORIGIN`) makes probes pending on the library, armed when it is mapped; a line the library
+/// lacks is refused at once.
+#[test]
+fn a_line_of_a_library_not_loaded_yet_is_pending_until_it_is() {
+    let prog = fixture_with("solib", FixtureOpts::PIE);
+    let o = xol_count(&["libfix.c:4", "fix_add"], &prog, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(total_of(&err, "libfix.c:4"), Some(1), "{err}");
+    assert_eq!(total_of(&err, "fix_add"), Some(1), "{err}");
+    let o = xol_count(&["libfix.c:99"], &prog, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("No line 99 in file \"libfix.c\"."), "{err}");
+}

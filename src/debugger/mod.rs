@@ -581,7 +581,27 @@ impl Debugger {
     pub fn count_sites(&mut self, pid: Pid, location: &Location) -> Result<Vec<u32>> {
         let text = location.to_string();
         let per_file = self.mode == ProbeMode::PerFile || location.names_file();
-        if let Some(sites) = self.multi_sites(pid, location)? {
+        let sites = match (self.multi_sites(pid, location), location) {
+            // In a library the program loads at start-up and has not mapped yet: pending.
+            (Err(Error::Location(e)), Location::Line { file: Some(_), .. } | Location::Symbol(_))
+                if e.starts_with("No source file named") || e.starts_with("Function \"") =>
+            {
+                let query = match location {
+                    Location::Line { file: Some(f), line } => sources::Query::Line(f, *line),
+                    Location::Symbol(n) => sources::Query::Function(n),
+                    _ => return Err(Error::Location(e)),
+                };
+                let Some(pending) = self.pending_sites(pid, query)? else { return Err(Error::Location(e)) };
+                let mut ids = Vec::new();
+                for (file, offset) in pending {
+                    let scope = Scope::Pending { file, what: format!("{offset:#x}"), error: None };
+                    ids.push(self.inf.add_probe(scope, Consumer::Count, &text)?);
+                }
+                return Ok(ids);
+            }
+            (r, _) => r?,
+        };
+        if let Some(sites) = sites {
             for s in &sites {
                 self.check_probe_address(pid, s.addr).map_err(|e| match e {
                     Error::Location(m) => Error::Location(format!("{location}: {m}")),

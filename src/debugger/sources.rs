@@ -142,3 +142,97 @@ impl Debugger {
         Ok(out)
     }
 }
+
+/// Where the dynamic linker finds the library `name` that the file at `from` (whose bytes
+/// are `b`) needs: `DT_RPATH` (unless there is a `DT_RUNPATH`), `LD_LIBRARY_PATH`, `DT_RUNPATH`,
+/// then the system directories (`$ORIGIN` is `from`'s directory). `None`: not found.
+fn find_needed(name: &str, from: &Path, needed: &crate::symbols::Needed) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name)).filter(|p| p.is_file());
+    }
+    let origin = from.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let dirs = |list: &Option<String>| -> Vec<PathBuf> {
+        list.as_deref()
+            .unwrap_or_default()
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| PathBuf::from(d.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin)))
+            .collect()
+    };
+    let before = if needed.runpath.is_none() { dirs(&needed.rpath) } else { Vec::new() };
+    if let Some(p) = before.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+        return Some(p);
+    }
+    let env = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    let env: Vec<PathBuf> = env.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
+    if let Some(p) = env.iter().chain(&dirs(&needed.runpath)).map(|d| d.join(name)).find(|p| p.is_file()) {
+        return Some(p);
+    }
+    super::loader_candidate(name)
+}
+
+impl Debugger {
+    /// A `FILE:LINE` (by the libraries' line tables) or a function (by their symbol tables)
+    /// that no file `pid` maps yet has: the places it will be at in the libraries the program
+    /// loads at start-up and has not mapped yet (its `DT_NEEDED`, and theirs), as (the
+    /// library's needed name, file offset), for probes pending on those names. `Ok(None)`: no
+    /// such library has it.
+    pub(super) fn pending_sites(&mut self, pid: Pid, query: Query<'_>) -> Result<Option<Vec<(String, u64)>>> {
+        let exe = self.inf.exe(pid)?;
+        let mapped: Vec<PathBuf> = self.code_files(pid)?.into_iter().map(|(p, _)| p).collect();
+        let mut queue: Vec<PathBuf> = vec![exe];
+        let mut seen: Vec<PathBuf> = Vec::new();
+        let mut libs: Vec<(String, PathBuf)> = Vec::new();
+        while let Some(obj) = queue.pop() {
+            if seen.contains(&obj) || seen.len() > 64 {
+                continue;
+            }
+            seen.push(obj.clone());
+            let Ok(b) = crate::symbols::read_file(&obj) else { continue };
+            let needed = crate::symbols::needed(&b);
+            for name in &needed.names {
+                if let Some(p) = find_needed(name, &obj, &needed) {
+                    let p = std::fs::canonicalize(&p).unwrap_or(p);
+                    if !libs.iter().any(|(_, q)| *q == p) {
+                        libs.push((name.clone(), p.clone()));
+                    }
+                    queue.push(p);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        let mut no_line = None;
+        for (name, path) in libs {
+            if mapped.contains(&path) {
+                continue;
+            }
+            if let Query::Function(n) = query {
+                // A function of a library: by its symbol table (DWARF-only functions of
+                // libraries not loaded yet are not looked for: reading a big library's DIEs
+                // would hold up a monitor command past gdb's remote timeout).
+                if let Ok(off) = crate::symbols::read_file(&path).and_then(|b| crate::symbols::place_in_file(&b, n)) {
+                    found.push((name.clone(), off));
+                }
+                continue;
+            }
+            let Ok(md) = std::fs::metadata(&path) else { continue };
+            use std::os::unix::fs::MetadataExt;
+            let id = FileId { dev: md.dev(), ino: md.ino() };
+            let Some(di) = self.debug_info(&path, id) else { continue };
+            let addrs = match query {
+                Query::Line(f, l) => di.lines_for(f, l),
+                Query::Function(_) | Query::Inlined(_) => continue,
+            };
+            match addrs {
+                Ok(v) => found.extend(v.into_iter().filter_map(|a| di.file_offset(a)).map(|o| (name.clone(), o))),
+                Err(e @ debuginfo::Error::NoLine { .. }) => no_line = Some(e),
+                Err(_) => {}
+            }
+        }
+        match (found.is_empty(), no_line) {
+            (false, _) => Ok(Some(found)),
+            (true, Some(e)) => Err(Error::Location(e.to_string())),
+            (true, None) => Ok(None),
+        }
+    }
+}
