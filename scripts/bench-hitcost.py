@@ -206,6 +206,91 @@ def m_xol(v, threads, inline=False):
     return r
 
 
+JUMP_RE = re.compile(r"^work: (\d+) hits \(.*; (jump plan|trap plan: .*)\)$", re.M)
+
+
+def m_xol_jump(v, threads):
+    """`xol count --jump work`: the probe on a jump pad (no trap per hit), where the site allows."""
+    def r(n):
+        res = RunResult()
+        rc, out, err = run([str(XOL), "count", "--jump", "work", "--"] + target_argv(v, n, threads))
+        common(res, v, n, rc, out, err)
+        m = JUMP_RE.search(err)
+        if m:
+            res.hits = int(m.group(1))
+            res.plan = "jump" if m.group(2) == "jump plan" else "trap (jump refused)"
+            if res.plan != "jump":
+                res.notes.append(m.group(2))
+        else:
+            res.error = res.error or "no report line for work"
+        return res
+    return r
+
+
+TRACEFS = "/sys/kernel/tracing"
+UPROBE_GROUP = "xolbench"
+
+
+def tfs_write(rel, text, append=False):
+    # os.open/os.write: Python's "a" mode seeks, which tracefs refuses.
+    fd = os.open(os.path.join(TRACEFS, rel), os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC))
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def tracefs_ready():
+    if os.path.exists(os.path.join(TRACEFS, "uprobe_events")):
+        return True
+    subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True)
+    return os.path.exists(os.path.join(TRACEFS, "uprobe_events"))
+
+
+def file_offset(binary, vaddr):
+    out = subprocess.run(["readelf", "-lW", str(binary)], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            off, va, filesz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
+            if va <= vaddr < va + filesz:
+                return vaddr - va + off
+    return None
+
+
+def m_uprobe(v, threads):
+    """A kernel uprobe on work (tracefs), hits from uprobe_profile: the kernel's own per-hit cost."""
+    def r(n):
+        res = RunResult()
+        if os.geteuid() != 0 or not tracefs_ready():
+            res.error = "needs root and tracefs"
+            return res
+        off = file_offset(BIN[v], WORK[v])
+        ev = f"work_{v}_{threads}"
+        try:
+            tfs_write("uprobe_events", f"p:{UPROBE_GROUP}/{ev} {BIN[v]}:{off:#x}", append=True)
+        except OSError as e:
+            res.error = f"uprobe_events: {e}"
+            return res
+        try:
+            tfs_write(f"events/{UPROBE_GROUP}/{ev}/enable", "1")
+            rc, out, err = run(target_argv(v, n, threads))
+            tfs_write(f"events/{UPROBE_GROUP}/{ev}/enable", "0")
+            common(res, v, n, rc, out, err)
+            for line in open(os.path.join(TRACEFS, "uprobe_profile")):
+                f = line.split()
+                if len(f) >= 3 and f[1] == f"{UPROBE_GROUP}/{ev}" or (len(f) >= 3 and f[1] == ev):
+                    res.hits = int(f[2])
+            res.plan = "kernel uprobe"
+        finally:
+            try:
+                tfs_write("uprobe_events", f"-:{UPROBE_GROUP}/{ev}", append=True)
+            except OSError:
+                pass
+        return res
+    return r
+
+
 def m_ptrace_min(v, threads, step=False):
     def r(n):
         res = RunResult()
@@ -345,6 +430,13 @@ def rows():
     for t in (1, 2, 4):
         R.append(Row(f"xol count (displaced), emulate, {t} thr", "xol", "emulate", t, 100_000, 2_000,
                      m_xol("emulate", t)))
+    for v in ("emulate", "riprel"):
+        R.append(Row(f"xol count --jump (jump pad), {v}", "xol-jump", v, 0, 5_000_000, 200_000, m_xol_jump(v, 0)))
+    for v in ("emulate", "riprel"):
+        R.append(Row(f"kernel uprobe (tracefs), {v}", "uprobe", v, 0, 1_000_000, 50_000, m_uprobe(v, 0)))
+    for t in (1, 2, 4):
+        R.append(Row(f"xol count --jump (jump pad), emulate, {t} thr", "xol-jump", "emulate", t, 5_000_000, 200_000,
+                     m_xol_jump("emulate", t)))
     for v in VARIANTS:
         R.append(Row(f"xol count, step-mode in-line, {v}", "xol-inline", v, 0, 40_000, 1_000, m_xol(v, 0, True)))
     for t in (1, 2, 4):

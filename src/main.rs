@@ -47,6 +47,15 @@ enum Cmd {
         /// does, so addresses gdb showed are valid).
         #[arg(long, alias = "no-disable-randomization")]
         aslr: bool,
+        /// Force the trap plan: an int3 per probe and a ptrace stop per hit. By default a probe
+        /// whose site allows it takes the jump plan (the site jumps to code that adds to a
+        /// counter and runs the instructions it replaced: no trap per hit; per-process probes,
+        /// not with --churn), and the report says which plan counted and why not the jump.
+        #[arg(long, conflicts_with = "jump")]
+        trap: bool,
+        /// The jump plan where a site allows it (the default; see --trap).
+        #[arg(long)]
+        jump: bool,
         /// Locations: 0xADDR, SYMBOL (an ELF symbol or a DWARF function: every inlined copy
         /// is counted), FILE:SYMBOL, FILE:0xOFFSET or FILE:LINE (a source line).
         #[arg(required = true)]
@@ -54,6 +63,20 @@ enum Cmd {
         /// Program to run and its arguments (after `--`).
         #[arg(last = true, required = true)]
         program: Vec<OsString>,
+    },
+    /// The standalone debugger: gdb's commands, abbreviations and output over xol's core.
+    ///
+    /// Options as gdb's, with one or two dashes:
+    ///   xol debug ./prog arg1               (then: break main, run, stepi, info registers, ...)
+    ///   xol debug -batch -ex 'break probe_site' -ex run -ex 'info registers rip' ./prog
+    ///   xol debug -x cmds.gdb ./prog        (commands from a file)
+    ///   xol debug --attach 1234
+    /// `xol debug --help` lists the options; `help` at the prompt lists the commands.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Debug {
+        /// gdb-style options, then the program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Serve gdb's remote protocol (a drop-in for gdbserver).
     ///
@@ -120,7 +143,7 @@ fn main() {
     xol::front::gdbstub::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, locations, program } => {
+        Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, trap, jump: _, locations, program } => {
             xol::front::count::run(xol::front::count::CountOptions {
                 locations,
                 per_file,
@@ -128,10 +151,12 @@ fn main() {
                 churn_cycles,
                 json,
                 aslr,
+                trap,
                 output,
                 program,
             })
         }
+        Cmd::Debug { args } => xol::front::repl::run(&args),
         Cmd::Serve { stdio, addr, once, multi, attach, wrapper, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,

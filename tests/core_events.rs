@@ -164,7 +164,7 @@ fn detach_while_probes_are_hit_leaves_no_signal_behind() {
 fn count_vanish(mode: &str) -> (std::process::Output, String) {
     let prog = fixture("vanish");
     let mut cmd = std::process::Command::new(xol_bin());
-    cmd.arg("count").arg("counted").arg("--").arg(&prog).arg(mode);
+    cmd.arg("count").arg("--trap").arg("counted").arg("--").arg(&prog).arg(mode);
     let out = run_with_timeout(cmd, T);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out, text)

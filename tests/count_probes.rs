@@ -174,7 +174,8 @@ const T: Duration = Duration::from_secs(60);
 /// `xol count ARGS -- PROG PROG_ARGS`, with a timeout.
 fn xol_count(args: &[&str], prog: &std::path::Path, prog_args: &[&str]) -> std::process::Output {
     let mut cmd = std::process::Command::new(xol_bin());
-    cmd.arg("count").args(args).arg("--").arg(prog).args(prog_args);
+    // The trap plan: what these tests are about (tests/jump_pads.rs has the jump plan).
+    cmd.arg("count").arg("--trap").args(args).arg("--").arg(prog).args(prog_args);
     run_with_timeout(cmd, T)
 }
 
@@ -555,7 +556,7 @@ fn xol_count_json_goes_where_the_report_goes() {
 fn counting_spin() -> (ChildGuard, LineReader, LineReader, u32) {
     let prog = fixture("spin");
     let mut cmd = std::process::Command::new(xol_bin());
-    cmd.args(["count", "libc.so.6:printf", "spin_tick", "--"])
+    cmd.args(["count", "--trap", "libc.so.6:printf", "spin_tick", "--"])
         .arg(&prog)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -894,7 +894,7 @@ fn int3_hit_unblocks_and_resets_a_blocked_or_ignored_sigtrap() {
     ] {
         let marks = new_marks_path();
         let mut cmd = Command::new(xol_bin());
-        cmd.args(["count", "trap_site", "--"]).arg(&p).arg(mode).env(MARKS_ENV, &marks);
+        cmd.args(["count", "--trap", "trap_site", "--"]).arg(&p).arg(mode).env(MARKS_ENV, &marks);
         let o = run_with_timeout(cmd, T);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{mode}: {}\n{err}", describe_status(&o.status));

@@ -128,6 +128,8 @@ impl Session {
                         format!("{} {}", if vfork { "vforked" } else { "forked" }, self.names.of(child))
                     }
                     StopKind::VforkDone => "vfork done".into(),
+                    StopKind::ThreadCreated => "thread created".into(),
+                    StopKind::ThreadExited(c) => format!("thread exited {c}"),
                     StopKind::Exec => {
                         let exe = self.dbg.exe(ev.pid).expect("exe");
                         format!("exec {}", exe.file_name().unwrap_or_default().to_string_lossy())
@@ -574,6 +576,124 @@ fn breakpoint_conditions_are_evaluated_in_xol() {
     assert_eq!(st.conditions_evaluated, 6 + 2, "six false, two true");
 }
 
+/// A signal stop's `siginfo_t` reads as the kernel made it (gdb's `$_siginfo`: SIGSEGV's code
+/// and fault address), a write to it reads back (the kernel delivers the signal with it), and a
+/// write past its 128 bytes is refused.
+fn siginfo_reads_and_writes() {
+    let prog = fixture_with("sigdie", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.resume(pid, &[], Some(Action::CONTINUE)).expect("resume");
+    assert_eq!(s.next(), (pid, StopKind::Signal(libc::SIGSEGV)));
+    let info = s.dbg.siginfo(s.last_tid).expect("siginfo");
+    assert_eq!(info.len(), 128);
+    let word = |b: &[u8], at: usize| i32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    assert_eq!(word(&info, 0), libc::SIGSEGV, "si_signo");
+    assert_eq!(word(&info, 8), 1, "si_code SEGV_MAPERR");
+    // si_addr (offset 16): crash_here reads through a null pointer.
+    assert_eq!(u64::from_le_bytes(info[16..24].try_into().unwrap()), 0);
+    s.dbg.set_siginfo(s.last_tid, 8, &2i32.to_le_bytes()).expect("write si_code");
+    assert_eq!(word(&s.dbg.siginfo(s.last_tid).expect("siginfo"), 8), 2, "SEGV_ACCERR now");
+    assert!(s.dbg.set_siginfo(s.last_tid, 126, &[0; 4]).is_err(), "past the end");
+    let tid = s.last_tid;
+    s.dbg
+        .resume(pid, &[(tid, Action { step: false, sig: libc::SIGSEGV, range: None })], Some(Action::CONTINUE))
+        .expect("deliver");
+    assert_eq!(s.next(), (pid, StopKind::Killed(libc::SIGSEGV)));
+}
+
+/// The counters shared with a tracee (for jump pads): one memfd page mapped in xol and, by
+/// calls injected into a stopped thread, in the tracee. A store on either side is seen on the
+/// other with no ptrace; the program runs on and ends as it would.
+fn shared_counters_are_one_memory() {
+    use xol::inferior::{Inferior, SpawnSpec, StopKind as K, WaitOutcome as W};
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let mut inf = Inferior::new();
+    let spec = SpawnSpec {
+        argv: vec![prog.clone().into_os_string(), "3".into(), "0".into()],
+        wrapper: vec![],
+        env: None,
+        cwd: None,
+        disable_aslr: true,
+        stdin_null: true,
+        stdout_to_stderr: false,
+        tty: None,
+    };
+    let pid = inf.launch(&spec).expect("launch");
+    let at = inf.map_shared_counters(pid).expect("map");
+    assert_eq!(inf.map_shared_counters(pid).expect("again"), at, "mapped once");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", pid.0)).expect("maps");
+    assert!(maps.lines().any(|l| l.starts_with(&format!("{at:x}-")) && l.contains("memfd:xol-counters")), "{maps}");
+    inf.add_shared_counter(pid, 2, 40).expect("counter");
+    let mut word = [0u8; 8];
+    inf.read_memory(pid, VirtAddr(at + 16), &mut word).expect("read");
+    assert_eq!(u64::from_le_bytes(word), 40, "xol's store, seen in the tracee");
+    inf.write_memory(pid, VirtAddr(at + 24), &5u64.to_le_bytes()).expect("write");
+    assert_eq!(inf.shared_counter(pid, 3), Some(5), "the tracee's memory, read by xol");
+    inf.resume(pid, &[], Some(Action::CONTINUE)).expect("resume");
+    loop {
+        match inf.wait_for(None, Some(WAIT_TIMEOUT)).expect("wait") {
+            W::Stopped(ev) if ev.kind == K::Exited(0) => break,
+            W::Stopped(ev) => panic!("{ev:?}"),
+            W::Timeout => panic!("no exit"),
+            _ => {}
+        }
+    }
+}
+
+/// Thread-local addresses (gdb's `qGetTLSAddr`), from glibc's own layout descriptors: for the
+/// main thread and a second thread, the address computed for the program's `__thread`
+/// variable is the one the program itself passes to `tls_here`, and they differ.
+fn tls_addresses_are_the_threads_own() {
+    let prog = fixture_with("tls", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    let me = client(&mut s.dbg);
+    let here = s.location(pid, "tls_here");
+    s.dbg.insert_breakpoint(pid, here, me).expect("insert");
+    let bytes = std::fs::read(&prog).expect("read program");
+    let offset = xol::symbols::lookup(&bytes, "tls_var").expect("symbols").expect("tls_var");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint));
+        let tid = s.last_tid;
+        let lm = s.dbg.libraries(pid).expect("libraries").main_lm;
+        assert_ne!(lm, 0, "the main link_map is known once the program runs");
+        let want = s.dbg.read_registers(tid).expect("registers").gp.rdi;
+        assert_eq!(s.dbg.tls_address(pid, tid, lm, offset).expect("tls address"), want, "thread {tid:?}");
+        seen.push(want);
+    }
+    assert_ne!(seen[0], seen[1], "each thread has its own copy");
+    assert!(s.dbg.remove_breakpoint(pid, here, me).expect("remove"));
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)));
+}
+
+/// Thread events on (gdb's `QThreadEvents:1`): each new thread stops at its start and each
+/// exit is a stop of its own, with the exit status; the program ends as it would.
+fn thread_events_are_stops_when_asked() {
+    let prog = fixture_with("threads", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &[]);
+    s.dbg.set_thread_events(true);
+    let mut created = std::collections::BTreeSet::new();
+    loop {
+        match s.cont(pid) {
+            (_, StopKind::ThreadCreated) => {
+                assert!(created.insert(s.last_tid), "one creation per thread");
+                assert!(s.dbg.threads(pid).contains(&s.last_tid));
+            }
+            (_, StopKind::ThreadExited(code)) => {
+                assert_eq!(code, 0);
+                assert!(created.contains(&s.last_tid), "exits a thread that was created");
+            }
+            (_, StopKind::Exited(0)) => break,
+            other => panic!("{other:?}: {:?}", s.events),
+        }
+    }
+    let n = |what: &str| s.events.iter().filter(|e| e.as_str() == what).count();
+    assert_eq!((n("P1 thread created"), n("P1 thread exited 0")), (4, 4), "{:?}", s.events);
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -590,6 +710,10 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("vfork_and_exec_are_stops_when_asked", vfork_and_exec_are_stops_when_asked),
     ("non_stop_threads_stop_alone", non_stop_threads_stop_alone),
     ("breakpoint_conditions_are_evaluated_in_xol", breakpoint_conditions_are_evaluated_in_xol),
+    ("siginfo_reads_and_writes", siginfo_reads_and_writes),
+    ("shared_counters_are_one_memory", shared_counters_are_one_memory),
+    ("tls_addresses_are_the_threads_own", tls_addresses_are_the_threads_own),
+    ("thread_events_are_stops_when_asked", thread_events_are_stops_when_asked),
 ];
 
 fn main() {

@@ -7,7 +7,7 @@
 pub use crate::inferior::notice::{Notice, Subscription};
 use crate::inferior::{self, Inferior};
 pub use crate::inferior::{Action, StepMode, StepStats, WaitOutcome};
-pub use crate::inferior::{HwKind, SyscallFilter};
+pub use crate::inferior::{HwKind, ProcessInfo, SyscallFilter};
 pub use crate::probe::Consumer;
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
@@ -30,6 +30,7 @@ mod launch;
 mod location;
 mod report;
 mod sources;
+mod tls;
 pub use crate::maps::MapsStats;
 pub use error::Error;
 pub use launch::{Launch, Stdin, Stdout};
@@ -95,6 +96,9 @@ fn not_defined(name: &str, exe: &std::path::Path) -> Error {
     ))
 }
 
+/// A function's (start, length) in a process and the addresses inside it other code reaches.
+type FunctionEntries = ((u64, u64), Vec<u64>);
+
 /// The debugger core.
 #[derive(Debug, Default)]
 pub struct Debugger {
@@ -107,6 +111,8 @@ pub struct Debugger {
     withdrawn: std::collections::BTreeSet<u32>,
     /// The debug information of the files met (FILE:LINE, DWARF functions).
     debug: sources::DebugFiles,
+    /// Counting probes take the jump plan where they can ([`Debugger::set_jump_plan`]).
+    jump_plan: bool,
 }
 
 /// A session that ends without releasing its processes (a front-end that returned early or
@@ -411,6 +417,13 @@ impl Debugger {
         self.inf.exec_events = on;
     }
 
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`] of the new thread,
+    /// stopped at its start; [`StopKind::ThreadExited`] with its status; gdb's
+    /// `QThreadEvents:1`). Off (the default): the session sees notices only.
+    pub fn set_thread_events(&mut self, on: bool) {
+        self.inf.thread_events = on;
+    }
+
     /// Non-stop mode (gdb's `QNonStop:1`): a reported stop stops only its thread, the others
     /// run on; [`Debugger::resume`] runs the threads it names (a thread with an event still to
     /// report stays stopped, the next wait reports it) and [`Debugger::stop_threads`] stops
@@ -430,6 +443,24 @@ impl Debugger {
     /// event it met first. Threads already stopped are left alone.
     pub fn stop_threads(&mut self, pid: Pid, tids: &[Tid]) -> Result<()> {
         Ok(self.inf.stop_threads(pid, tids)?)
+    }
+
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`), 128 bytes as the kernel lays it out.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(self.inf.siginfo(tid)?)
+    }
+
+    /// Write `data` at `offset` of the stopped thread's `siginfo_t`: delivered with the signal
+    /// if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        Ok(self.inf.set_siginfo(tid, offset, data)?)
+    }
+
+    /// Every process of the system with its user, command line, process group, threads (and
+    /// the CPU each last ran on) and open files (gdb's `info os`, `qXfer:osdata:read`).
+    pub fn os_processes(&self) -> Vec<ProcessInfo> {
+        self.inf.processes()
     }
 
     /// True if `tid` of `pid` is in a stop xol has seen (reported or not).
@@ -614,7 +645,7 @@ impl Debugger {
                     true => {
                         self.inf.add_probe(Scope::PerFile { site: s.site, path: s.path }, Consumer::Count, &text)?
                     }
-                    false => self.inf.add_count_probe(pid, s.addr, &text)?,
+                    false => self.add_count_at(pid, s.addr, &text)?,
                 });
             }
             return Ok(ids);
@@ -627,7 +658,18 @@ impl Debugger {
             return Ok(vec![self.inf.add_probe(scope, Consumer::Count, &text)?]);
         }
         let addr = self.checked_address(pid, location)?;
-        Ok(vec![self.inf.add_count_probe(pid, addr, &text)?])
+        Ok(vec![self.add_count_at(pid, addr, &text)?])
+    }
+
+    /// A per-process counting probe at `addr`: the jump plan where it is on and the site's
+    /// function allows it, else the trap plan.
+    fn add_count_at(&mut self, pid: Pid, addr: VirtAddr, text: &str) -> Result<u32> {
+        if self.jump_plan {
+            if let Some((func, entries)) = self.function_of(pid, addr)? {
+                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &entries, text)?.0);
+            }
+        }
+        Ok(self.inf.add_count_probe(pid, addr, text)?)
     }
 
     /// The sites of a location that debug information resolves, or may resolve to more than
@@ -683,6 +725,36 @@ impl Debugger {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The function holding `addr` in `pid` (its start and length, in the process), from the
+    /// symbol table of the file mapped there, and the addresses inside it that other code
+    /// reaches ([`crate::symbols::entries_into`]).
+    fn function_of(&mut self, pid: Pid, addr: VirtAddr) -> Result<Option<FunctionEntries>> {
+        let maps = self.inf.mappings(pid)?;
+        let Some(m) = maps.iter().find(|m| m.contains(addr.0)) else { return Ok(None) };
+        let (Some(site), Some(path)) = (m.site_of(addr.0), m.path.as_deref()) else { return Ok(None) };
+        let Ok(bytes) = crate::symbols::read_file(std::path::Path::new(path)) else { return Ok(None) };
+        let Ok(Some((v, _))) = crate::symbols::offset_to_vaddr(&bytes, site.offset) else { return Ok(None) };
+        let bias = addr.0.wrapping_sub(v);
+        Ok(crate::symbols::function_containing(&bytes, v).map(|(start, len)| {
+            let entries =
+                crate::symbols::entries_into(&bytes, start, len).into_iter().map(|e| e.wrapping_add(bias)).collect();
+            ((start.wrapping_add(bias), len), entries)
+        }))
+    }
+
+    /// Counting probes made from now on use a jump pad where the site allows it (no trap per
+    /// hit; issue 13), else the trap plan (`probe_reports` says why). Per-process probes only
+    /// for now: a per-file probe keeps the trap plan.
+    pub fn set_jump_plan(&mut self, on: bool) {
+        self.jump_plan = on;
+    }
+
+    /// Whether counting probe `id` asked for the jump plan: `Some(None)` it has it,
+    /// `Some(Some(why))` its site refused it (the trap plan counts), `None` it did not ask.
+    pub fn jump_plan_of(&self, id: u32) -> Option<Option<String>> {
+        self.inf.jump_plan_of(id)
     }
 
     /// A client's breakpoint at `addr` made per-file: a probe keyed by the place in the file,
@@ -809,6 +881,19 @@ impl Debugger {
     /// Which termination signal (SIGINT, SIGTERM, SIGHUP) xol received, if any.
     pub fn terminate_signal(&self) -> Option<i32> {
         self.inf.terminate_signal()
+    }
+
+    /// True if the latched termination signal came from the terminal driver (Ctrl-C): it went
+    /// to the whole foreground process group, so a program launched in xol's group got it too.
+    pub fn terminate_from_terminal(&self) -> bool {
+        self.inf.terminate_from_terminal()
+    }
+
+    /// Forget a latched termination signal `sig` once the front-end has handled it (an
+    /// interactive debugger's Ctrl-C interrupts the program instead of ending xol). Returns
+    /// whether it was latched.
+    pub fn clear_terminate_signal(&self, sig: i32) -> bool {
+        self.inf.clear_terminate_signal(sig)
     }
 
     /// Send `sig` to a process xol has detached from (a signal meant for the program too).

@@ -48,6 +48,10 @@ pub struct CountOptions {
     pub output: Option<std::path::PathBuf>,
     /// Keep address randomisation on (by default it is turned off, as gdb does).
     pub aslr: bool,
+    /// Force the trap plan (an `int3` per probe, a ptrace stop per hit). By default a probe
+    /// takes the jump plan where its site allows it (a jump pad: no trap per hit) and the
+    /// report says which plan counted and, for the trap plan, why.
+    pub trap: bool,
     /// The program and its arguments.
     pub program: Vec<OsString>,
 }
@@ -81,6 +85,9 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
     if opts.per_file {
         dbg.set_probe_mode(crate::debugger::ProbeMode::PerFile);
     }
+    // Churn re-registers probes while the program runs: jump patches are written and removed
+    // with the program stopped, so churn uses the trap plan.
+    dbg.set_jump_plan(!opts.trap && opts.churn.is_none());
     let spec = Launch { aslr: opts.aslr, ..Launch::new(opts.program.clone()) };
     let pid = dbg.launch(&spec).map_err(|e| format!("cannot start {:?}: {e}", opts.program[0]))?;
     // Probe ids of each location, over churn cycles: hits are summed per location.
@@ -196,6 +203,12 @@ fn render(dbg: &Debugger, ids: &BTreeMap<String, Vec<u32>>, json: bool) -> Strin
                 if r.state.is_pending() && r.hits.is_empty() {
                     e.1 = Some(format!("never armed: {}", r.state));
                 }
+            }
+            // With --jump: which plan counted, and why not the jump if it was refused.
+            match dbg.jump_plan_of(*id) {
+                Some(None) => e.1 = Some("jump plan".into()),
+                Some(Some(why)) => e.1 = Some(format!("trap plan: {why}")),
+                None => {}
             }
         }
     }

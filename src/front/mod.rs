@@ -5,10 +5,12 @@
 //! - [`gdbstub`]: the gdb remote stub built on the `gdbstub` crate (`xol serve`,
 //!   `xol-gdbserver`);
 //! - [`count`]: `xol count`, counting probes without gdb;
+//! - [`repl`]: `xol debug`, the standalone debugger (gdb's commands and output);
 //! - [`verify`]: `xol verify-steps`, differential checks of displaced stepping.
 //!
-//! Next: xol's own remote-protocol server, the REPL and the tracing language.
+//! Next: xol's own remote-protocol server and the tracing language.
 
 pub mod count;
 pub mod gdbstub;
+pub mod repl;
 pub mod verify;

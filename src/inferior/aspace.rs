@@ -56,13 +56,25 @@ pub(super) struct AddressSpace {
     pub slots: Slots,
     /// Address -> place-in-file translation (speculative, validated by generation).
     pub maps: MapsCache,
+    /// The counters shared with xol (jump pads), once mapped.
+    pub shared: Option<super::shared::Shared>,
+    /// Jump pads: their areas and the jump-planned sites.
+    pub pads: super::pads::Pads,
 }
 
 impl AddressSpace {
     /// The address space of process `pid`, opened as `mem`, holding `insertions` and `slots`
     /// (empty, or a forked child's inheritance), with no debug register in use.
     pub fn new(pid: i32, mem: Mem, insertions: Insertions, slots: Slots) -> AddressSpace {
-        AddressSpace { mem, insertions, hw: [None; 4], slots, maps: super::probes::new_maps(pid) }
+        AddressSpace {
+            mem,
+            insertions,
+            hw: [None; 4],
+            slots,
+            maps: super::probes::new_maps(pid),
+            shared: None,
+            pads: Default::default(),
+        }
     }
 
     /// An exec replaced the image: its insertions, slots and debug registers (the kernel clears
@@ -71,6 +83,8 @@ impl AddressSpace {
         self.insertions.clear();
         self.slots.reset();
         self.hw = [None; 4];
+        self.shared = None;
+        self.pads = Default::default();
     }
 
     /// Open the memory and maps of `pid`'s new image after an exec.
@@ -112,18 +126,57 @@ pub enum ChildWrite {
     Rearm,
 }
 
+/// A jump patch: the bytes at a jump-planned probe's site replaced by a `jmp rel32` to its pad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    /// The program's bytes under the patch (what reads show; updated by writes).
+    pub original: Vec<u8>,
+    /// The patch bytes in memory.
+    pub written: Vec<u8>,
+}
+
 /// The insertions of one address space, by address.
 #[derive(Debug, Default)]
 pub struct Insertions {
     map: BTreeMap<u64, Insertion>,
     /// The `int3`s are out of memory for now (a vfork child shares it); the insertions stay.
     disarmed: bool,
+    /// Jump patches by site (trapless probes): masked like the `int3`s.
+    patches: BTreeMap<u64, Patch>,
 }
 
 impl Insertions {
     /// Insertions a forked child inherits (its copy of memory holds them armed).
     pub fn inherited(map: BTreeMap<u64, Insertion>) -> Insertions {
-        Insertions { map, disarmed: false }
+        Insertions { map, disarmed: false, patches: BTreeMap::new() }
+    }
+
+    /// Write a jump patch at `site` (the original bytes kept for reads and for removal). The
+    /// caller has every thread stopped and none inside `site..site+len`.
+    pub fn add_patch(&mut self, mem: &impl Memory, site: u64, bytes: &[u8]) -> Result<()> {
+        let end = site + bytes.len() as u64;
+        if self.overlaps(site, end) || self.patch_overlapping(site, end).is_some() {
+            return Err(Error::Io(std::io::Error::other("the site holds an int3 or another patch")));
+        }
+        let mut original = vec![0u8; bytes.len()];
+        if mem.read_at(site, &mut original).map_err(io_mem(site))? != bytes.len() {
+            return Err(Error::Mem { addr: site, source: std::io::Error::from_raw_os_error(libc::EIO) });
+        }
+        mem.write_at(site, bytes).map_err(io_mem(site))?;
+        self.patches.insert(site, Patch { original, written: bytes.to_vec() });
+        Ok(())
+    }
+
+    /// Take the patch at `site` out of memory. True if there was one.
+    pub fn remove_patch(&mut self, mem: &impl Memory, site: u64) -> Result<bool> {
+        let Some(p) = self.patches.remove(&site) else { return Ok(false) };
+        mem.write_at(site, &p.original).map_err(io_mem(site))?;
+        Ok(true)
+    }
+
+    /// The site of a patch overlapping `addr..end`.
+    pub fn patch_overlapping(&self, addr: u64, end: u64) -> Option<u64> {
+        self.patches.iter().find(|(s, p)| **s < end && addr < **s + p.written.len() as u64).map(|(s, _)| *s)
     }
 
     /// The insertion at `addr`.
@@ -146,9 +199,9 @@ impl Insertions {
         !self.disarmed
     }
 
-    /// True if there are none.
+    /// True if there are none (no `int3` and no jump patch).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.patches.is_empty()
     }
 
     /// Every insertion, by address.
@@ -164,6 +217,7 @@ impl Insertions {
     /// Forget every insertion without touching memory (an exec replaced the image).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.patches.clear();
         self.disarmed = false;
     }
 
@@ -172,6 +226,14 @@ impl Insertions {
         let end = addr.saturating_add(buf.len() as u64);
         for (a, i) in self.map.range(addr..end) {
             buf[(a - addr) as usize] = i.shadow;
+        }
+        for (site, p) in &self.patches {
+            for (k, b) in p.original.iter().enumerate() {
+                let at = site + k as u64;
+                if at >= addr && at < end {
+                    buf[(at - addr) as usize] = *b;
+                }
+            }
         }
     }
 
@@ -192,6 +254,17 @@ impl Insertions {
             i.shadow = data[off];
             if !self.disarmed {
                 out[off] = INT3;
+            }
+        }
+        // Under a patch the program's bytes are kept aside and the patch stays.
+        for (site, p) in self.patches.iter_mut() {
+            for k in 0..p.original.len() {
+                let at = site + k as u64;
+                if at >= addr && at < end {
+                    let off = (at - addr) as usize;
+                    p.original[k] = data[off];
+                    out[off] = p.written[k];
+                }
             }
         }
         mem.write_at(addr, &out).map_err(io_mem(addr))
@@ -250,6 +323,11 @@ impl Insertions {
     pub fn remove_all(&mut self, mem: &impl Memory) -> Vec<(u64, std::io::Error)> {
         let map = std::mem::take(&mut self.map);
         let mut failed = Vec::new();
+        for (site, p) in std::mem::take(&mut self.patches) {
+            if let Err(e) = mem.write_at(site, &p.original) {
+                failed.push((site, e));
+            }
+        }
         if !self.disarmed {
             for (addr, i) in map {
                 if let Err(e) = mem.write_at(addr, &[i.shadow]) {
@@ -320,12 +398,19 @@ impl Insertions {
                 }
             }
         }
+        // Jump patches are per-process probes: the child's copy gets the program's bytes back
+        // (its pads would count into the parent's shared counters).
+        for (site, p) in &self.patches {
+            if let Err(e) = child.write_at(*site, &p.original) {
+                failed.push((*site, ChildWrite::Scrub, e));
+            }
+        }
         (Insertions::inherited(map), failed)
     }
 
     /// A copy of every insertion, for a vfork child that shares this memory.
     pub fn shared_copy(&self) -> Insertions {
-        Insertions::inherited(self.map.clone())
+        Insertions { map: self.map.clone(), disarmed: false, patches: self.patches.clone() }
     }
 
     /// Write every original byte into `mem`, another address space that holds a copy of this
@@ -335,6 +420,11 @@ impl Insertions {
         for (addr, i) in &self.map {
             if let Err(e) = mem.write_at(*addr, &[i.shadow]) {
                 failed.push((*addr, e));
+            }
+        }
+        for (site, p) in &self.patches {
+            if let Err(e) = mem.write_at(*site, &p.original) {
+                failed.push((*site, e));
             }
         }
         failed

@@ -11,6 +11,12 @@ use crate::types::{Owner, Pid, VirtAddr};
 impl Inferior {
     /// Insert a breakpoint at `addr` for `owner`. Inserting twice for the same owner is counted.
     pub fn insert_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<()> {
+        // A breakpoint inside a jump window: that probe goes back to the trap plan first (an
+        // `int3` written into the patch would corrupt it).
+        let patched = self.proc_mut(pid)?.aspace.insertions.patch_overlapping(addr.0, addr.0 + 1);
+        if let Some(site) = patched {
+            self.jump_to_trap(pid, site)?;
+        }
         let non_stop = self.non_stop;
         let p = self.proc_mut(pid)?;
         if !p.aspace.insertions.insert(&p.aspace.mem, addr.0, owner)? {

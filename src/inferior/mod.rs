@@ -20,7 +20,9 @@ mod displaced;
 mod events;
 mod hw;
 pub mod notice;
+mod pads;
 mod probes;
+mod shared;
 mod thread;
 
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
@@ -30,6 +32,7 @@ use std::collections::BTreeMap;
 use thread::{Task, Thread};
 use xol_arch::regs::RegisterFile;
 
+pub use crate::sys::proc::ProcessInfo;
 pub use aspace::{Insertion, Memory};
 pub use displaced::{StepMode, StepStats};
 pub use events::WaitOutcome;
@@ -134,6 +137,11 @@ pub enum StopKind {
     /// The process exec'd a new program ([`Inferior::exe`] names it); its breakpoints went with
     /// the old image. Only with [`Inferior::exec_events`].
     Exec,
+    /// A new thread of the process, stopped at its start (with [`Inferior::thread_events`]).
+    ThreadCreated,
+    /// This thread (not the leader) exited with this status; the process goes on (with
+    /// [`Inferior::thread_events`]).
+    ThreadExited(i32),
     /// The thread stopped because the front-end asked ([`Inferior::stop_threads`], gdb's
     /// non-stop `vCont;t`): gdb's signal 0.
     Stopped,
@@ -300,10 +308,26 @@ pub struct Inferior {
     pub fork_events: bool,
     /// Report execs ([`StopKind::Exec`], gdb's `exec-events+`). Off: an exec is handled inside.
     pub exec_events: bool,
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`],
+    /// [`StopKind::ThreadExited`]; gdb's `QThreadEvents:1`). Off: they are notices only.
+    pub thread_events: bool,
+    /// Probes that asked for the jump plan: `None` if they have it, else why it was refused
+    /// (they use the trap plan). Kept after the process ends, for reports.
+    pub(crate) jump_plans: BTreeMap<u32, Option<String>>,
     /// Non-stop: a reported stop stops only its thread; the others run on, and each is resumed
     /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
     /// a reported stop stops the whole process.
     pub non_stop: bool,
+}
+
+impl From<displaced::StepError> for Error {
+    fn from(e: displaced::StepError) -> Error {
+        match e {
+            displaced::StepError::Sys(s) => Error::Sys(s),
+            displaced::StepError::Mem { addr, source } => Error::Mem { addr, source },
+            other => Error::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
@@ -472,6 +496,29 @@ impl Inferior {
         Ok(())
     }
 
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`, `qXfer:siginfo:read`), as the kernel lays it out (128 bytes). An error if
+    /// the thread is not in a signal stop.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(ptrace::siginfo_bytes(tid.0)?.to_vec())
+    }
+
+    /// Write `data` at `offset` into the stopped thread's `siginfo_t` (`qXfer:siginfo:write`):
+    /// delivered with the signal if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        let mut info = ptrace::siginfo_bytes(tid.0)?;
+        let end = offset.checked_add(data.len()).filter(|e| *e <= info.len()).ok_or_else(|| {
+            Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "past the end of siginfo_t (128 bytes)"))
+        })?;
+        info[offset..end].copy_from_slice(data);
+        Ok(ptrace::set_siginfo_bytes(tid.0, &info)?)
+    }
+
+    /// Every process of the system, as `/proc` shows it (gdb's `info os`).
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        sys::proc::processes()
+    }
+
     /// True if `tid` of `pid` is in a ptrace-stop xol has seen.
     pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
         self.procs.get(&pid).and_then(|p| p.threads.get(&tid.0)).is_some_and(|t| t.is_stopped())
@@ -531,6 +578,7 @@ impl Inferior {
             self.remove_all_insertions(pid)?;
         }
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
+        self.bank_jump_hits(pid, &p);
         for (tid, t) in &p.threads {
             if p.aspace.hw.iter().any(|s| s.is_some()) {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
@@ -571,7 +619,9 @@ impl Inferior {
                 Err(_) => break,
             }
         }
-        self.procs.remove(&pid);
+        if let Some(p) = self.procs.remove(&pid) {
+            self.bank_jump_hits(pid, &p);
+        }
         Ok(())
     }
 

@@ -71,6 +71,7 @@ impl Inferior {
         if self.table.snapshot().get(id).is_none() {
             return Ok(false);
         }
+        self.remove_jumps(id)?;
         for pid in self.pids() {
             let addrs: Vec<u64> = match self.procs.get(&pid) {
                 Some(p) => p
@@ -322,6 +323,17 @@ impl Inferior {
         crate::sys::signals::terminate_requested()
     }
 
+    /// True if the latched termination signal came from the terminal (so a program in xol's
+    /// process group got it too).
+    pub fn terminate_from_terminal(&self) -> bool {
+        crate::sys::signals::terminate_from_terminal()
+    }
+
+    /// Forget a latched SIGINT/SIGTERM/SIGHUP `sig` (it was handled: e.g. a REPL's Ctrl-C).
+    pub fn clear_terminate_signal(&self, sig: i32) -> bool {
+        crate::sys::signals::clear_terminate(sig)
+    }
+
     /// Send `sig` to a process xol no longer traces (after [`Inferior::detach`]): a signal that
     /// is meant for the program too (`xol count` passes its own SIGINT/SIGTERM on, as strace
     /// does).
@@ -379,7 +391,12 @@ impl Inferior {
 
     /// Hits of a probe, per process (processes that ended included).
     pub fn probe_hits(&self, id: u32) -> Vec<(Pid, u64)> {
-        self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect()
+        let mut hits: std::collections::BTreeMap<Pid, u64> =
+            self.hits.range((id, i32::MIN)..=(id, i32::MAX)).map(|((_, pid), n)| (Pid(*pid), *n)).collect();
+        for (pid, n) in self.jump_hits(id) {
+            *hits.entry(pid).or_insert(0) += n;
+        }
+        hits.into_iter().collect()
     }
 
     /// Every probe with its mode, plan and hits.
@@ -395,8 +412,10 @@ impl Inferior {
                         }
                     }
                 }
+                let (jumps, jump_refusal) = self.jump_sites(pr.id);
                 let site = armed.first().and_then(|(pid, a)| self.procs.get(pid)?.aspace.slots.site(a.0));
                 let (mnemonic, plan, refusal) = match site {
+                    _ if !jumps.is_empty() => ("-".into(), "jump".into(), None),
                     Some(s) => {
                         let refusal = match &*s.plan {
                             Plan::Refuse(r) => Some(r.to_string()),
@@ -409,6 +428,8 @@ impl Inferior {
                     }
                     None => ("?".into(), "not armed".into(), None),
                 };
+                armed.extend(jumps);
+                let refusal = refusal.or(jump_refusal.map(|r| format!("jump plan refused: {r}")));
                 ProbeInfo {
                     id: pr.id,
                     location: pr.location.clone(),

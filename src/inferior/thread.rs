@@ -70,6 +70,9 @@ pub(super) struct Thread {
     pub reported_bp: Option<u64>,
     /// The process's debug registers must be written into this thread before it runs.
     pub needs_dregs: bool,
+    /// A new thread whose first stop has not been seen yet (reported as its creation with
+    /// thread events on).
+    pub born: bool,
     /// The front-end asked for this thread to stop (non-stop): its interrupt's stop is
     /// reported, not absorbed. Cleared when any stop of it is reported.
     pub stop_requested: bool,
@@ -91,6 +94,7 @@ impl Thread {
             reported_bp: None,
             needs_dregs: true,
             stop_requested: false,
+            born: false,
             rehit: None,
         }
     }

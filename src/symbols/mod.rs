@@ -116,6 +116,46 @@ fn sections(b: &[u8]) -> Result<Vec<Section>, ElfError> {
         .collect())
 }
 
+/// The link-time address range of the `.text` section, if the file has one (gdb's `info
+/// sharedlibrary` From/To columns, once biased).
+pub fn text_range(b: &[u8]) -> Option<(u64, u64)> {
+    let h = header(b).ok()?;
+    let table = h.sections(LE, b).ok()?;
+    let (_, text) = table.section_by_name(LE, b".text")?;
+    let start = text.sh_addr(LE);
+    Some((start, start + text.sh_size(LE)))
+}
+
+/// Whether gdb would find debug information for the ELF file `path` (contents `b`): a
+/// `.debug_info` section of its own, or a separate debug file where gdb looks — by build-id
+/// under `/usr/lib/debug/.build-id/`, or by `.gnu_debuglink` next to the file, in its `.debug/`
+/// directory, and under `/usr/lib/debug` + the file's directory.
+pub fn has_debug_info(path: &std::path::Path, b: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(f) = object::File::parse(b) else { return false };
+    if f.section_by_name(".debug_info").is_some_and(|s| s.size() > 0) {
+        return true;
+    }
+    let root = std::path::Path::new("/usr/lib/debug");
+    if let Ok(Some(id)) = f.build_id() {
+        if let Some((first, rest)) = id.split_first() {
+            let hex: String = rest.iter().map(|b| format!("{b:02x}")).collect();
+            if root.join(".build-id").join(format!("{first:02x}")).join(format!("{hex}.debug")).exists() {
+                return true;
+            }
+        }
+    }
+    if let Ok(Some((name, _crc))) = f.gnu_debuglink() {
+        let name = std::path::Path::new(std::str::from_utf8(name).unwrap_or_default());
+        let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+        let under_root = root.join(dir.strip_prefix("/").unwrap_or(dir));
+        return [dir.join(name), dir.join(".debug").join(name), under_root.join(name)]
+            .iter()
+            .any(|p| p.exists() && p != path);
+    }
+    false
+}
+
 /// One `PT_LOAD` segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
@@ -220,6 +260,39 @@ pub enum NotCode {
     /// Nothing tells where instructions start there.
     #[error("{0:#x} is covered by no function symbol and no executable section of the file: xol cannot tell whether it starts an instruction")]
     Unknown(u64),
+}
+
+/// The sized function symbol (`STT_FUNC`) covering the link-time address `vaddr`: its start
+/// and size (the smallest, if they nest).
+pub fn function_containing(b: &[u8], vaddr: u64) -> Option<(u64, u64)> {
+    symbols(b)
+        .ok()?
+        .into_iter()
+        .filter(|s| s.is_func && s.in_exec_section && s.size > 0 && s.value <= vaddr && vaddr - s.value < s.size)
+        .min_by_key(|s| s.size)
+        .map(|s| (s.value, s.size))
+}
+
+/// Addresses inside the function `(start, size)` that code elsewhere in the file may reach:
+/// every other symbol in it, and the direct branch targets of its split-off parts (GCC's
+/// `NAME.cold`, `NAME.cold.N`), which jump back into it. Link-time addresses.
+pub fn entries_into(b: &[u8], start: u64, size: u64) -> Vec<u64> {
+    let syms = symbols(b).unwrap_or_default();
+    let Some(name) = syms.iter().find(|s| s.is_func && s.value == start).map(|s| s.name.clone()) else {
+        return Vec::new();
+    };
+    let inside = |a: u64| a > start && a < start + size;
+    let mut out: Vec<u64> = syms.iter().map(|s| s.value).filter(|v| inside(*v)).collect();
+    let cold = format!("{name}.cold");
+    for part in syms.iter().filter(|s| s.name == cold || s.name.starts_with(&format!("{cold}."))) {
+        let Ok(Some(off)) = vaddr_to_offset(b, part.value) else { continue };
+        let len = if part.size > 0 { part.size } else { 4096 };
+        let Some(code) = b.get(off as usize..(off + len).min(b.len() as u64) as usize) else { continue };
+        out.extend(xol_arch::pad::branch_targets(code, part.value).into_iter().filter(|t| inside(*t)));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Check that the link-time address `vaddr` of the ELF file `b` is code and starts an

@@ -198,6 +198,7 @@ impl XolTarget {
             aslr: self.cfg.aslr,
             stdin: if protocol { Stdin::Null } else { Stdin::Inherit },
             stdout: if protocol { Stdout::Stderr } else { Stdout::Inherit },
+            tty: None,
         }
     }
 
@@ -243,9 +244,12 @@ impl XolTarget {
             // gdbstub cannot present fork, vfork or exec events or non-stop mode, and this
             // front-end never asks for them (`Debugger::set_fork_events`, `set_non_stop`);
             // were one to come, gdb sees a SIGTRAP.
-            StopKind::Forked { .. } | StopKind::VforkDone | StopKind::Exec | StopKind::Stopped => {
-                R::SignalWithThread { tid, signal: Signal::SIGTRAP }
-            }
+            StopKind::Forked { .. }
+            | StopKind::VforkDone
+            | StopKind::Exec
+            | StopKind::Stopped
+            | StopKind::ThreadCreated
+            | StopKind::ThreadExited(_) => R::SignalWithThread { tid, signal: Signal::SIGTRAP },
         }
     }
 }

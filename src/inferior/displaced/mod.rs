@@ -24,7 +24,8 @@ mod inject;
 mod resume;
 mod slots;
 
-pub(super) use resume::{abort_in_flight, displace, fix_in_slot, prepare_site};
+pub(super) use inject::{map_code_at, map_shared, StepError};
+pub(super) use resume::{abort_in_flight, displace, fix_in_slot, injection_thread, prepare_site};
 pub(super) use slots::Slots;
 
 use super::{Error, Inferior, Result, StopKind};

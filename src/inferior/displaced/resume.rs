@@ -66,7 +66,7 @@ pub(in crate::inferior) fn original_code(p: &Process, addr: u64) -> Vec<u8> {
 }
 
 /// A stopped thread of `p` fit to run an injected syscall (not at a syscall-entry stop).
-fn injection_thread(p: &Process) -> Option<RawTid> {
+pub(in crate::inferior) fn injection_thread(p: &Process) -> Option<RawTid> {
     p.threads
         .iter()
         .filter(|(_, t)| t.is_stopped() && !t.is_displaced())

@@ -71,6 +71,7 @@ impl Inferior {
                 if tid == pid.0 {
                     if let Some(gone) = self.procs.remove(&pid) {
                         self.maps_ended += gone.aspace.maps.stats();
+                        self.bank_jump_hits(pid, &gone);
                         if gone.followed {
                             self.followed_gone.insert(pid);
                         }
@@ -80,6 +81,10 @@ impl Inferior {
                     return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 self.notices.push(Notice::ThreadExited { pid, tid: Tid(tid) });
+                if self.thread_events {
+                    let status = if matches!(st, Stop::Exited(_)) { code } else { 128 + code };
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadExited(status) }));
+                }
                 Ok(None)
             }
             Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
@@ -217,6 +222,15 @@ impl Inferior {
             Event::Interrupt | Event::GroupStop(_) => {
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.expect_stop = false;
+                if std::mem::take(&mut t.born) && self.thread_events && matches!(event, Event::Interrupt) {
+                    // A new thread's first stop, with thread events on: its creation is reported
+                    // (kept pending while the world is being stopped).
+                    if stopping {
+                        t.set_pending(StopKind::ThreadCreated);
+                        return Ok(None);
+                    }
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadCreated }));
+                }
                 if !stopping && matches!(event, Event::GroupStop(_)) {
                     // A group-stop (job control: SIGSTOP, Ctrl-Z): the thread stays stopped as
                     // it would without xol, until a SIGCONT wakes it; it then reports
@@ -328,6 +342,16 @@ impl Inferior {
                     t.resumed = true;
                     p.threads.insert(tid, t);
                     self.notices.push(Notice::ThreadStarted { pid, tid: Tid(tid) });
+                    if self.thread_events {
+                        // Its first stop, seen before its clone event: its creation.
+                        if stopping {
+                            if let Some(t) = p.threads.get_mut(&tid) {
+                                t.set_pending(StopKind::ThreadCreated);
+                            }
+                            return Ok(None);
+                        }
+                        return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadCreated }));
+                    }
                     if !stopping {
                         resume_free(p, tid, 0)?;
                     }

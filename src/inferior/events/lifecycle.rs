@@ -22,6 +22,7 @@ impl Inferior {
             // Born running, of a thread the front-end resumed.
             let mut t = Thread::new_running();
             t.resumed = true;
+            t.born = true;
             slot.insert(t);
             self.notices.push(Notice::ThreadStarted { pid, tid: Tid(new) });
             // Its first stop may already have been seen as an orphan.

@@ -16,7 +16,13 @@ impl Inferior {
     /// Resume a stopped process. `actions` name threads explicitly; the others get `default`, or
     /// stay stopped if it is `None` (scheduler locking). If an event is already pending, nothing
     /// runs and the next [`Inferior::wait`] reports it.
+    ///
+    /// A process that ended while its world was being stopped (its exit is queued for the next
+    /// wait) is not an error: nothing runs and the next wait reports the exit.
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
+        if !self.procs.contains_key(&pid) && self.reports.iter().any(|e| e.pid == pid) {
+            return Ok(());
+        }
         let non_stop = self.non_stop;
         let p = self.proc_mut(pid)?;
         let plan: Vec<(RawTid, Action)> = p

@@ -69,8 +69,9 @@ impl Inferior {
     pub(super) fn handle_stop_while_stopping(&mut self, wtid: RawTid, st: Stop) -> Result<()> {
         if let Some(ev) = self.handle_status(wtid, st, true)? {
             match ev.kind {
-                StopKind::Exited(_) | StopKind::Killed(_) => {
-                    // The process is gone: report its end on the next wait.
+                StopKind::Exited(_) | StopKind::Killed(_) | StopKind::ThreadExited(_) => {
+                    // The process (or, with thread events, the thread) is gone: report its end
+                    // on the next wait (it has no thread left to hold it pending).
                     self.reports.push_back(ev);
                 }
                 StopKind::Breakpoint => {
