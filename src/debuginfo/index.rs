@@ -89,6 +89,8 @@ pub(crate) struct Tree {
     /// gdb's `locations_valid`: a GNU producer and some location list among the unit's
     /// variables: gdb then does not skip prologues in the unit.
     pub locations_valid: bool,
+    /// An LLVM producer (clang, rustc): gdb then skips prologues by the line table.
+    pub llvm: bool,
 }
 
 impl Cu {
@@ -126,6 +128,11 @@ impl Cu {
     /// gdb's `locations_valid` for the unit.
     pub fn locations_valid(&self) -> bool {
         self.tree().locations_valid
+    }
+
+    /// Whether an LLVM compiler (clang, rustc) produced the unit (gdb's `producer_is_llvm`).
+    pub fn llvm(&self) -> bool {
+        self.tree().llvm
     }
 }
 
@@ -371,6 +378,7 @@ fn walk(dwarf: &gimli::Dwarf<R>, unit: &gimli::Unit<R>, cu: &mut Tree) -> Res<()
     // (depth, block) of the open DIEs.
     let mut stack: Vec<(isize, Option<usize>)> = Vec::new();
     let mut gnu = false;
+    let mut llvm = false;
     let mut loclist = false;
     while let Some(entry) = cursor.next_dfs()? {
         let depth = entry.depth();
@@ -380,10 +388,9 @@ fn walk(dwarf: &gimli::Dwarf<R>, unit: &gimli::Unit<R>, cu: &mut Tree) -> Res<()
         let parent = stack.iter().rev().find_map(|(_, b)| *b);
         let tag = entry.tag();
         if tag == gimli::DW_TAG_compile_unit {
-            gnu = entry
-                .attr_value(gimli::DW_AT_producer)
-                .and_then(|v| string(dwarf, unit, v))
-                .is_some_and(|p| p.starts_with("GNU "));
+            let producer = entry.attr_value(gimli::DW_AT_producer).and_then(|v| string(dwarf, unit, v));
+            gnu = producer.as_deref().is_some_and(|p| p.starts_with("GNU "));
+            llvm = producer.as_deref().is_some_and(|p| p.starts_with("clang ") || p.starts_with(" F90 Flang "));
         }
         if matches!(tag, gimli::DW_TAG_variable | gimli::DW_TAG_formal_parameter) {
             loclist |= is_loclist(entry.attr_value(gimli::DW_AT_location));
@@ -424,6 +431,7 @@ fn walk(dwarf: &gimli::Dwarf<R>, unit: &gimli::Unit<R>, cu: &mut Tree) -> Res<()
         stack.push((depth, this));
     }
     cu.locations_valid = gnu && loclist;
+    cu.llvm = llvm;
     Ok(())
 }
 

@@ -322,6 +322,15 @@ impl DebugInfo {
             return entry;
         }
         let mut pc = amd64_skip_prologue(self.code_at(entry, 16), entry);
+        if cu.llvm() {
+            // gdb trusts an LLVM producer's line table: the prologue ends where the
+            // function's first line does (`skip_prologue_using_sal`).
+            if let Some((_, Some(end))) = Self::find_pc_line(cu, entry) {
+                if end < b.end() {
+                    pc = pc.max(end);
+                }
+            }
+        }
         if let Some((sal, Some(end))) = Self::find_pc_line(cu, pc) {
             if sal.pc != pc && entry <= end && end < b.end() {
                 pc = end;
