@@ -488,7 +488,12 @@ fn line_locations_and_inlined_functions_count_what_gdb_breakpoints_are_hit() {
         assert!(err.contains(&format!("cannot count {loc}: ")) && err.contains(why), "{loc}: {err}");
     }
     // The same through gdb's monitor command.
-    let out = gdb_batch(Server::XolStdio, &prog, &["7"], &["monitor count loop.c:34", "continue", "monitor probes"]);
+    let out = gdb_batch(
+        Server::XolStdio,
+        &prog,
+        &["7"],
+        &["set remotetimeout 30", "monitor count loop.c:34", "continue", "monitor probes"],
+    );
     assert!(out.all_output().contains("loop.c:34"), "{out}");
     assert!(!out.all_output().contains("cannot count"), "{out}");
     assert!(out.has_mark("done"), "{out}");
@@ -693,6 +698,10 @@ fn a_line_of_a_loaded_library_is_counted() {
         &prog,
         &[],
         &[
+            // The first FILE:LINE reads the line tables of every mapped file, the C library's
+            // separate debug file included where it is installed: up to a second or two in a
+            // debug build on a loaded machine, past gdb's default 2 s for a reply.
+            "set remotetimeout 30",
             "break main",
             "continue",
             "monitor count libfix.c:4",

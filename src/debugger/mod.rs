@@ -342,7 +342,11 @@ impl Debugger {
         let Some(sym) =
             crate::symbols::lookup_symbol(&bytes, name).map_err(|e| bad(format!("{}: {e}", exe.display())))?
         else {
-            // A function only the debug information knows (static, or inlined everywhere).
+            // A library's function, or one only the debug information knows (static, or
+            // inlined everywhere).
+            if let Some(site) = self.library_symbol_site(pid, name)? {
+                return Ok((site.addr, None));
+            }
             return match self.dwarf_sites(pid, sources::Query::Function(name), None) {
                 Ok(sites) => Ok((sites[0].addr, None)),
                 Err(_) => Err(not_defined(name, &exe)),
@@ -687,6 +691,10 @@ impl Debugger {
                 let sym = crate::symbols::lookup_symbol(&bytes, name).ok().flatten();
                 let Some(only) = self.exe_file(pid)? else { return Ok(None) };
                 if sym.is_none() {
+                    // A library's symbol first (cheap), then the debug information.
+                    if let Some(site) = self.library_symbol_site(pid, name)? {
+                        return Ok(Some(vec![site]));
+                    }
                     return match self.dwarf_sites(pid, Query::Function(name), None) {
                         Ok(s) => Ok(Some(s)),
                         Err(_) => Err(not_defined(name, &exe)),

@@ -236,3 +236,25 @@ impl Debugger {
         }
     }
 }
+
+impl Debugger {
+    /// The function `name` by the symbol tables of the libraries `pid` maps (the program's
+    /// own is searched by the caller): the first library that has it as code, as the dynamic
+    /// linker would bind it. Cheap beside the libraries' DWARF, which a monitor command
+    /// cannot afford to read (gdb's remote timeout).
+    pub(super) fn library_symbol_site(&mut self, pid: Pid, name: &str) -> Result<Option<Site>> {
+        let files = self.code_files(pid)?;
+        let maps = self.inf.mappings(pid)?;
+        for (path, file) in files.into_iter().skip(1) {
+            let Ok((bytes, (dev, ino))) = crate::symbols::read_file_id(&path) else { continue };
+            if (dev, ino) != (file.dev, file.ino) {
+                continue;
+            }
+            let Ok(offset) = crate::symbols::place_in_file(&bytes, name) else { continue };
+            if let Some(addr) = maps.iter().filter(|m| m.file == Some(file)).find_map(|m| m.addr_of(offset)) {
+                return Ok(Some(Site { addr: VirtAddr(addr), site: FileSite { file, offset }, path }));
+            }
+        }
+        Ok(None)
+    }
+}
