@@ -6,6 +6,8 @@
 # - src/rsp (the remote protocol layer) is pure too, and uses nothing of xol but crate::types;
 # - src/agent (the agent-expression evaluator) is pure the same way, and uses nothing of xol but
 #   crate::types;
+# - src/debuginfo (DWARF) is pure but for reading files with std::fs, and uses nothing of xol but
+#   crate::symbols and crate::types;
 # - front-ends (src/front/**) use only the session API (src/debugger.rs), the identity types,
 #   the pure file readers (src/symbols) and xol-arch: never inferior, sys, step, probe, maps;
 # - the core never names a front-end;
@@ -41,6 +43,14 @@ $hits"
 
 hits=$(grep -rnE '(crate|xol)::[a-z_]+' src/agent --include=*.rs | grep -vE ':[0-9]+:\s*//' | grep -vE '(crate|xol)::(agent|types)\b')
 [ -n "$hits" ] && bad "src/agent uses nothing of xol but crate::types:
+$hits"
+
+hits=$(grep -rnE '\b(libc|nix)::|std::process|std::net|ptrace|/proc/' src/debuginfo --include=*.rs | grep -vE ':[0-9]+:\s*//')
+[ -n "$hits" ] && bad "src/debuginfo must stay pure (files and bytes in, answers out; std::fs only):
+$hits"
+
+hits=$(grep -rnE '(crate|xol)::[a-z_]+' src/debuginfo --include=*.rs | grep -vE ':[0-9]+:\s*//' | grep -vE '(crate|xol)::(debuginfo|symbols|types)\b')
+[ -n "$hits" ] && bad "src/debuginfo uses nothing of xol but crate::symbols (the ELF reader) and crate::types:
 $hits"
 
 hits=$(grep -rnE '(crate|xol)::(inferior|sys|step|probe|maps|solib)\b' src/front --include=*.rs)

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! front/      gdbstub (gdb remote stub), count (`xol count`), verify (`xol verify-steps`)
-//!               uses: debugger, types (and symbols for reading files; xol-arch's register
+//!               uses: debugger, types (symbols, debuginfo for reading files; xol-arch's register
 //!               and target-description tables)
 //! debugger    the session API every front-end drives: clients, launch/attach, resume/wait
 //!               (stops and subscribed notices), memory, registers, breakpoints, probes,
@@ -17,6 +17,9 @@
 //! probe       the RCU probe table (arc-swap snapshots, refcounted probes)
 //! maps        address <-> (file, offset): the maps parser and the speculative cache
 //! symbols     ELF symbol tables, segments, instruction-boundary checks (pure over bytes)
+//! debuginfo   DWARF of one file (gimli, addr2line): gdb's break FILE:LINE and break FUNC
+//!               places, inlined copies, source locations; separate, split, compressed debug
+//!               information (pure: files and bytes in)
 //! solib       the r_debug / link_map walk (pure over a memory reader)
 //! rsp         the gdb remote protocol, pure: framing, typed requests, replies (uses nothing
 //!               else of xol)
@@ -32,6 +35,7 @@
 
 pub mod agent;
 pub mod debugger;
+pub mod debuginfo;
 pub mod front;
 pub mod inferior;
 pub mod maps;

@@ -18,6 +18,7 @@ enum Cmd {
     ///
     /// Examples:
     ///   xol count main -- ./prog                    (a symbol of the program)
+    ///   xol count loop.c:34 -- ./prog               (a source line, as gdb's break loop.c:34)
     ///   xol count libc.so.6:malloc -- sh -c 'ls | sort'   (per-file: every process mapping it)
     ///   xol count --per-file work -- ./prog         (forked children, exec'd programs too)
     ///   xol count --json -o hits.json main -- ./prog  (JSON to a file; `-o -`: stdout)
@@ -55,7 +56,8 @@ enum Cmd {
         /// The jump plan where a site allows it (the default; see --trap).
         #[arg(long)]
         jump: bool,
-        /// Locations: 0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET.
+        /// Locations: 0xADDR, SYMBOL (an ELF symbol or a DWARF function: every inlined copy
+        /// is counted), FILE:SYMBOL, FILE:0xOFFSET or FILE:LINE (a source line).
         #[arg(required = true)]
         locations: Vec<String>,
         /// Program to run and its arguments (after `--`).

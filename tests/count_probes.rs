@@ -415,15 +415,87 @@ fn libc_path() -> std::path::PathBuf {
     p.into()
 }
 
+/// How many times gdb's breakpoint at each location is hit in a run of `prog ARGS` (gdb
+/// natively, each breakpoint ignored so the program runs through).
+fn gdb_hits(prog: &std::path::Path, args: &str, locs: &[&str]) -> Vec<u64> {
+    let mut cmd = std::process::Command::new("gdb");
+    cmd.args(["-nx", "-batch", "-ex", "set breakpoint pending off"]);
+    for (i, l) in locs.iter().enumerate() {
+        cmd.args(["-ex", &format!("break {l}"), "-ex", &format!("ignore {} 1000000", i + 1)]);
+    }
+    cmd.args(["-ex", &format!("run {args} > /dev/null"), "-ex", "info breakpoints"]).arg(prog);
+    let o = run_with_timeout(cmd, T);
+    let out = text(&o.stdout);
+    // "N  breakpoint ..." then "\tbreakpoint already hit K time(s)" (no such line: 0 hits).
+    let mut hits = vec![0u64; locs.len()];
+    let mut current = None;
+    for line in out.lines() {
+        if let Some(n) = line.split_whitespace().next().and_then(|t| t.parse::<usize>().ok()) {
+            current = Some(n - 1);
+        } else if let (Some(c), Some(rest)) = (current, line.trim().strip_prefix("breakpoint already hit ")) {
+            hits[c] = rest.split_whitespace().next().and_then(|k| k.parse().ok()).unwrap_or(0);
+        }
+    }
+    hits
+}
+
+/// The total `xol count` reported for `loc` (its text report: `LOC: N hits (...)`).
+fn total_of(report: &str, loc: &str) -> Option<u64> {
+    report.lines().find_map(|l| l.strip_prefix(&format!("{loc}: "))?.split_whitespace().next()?.parse().ok())
+}
+
 #[test]
-fn line_locations_say_they_are_not_supported() {
-    let prog = fixture_with("countthreads", FixtureOpts::PIE);
-    let o = xol_count(&["countthreads.c:15"], &prog, &["5", "1", "0"]);
+fn line_locations_and_inlined_functions_count_what_gdb_breakpoints_are_hit() {
+    let prog = fixture_with("loop", FixtureOpts::PIE);
+    let locs = ["loop.c:15", "loop.c:33", "loop.c:34", "loop.c:13", "probe_other"];
+    let o = xol_count(&locs, &prog, &["7"]);
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("countthreads.c:15: FILE:LINE locations are not supported yet"), "{err}");
-    let out = gdb_batch(Server::XolStdio, &prog, &["5", "1", "0"], &["monitor count countthreads.c:15", "continue"]);
-    assert!(out.all_output().contains("FILE:LINE locations are not supported yet"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // probe_site's body (line 15) and the call in the loop (line 34): once per iteration.
+    assert_eq!(total_of(&err, "loop.c:15"), Some(7), "{err}");
+    assert_eq!(total_of(&err, "loop.c:34"), Some(7), "{err}");
+    // Line 13 (the function's declaration) is where gdb's breakpoint goes: after the prologue.
+    assert_eq!(total_of(&err, "loop.c:13"), Some(7), "{err}");
+    if support::which("gdb").is_some() {
+        let want = gdb_hits(&prog, "7", &locs);
+        let got: Vec<u64> = locs.iter().map(|l| total_of(&err, l).unwrap_or(u64::MAX)).collect();
+        assert_eq!(got, want, "xol count vs gdb's hit counts at {locs:?}\n{err}");
+    }
+    // A static inline function inlined into two callers, with no symbol of its own: a probe
+    // on every inlined copy, 10 calls in first()'s loop and one in second().
+    let inl = fixture_with("inl", FixtureOpts { pie: false, opt: "-O2" });
+    let o = xol_count(&["twice", "inl.c:13"], &inl, &["10"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(total_of(&err, "twice"), Some(11), "{err}");
+    if support::which("gdb").is_some() {
+        assert_eq!(
+            vec![total_of(&err, "twice").unwrap_or(0), total_of(&err, "inl.c:13").unwrap_or(0)],
+            gdb_hits(&inl, "10", &["twice", "inl.c:13"]),
+            "{err}"
+        );
+    }
+    // gdb's words when there is nothing there.
+    for (loc, why) in [
+        ("loop.c:999", "No line 999 in file \"loop.c\"."),
+        ("nosuch.c:3", "No source file named nosuch.c."),
+        ("nosuch_function", "Function \"nosuch_function\" not defined"),
+        ("7", "a line alone needs a current source file"),
+    ] {
+        let o = xol_count(&[loc], &prog, &["1"]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{loc}: {err}");
+        assert!(err.contains(&format!("cannot count {loc}: ")) && err.contains(why), "{loc}: {err}");
+    }
+    // The same through gdb's monitor command.
+    let out = gdb_batch(
+        Server::XolStdio,
+        &prog,
+        &["7"],
+        &["set remotetimeout 30", "monitor count loop.c:34", "continue", "monitor probes"],
+    );
+    assert!(out.all_output().contains("loop.c:34"), "{out}");
+    assert!(!out.all_output().contains("cannot count"), "{out}");
     assert!(out.has_mark("done"), "{out}");
 }
 
@@ -613,4 +685,55 @@ fn xol_count_finds_a_library_by_its_soname() {
     assert!(o.status.success() && out.contains("$1 = 42"), "{out}{err}");
     let line = err.lines().find(|l| l.starts_with("libstdc++.so.6:")).unwrap_or_else(|| panic!("{err}"));
     assert!(!line.contains(": 0 hits") && !line.contains("never armed"), "armed in {}: {line}", real.display());
+}
+
+/// A source line of a shared library loaded at start-up, counted through gdb's monitor
+/// command once the library is mapped (at main): the library's own load bias applies, and
+/// `fix_add`, undefined in the program, is found in the library's debug information.
+#[test]
+fn a_line_of_a_loaded_library_is_counted() {
+    let prog = fixture_with("solib", FixtureOpts::PIE);
+    let out = gdb_batch(
+        Server::XolStdio,
+        &prog,
+        &[],
+        &[
+            // The first FILE:LINE reads the line tables of every mapped file, the C library's
+            // separate debug file included where it is installed: up to a second or two in a
+            // debug build on a loaded machine, past gdb's default 2 s for a reply.
+            "set remotetimeout 30",
+            "break main",
+            "continue",
+            "monitor count libfix.c:4",
+            "monitor count fix_add",
+            "break solib.c:13",
+            "continue",
+            "monitor probes",
+            "continue",
+        ],
+    );
+    let all = out.all_output();
+    assert!(!all.contains("cannot count"), "{out}");
+    assert!(out.has_mark("fix=5"), "{out}");
+    let probes: Vec<&str> = all.lines().filter(|l| l.contains("libfix.c:4") || l.contains("fix_add")).collect();
+    assert!(probes.iter().any(|l| l.contains("libfix.c:4") && l.contains("hits 1 ")), "{out}");
+    assert!(probes.iter().any(|l| l.contains("fix_add") && l.contains("hits 1 ")), "{out}");
+}
+
+/// At launch only the program and the dynamic linker are mapped: a source line or a function
+/// of a library the program loads at start-up (`DT_NEEDED`, found through its `DT_RUNPATH`
+/// `$ORIGIN`) makes probes pending on the library, armed when it is mapped; a line the library
+/// lacks is refused at once.
+#[test]
+fn a_line_of_a_library_not_loaded_yet_is_pending_until_it_is() {
+    let prog = fixture_with("solib", FixtureOpts::PIE);
+    let o = xol_count(&["libfix.c:4", "fix_add"], &prog, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(total_of(&err, "libfix.c:4"), Some(1), "{err}");
+    assert_eq!(total_of(&err, "fix_add"), Some(1), "{err}");
+    let o = xol_count(&["libfix.c:99"], &prog, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("No line 99 in file \"libfix.c\"."), "{err}");
 }

@@ -247,7 +247,8 @@ fn errors_say_what_failed() {
     s.dbg.clear_hw(pid).expect("clear");
     for (loc, why) in [
         ("no_such_function", "no symbol"),
-        ("loop.c:12", "FILE:LINE locations are not supported yet"),
+        ("loop.c:999", "No line 999 in file \"loop.c\"."),
+        ("nosuch.c:12", "No source file named nosuch.c."),
         ("g_counter", "not code"),
     ] {
         match s.dbg.count(pid, &loc.parse().unwrap()) {

@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! 0xADDR  *0xADDR          an address in the process
-//! SYMBOL                   a symbol of the main program (C++ names with `::` included)
+//! SYMBOL                   a function of the main program: its ELF symbol, or a function of the
+//!                          debug information (C++ names with `::` included)
 //! FILE:SYMBOL              a symbol of a file (a path, or a library's name: libc.so.6)
 //! FILE:0xOFFSET            a place in a file, by its offset in the file
-//! FILE:LINE  LINE          a source line (parsed; resolving it needs DWARF line tables)
+//! FILE:LINE                a source line: where gdb's `break FILE:LINE` goes (DWARF line tables)
+//! LINE                     a line of the current source file (parsed; there is none yet)
 //! ```
 
 use std::fmt;

@@ -29,6 +29,7 @@ mod error;
 mod launch;
 mod location;
 mod report;
+mod sources;
 mod tls;
 pub use crate::maps::MapsStats;
 pub use error::Error;
@@ -82,11 +83,16 @@ fn loader_candidate(name: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-/// A location that names a source line: refused until DWARF line tables are read.
-fn line_unsupported(loc: &Location) -> Error {
+/// A line number without a file: xol has no current source file to take it from.
+fn line_needs_file(loc: &Location) -> Error {
+    Error::Location(format!("{loc}: a line alone needs a current source file, and there is none: give FILE:LINE"))
+}
+
+/// gdb's answer for a function no symbol table nor debug information has.
+fn not_defined(name: &str, exe: &std::path::Path) -> Error {
     Error::Location(format!(
-        "{loc}: FILE:LINE locations are not supported yet (xol reads no DWARF line tables); \
-         give a function (SYMBOL or FILE:SYMBOL) or an address (0xADDR or FILE:0xOFFSET)"
+        "Function \"{name}\" not defined (no symbol {name:?} in {}, nor in its debug information).",
+        exe.display()
     ))
 }
 
@@ -103,6 +109,8 @@ pub struct Debugger {
     /// Per-file client breakpoints taken out of their client's process
     /// ([`Debugger::withdraw_probe`]) and not put back yet.
     withdrawn: std::collections::BTreeSet<u32>,
+    /// The debug information of the files met (FILE:LINE, DWARF functions).
+    debug: sources::DebugFiles,
     /// Counting probes take the jump plan where they can ([`Debugger::set_jump_plan`]).
     jump_plan: bool,
 }
@@ -300,7 +308,9 @@ impl Debugger {
     }
 
     /// Resolve a location to an address of `pid`: an address, a symbol of the main program
-    /// (its load bias applied), or a place in a file mapped by `pid`. Only resolves: see
+    /// (its load bias applied; else a function of the debug information of the files `pid`
+    /// maps), a place in a file mapped by `pid`, or `FILE:LINE` (the first of gdb's places
+    /// for it, in any mapped file). Only resolves: see
     /// [`Debugger::count`] for the checks a probe needs.
     pub fn resolve_location(&mut self, pid: Pid, loc: &Location) -> Result<VirtAddr> {
         self.resolve_symbol(pid, loc).map(|(a, _)| a)
@@ -311,7 +321,11 @@ impl Debugger {
         let bad = Error::Location;
         let name = match loc {
             Location::Address(a) => return Ok((VirtAddr(*a), None)),
-            Location::Line { .. } => return Err(line_unsupported(loc)),
+            Location::Line { file: None, .. } => return Err(line_needs_file(loc)),
+            Location::Line { file: Some(f), line } => {
+                let sites = self.dwarf_sites(pid, sources::Query::Line(f, *line), None)?;
+                return Ok((sites[0].addr, None));
+            }
             Location::InFile { .. } => {
                 let (site, path) = self.resolve_file_site(pid, loc)?;
                 let maps = self.inf.mappings(pid)?;
@@ -325,9 +339,19 @@ impl Debugger {
         };
         let exe = self.inf.exe(pid)?;
         let bytes = crate::symbols::read_file(&exe).map_err(bad)?;
-        let sym = crate::symbols::lookup_symbol(&bytes, name)
-            .map_err(|e| bad(format!("{}: {e}", exe.display())))?
-            .ok_or_else(|| bad(format!("no symbol {name:?} in {}", exe.display())))?;
+        let Some(sym) =
+            crate::symbols::lookup_symbol(&bytes, name).map_err(|e| bad(format!("{}: {e}", exe.display())))?
+        else {
+            // A library's function, or one only the debug information knows (static, or
+            // inlined everywhere).
+            if let Some(site) = self.library_symbol_site(pid, name)? {
+                return Ok((site.addr, None));
+            }
+            return match self.dwarf_sites(pid, sources::Query::Function(name), None) {
+                Ok(sites) => Ok((sites[0].addr, None)),
+                Err(_) => Err(not_defined(name, &exe)),
+            };
+        };
         let (entry, ty) = crate::symbols::entry_and_type(&bytes).map_err(|e| bad(e.to_string()))?;
         let bias = if ty == crate::symbols::elf::ET_DYN {
             let auxv = solib::parse_auxv(&self.inf.auxv(pid)?);
@@ -492,7 +516,9 @@ impl Debugger {
     fn file_target(&mut self, pid: Pid, location: &Location) -> Result<FileTarget> {
         let bad = Error::Location;
         if let Location::Line { .. } = location {
-            return Err(line_unsupported(location));
+            let sites = self.multi_sites(pid, location)?.unwrap_or_default();
+            let s = sites.into_iter().next().ok_or_else(|| line_needs_file(location))?;
+            return Ok(FileTarget::Site(s.site, s.path));
         }
         if let Location::InFile { file, place } = location {
             let what = place.to_string();
@@ -568,28 +594,145 @@ impl Debugger {
         Ok(None)
     }
 
-    /// Add a counting probe at `location`: `0xADDR`, a symbol of the program, or (always
-    /// per-file) `FILE:SYMBOL` / `FILE:0xOFFSET`. Every hit is counted and nothing stops.
+    /// Add a counting probe at `location`: `0xADDR`, a function of the program (an ELF symbol
+    /// or a DWARF function), or (always per-file) `FILE:SYMBOL` / `FILE:0xOFFSET` /
+    /// `FILE:LINE`. A location of several places gets a probe on each
+    /// ([`Debugger::count_sites`]); the first id is returned. Every hit is counted and nothing stops.
     /// Per-file or per-process as the probe mode says. The place must be code and start an
     /// instruction (else the reason is returned). A FILE given by name (`libc.so.6`) that no
     /// traced process maps yet makes a pending probe, armed when a process maps a file of that
     /// name. Returns its id.
     pub fn count(&mut self, pid: Pid, location: &Location) -> Result<u32> {
+        let ids = self.count_sites(pid, location)?;
+        ids.first().copied().ok_or_else(|| Error::Location(format!("{location}: no place to count")))
+    }
+
+    /// [`Debugger::count`], with a probe on every site of the location, and their ids (hits
+    /// of the location are the sum): `FILE:LINE` can be several places (gdb's locations of
+    /// `break FILE:LINE`: a line in an inlined function, in a loop split by the compiler), and
+    /// a function with inlined copies is counted at its body (the ELF symbol) and at every
+    /// inlined copy. A `FILE:LINE` probe is per-file, as `FILE:SYMBOL` is. Every site is
+    /// checked before the first probe is added.
+    pub fn count_sites(&mut self, pid: Pid, location: &Location) -> Result<Vec<u32>> {
         let text = location.to_string();
-        if self.mode == ProbeMode::PerFile || location.names_file() {
+        let per_file = self.mode == ProbeMode::PerFile || location.names_file();
+        let sites = match (self.multi_sites(pid, location), location) {
+            // In a library the program loads at start-up and has not mapped yet: pending.
+            (Err(Error::Location(e)), Location::Line { file: Some(_), .. } | Location::Symbol(_))
+                if e.starts_with("No source file named") || e.starts_with("Function \"") =>
+            {
+                let query = match location {
+                    Location::Line { file: Some(f), line } => sources::Query::Line(f, *line),
+                    Location::Symbol(n) => sources::Query::Function(n),
+                    _ => return Err(Error::Location(e)),
+                };
+                let Some(pending) = self.pending_sites(pid, query)? else { return Err(Error::Location(e)) };
+                let mut ids = Vec::new();
+                for (file, offset) in pending {
+                    let scope = Scope::Pending { file, what: format!("{offset:#x}"), error: None };
+                    ids.push(self.inf.add_probe(scope, Consumer::Count, &text)?);
+                }
+                return Ok(ids);
+            }
+            (r, _) => r?,
+        };
+        if let Some(sites) = sites {
+            for s in &sites {
+                self.check_probe_address(pid, s.addr).map_err(|e| match e {
+                    Error::Location(m) => Error::Location(format!("{location}: {m}")),
+                    e => e,
+                })?;
+            }
+            let mut ids = Vec::new();
+            for s in sites {
+                ids.push(match per_file {
+                    true => {
+                        self.inf.add_probe(Scope::PerFile { site: s.site, path: s.path }, Consumer::Count, &text)?
+                    }
+                    false => self.add_count_at(pid, s.addr, &text)?,
+                });
+            }
+            return Ok(ids);
+        }
+        if per_file {
             let scope = match self.file_target(pid, location)? {
                 FileTarget::Site(site, path) => Scope::PerFile { site, path },
                 FileTarget::Pending { file, what } => Scope::Pending { file, what, error: None },
             };
-            return Ok(self.inf.add_probe(scope, Consumer::Count, &text)?);
+            return Ok(vec![self.inf.add_probe(scope, Consumer::Count, &text)?]);
         }
         let addr = self.checked_address(pid, location)?;
+        Ok(vec![self.add_count_at(pid, addr, &text)?])
+    }
+
+    /// A per-process counting probe at `addr`: the jump plan where it is on and the site's
+    /// function allows it, else the trap plan.
+    fn add_count_at(&mut self, pid: Pid, addr: VirtAddr, text: &str) -> Result<u32> {
         if self.jump_plan {
             if let Some((func, entries)) = self.function_of(pid, addr)? {
-                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &entries, &text)?.0);
+                return Ok(self.inf.add_jump_count_probe(pid, addr, func, &entries, text)?.0);
             }
         }
-        Ok(self.inf.add_count_probe(pid, addr, &text)?)
+        Ok(self.inf.add_count_probe(pid, addr, text)?)
+    }
+
+    /// The sites of a location that debug information resolves, or may resolve to more than
+    /// one place: `FILE:LINE`; a function (`NAME`, `FILE:NAME`) with inlined copies, or with
+    /// no ELF symbol but a DWARF function. `None`: the location is one place the ELF reader
+    /// finds (or refuses) alone.
+    fn multi_sites(&mut self, pid: Pid, location: &Location) -> Result<Option<Vec<sources::Site>>> {
+        use sources::Query;
+        match location {
+            Location::Line { file: None, .. } => Err(line_needs_file(location)),
+            Location::Line { file: Some(f), line } => Ok(Some(self.dwarf_sites(pid, Query::Line(f, *line), None)?)),
+            Location::Symbol(name) => {
+                let exe = self.inf.exe(pid)?;
+                let bytes = crate::symbols::read_file(&exe).map_err(Error::Location)?;
+                let sym = crate::symbols::lookup_symbol(&bytes, name).ok().flatten();
+                let Some(only) = self.exe_file(pid)? else { return Ok(None) };
+                if sym.is_none() {
+                    // A library's symbol first (cheap), then the debug information.
+                    if let Some(site) = self.library_symbol_site(pid, name)? {
+                        return Ok(Some(vec![site]));
+                    }
+                    return match self.dwarf_sites(pid, Query::Function(name), None) {
+                        Ok(s) => Ok(Some(s)),
+                        Err(_) => Err(not_defined(name, &exe)),
+                    };
+                }
+                let inlined = self.dwarf_sites(pid, Query::Inlined(name), Some(vec![only])).unwrap_or_default();
+                if inlined.is_empty() {
+                    return Ok(None);
+                }
+                let (addr, _) = self.resolve_symbol(pid, location)?;
+                let Some((site, path)) = self.inf.file_site(pid, addr)? else { return Ok(None) };
+                let body = sources::Site { addr, site, path: path.map(Into::into).unwrap_or(exe) };
+                Ok(Some(std::iter::once(body).chain(inlined).collect()))
+            }
+            Location::InFile { file, place: FilePlace::Symbol(name) } => {
+                let Some(path) = self.find_file(pid, file)? else { return Ok(None) };
+                let Some(only) = self.mapped_file(pid, &path)? else { return Ok(None) };
+                let bytes = crate::symbols::read_file(&path).map_err(Error::Location)?;
+                let sym = crate::symbols::lookup_symbol(&bytes, name).ok().flatten();
+                if sym.is_none() {
+                    return Ok(self.dwarf_sites(pid, Query::Function(name), Some(vec![only])).ok());
+                }
+                let inlined = self.dwarf_sites(pid, Query::Inlined(name), Some(vec![only.clone()])).unwrap_or_default();
+                if inlined.is_empty() {
+                    return Ok(None);
+                }
+                let offset = crate::symbols::place_in_file(&bytes, name)
+                    .map_err(|e| Error::Location(format!("{}: {e}", path.display())))?;
+                let site = FileSite { file: only.1, offset };
+                let maps = self.inf.mappings(pid)?;
+                let Some(addr) = maps.iter().filter(|m| m.file == Some(only.1)).find_map(|m| m.addr_of(offset)) else {
+                    return Ok(None);
+                };
+                let body = sources::Site { addr: VirtAddr(addr), site, path };
+                Ok(Some(std::iter::once(body).chain(inlined).collect()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The function holding `addr` in `pid` (its start and length, in the process), from the

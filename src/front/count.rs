@@ -32,7 +32,9 @@ use std::time::Duration;
 /// What `xol count` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct CountOptions {
-    /// Locations: `0xADDR`, a symbol of the program, `FILE:SYMBOL`, `FILE:0xOFFSET`.
+    /// Locations: `0xADDR`, a function of the program (an ELF symbol, or a function of its
+    /// debug information: every inlined copy counts), `FILE:SYMBOL`, `FILE:0xOFFSET`,
+    /// `FILE:LINE` (a source line: gdb's `break FILE:LINE` places).
     pub locations: Vec<String>,
     /// Make every probe per-file (armed in forked children, exec'd programs, libraries).
     pub per_file: bool,
@@ -70,7 +72,7 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
         return Err("name the program to run after `--`".into());
     }
     if opts.locations.is_empty() {
-        return Err("name at least one location to count (0xADDR, SYMBOL, FILE:SYMBOL)".into());
+        return Err("name at least one location to count (0xADDR, SYMBOL, FILE:SYMBOL, FILE:LINE)".into());
     }
     // Every location is parsed before the program runs: a typo costs no run.
     let locations = opts
@@ -93,9 +95,11 @@ fn run_inner(opts: &CountOptions) -> Result<i32, String> {
     let register = |dbg: &mut Debugger, ids: &mut BTreeMap<String, Vec<u32>>| -> Result<Vec<u32>, String> {
         let mut now = Vec::new();
         for (loc, parsed) in &locations {
-            let id = dbg.count(pid, parsed).map_err(|e| format!("cannot count {loc}: {e}"))?;
-            ids.entry(loc.clone()).or_default().push(id);
-            now.push(id);
+            // A FILE:LINE or an inlined function can be several places: one probe each,
+            // their hits summed under the location.
+            let new = dbg.count_sites(pid, parsed).map_err(|e| format!("cannot count {loc}: {e}"))?;
+            ids.entry(loc.clone()).or_default().extend(&new);
+            now.extend(new);
         }
         Ok(now)
     };

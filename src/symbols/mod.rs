@@ -479,24 +479,65 @@ pub fn may_have_soname(path: &str, name: &str) -> bool {
     !name.contains('/') && base.len() > name.len() && base.starts_with(name) && base[name.len()..].starts_with('.')
 }
 
-/// The `DT_SONAME` of a shared library, if it has one.
-pub fn soname(b: &[u8]) -> Option<String> {
+/// The string-valued entries of the dynamic section (`PT_DYNAMIC`): (tag, string) in order.
+fn dynamic_strings(b: &[u8]) -> Option<Vec<(u32, String)>> {
     let h = header(b).ok()?;
     let phdrs = h.program_headers(LE, b).ok()?;
     let dynamic = phdrs.iter().find(|p| p.p_type(LE) == PT_DYNAMIC)?.dynamic(LE, b).ok()??;
-    let (mut strtab, mut name) = (None, None);
+    let mut strtab = None;
+    let mut wanted = Vec::new();
     for d in dynamic {
         match u32::try_from(d.d_tag(LE)) {
             Ok(elf::DT_NULL) => break,
             Ok(elf::DT_STRTAB) => strtab = Some(d.d_val(LE)),
-            Ok(elf::DT_SONAME) => name = Some(d.d_val(LE)),
+            Ok(t @ (elf::DT_SONAME | elf::DT_NEEDED | elf::DT_RPATH | elf::DT_RUNPATH)) => {
+                wanted.push((t, d.d_val(LE)))
+            }
             _ => {}
         }
     }
-    let start = vaddr_to_offset(b, strtab?).ok()?? as usize + name? as usize;
-    let bytes = b.get(start..)?;
-    let end = bytes.iter().position(|c| *c == 0)?;
-    Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    let base = vaddr_to_offset(b, strtab?).ok()?? as usize;
+    Some(
+        wanted
+            .into_iter()
+            .filter_map(|(t, off)| {
+                let bytes = b.get(base.checked_add(off as usize)?..)?;
+                let end = bytes.iter().position(|c| *c == 0)?;
+                Some((t, String::from_utf8_lossy(&bytes[..end]).into_owned()))
+            })
+            .collect(),
+    )
+}
+
+/// The `DT_SONAME` of a shared library, if it has one.
+pub fn soname(b: &[u8]) -> Option<String> {
+    dynamic_strings(b)?.into_iter().find(|(t, _)| *t == elf::DT_SONAME).map(|(_, s)| s)
+}
+
+/// What the dynamic linker loads for a file: its `DT_NEEDED` names, in order, and its
+/// `DT_RPATH` and `DT_RUNPATH` search paths (as written: `$ORIGIN` not expanded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needed {
+    /// `DT_NEEDED`.
+    pub names: Vec<String>,
+    /// `DT_RPATH` (ignored by the loader when there is a `DT_RUNPATH`).
+    pub rpath: Option<String>,
+    /// `DT_RUNPATH`.
+    pub runpath: Option<String>,
+}
+
+/// The [`Needed`] entries of a file (none for a static executable or a non-ELF file).
+pub fn needed(b: &[u8]) -> Needed {
+    let mut n = Needed::default();
+    for (t, s) in dynamic_strings(b).unwrap_or_default() {
+        match t {
+            elf::DT_NEEDED => n.names.push(s),
+            elf::DT_RPATH => n.rpath = Some(s),
+            elf::DT_RUNPATH => n.runpath = Some(s),
+            _ => {}
+        }
+    }
+    n
 }
 
 /// Whether `b` starts like an ELF file.
@@ -600,6 +641,7 @@ mod tests {
         let w = writable_segments(&b);
         assert!(!w.is_empty() && w.iter().all(|(v, _)| segs.iter().any(|s| s.vaddr == *v && s.writable)));
         assert_eq!(soname(&b), None, "an executable has no DT_SONAME");
+        assert!(needed(&b).names.iter().any(|n| n.starts_with("libc.so")), "{:?}", needed(&b));
         // Truncated after the header: the program headers point outside the file.
         assert!(segments(&b[..64]).is_err());
         assert!(writable_segments(&b[..64]).is_empty());

@@ -42,6 +42,7 @@ pub const FIXTURES: &[&str] = &[
     "pf_detach",
     "pf_forkbench",
     "trapblock",
+    "inl",
 ];
 
 /// Fixtures linked against `libfix.so` (built next to them, found through
@@ -291,4 +292,122 @@ pub fn pie_load_base(pid: u32, binary: &Path) -> Option<u64> {
         }
     }
     None
+}
+
+/// How a fixture's debug information is built, beyond `-g` ([`fixture_debug`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct DebugOpts {
+    /// `-gdwarf-N` (0: gcc's default, DWARF 5).
+    pub dwarf: u8,
+    /// Compressed debug sections: `"zlib"` (gcc's `-gz=zlib`) or `"zstd"` (gcc 12 has no
+    /// `-gz=zstd`: `objcopy --compress-debug-sections=zstd` after the build).
+    pub compress: Option<&'static str>,
+    /// `-gsplit-dwarf`: the units' DWARF in a `.dwo` next to the program.
+    pub split: bool,
+    /// With `split`: pack the `.dwo` into `PROG.dwp` (binutils' `dwp`) and delete it.
+    pub dwp: bool,
+}
+
+impl DebugOpts {
+    /// The directory name of the variant, e.g. `dwarf4-zlib-split`.
+    pub fn variant(&self) -> String {
+        let mut v = vec![if self.dwarf == 0 { "dwarf".to_string() } else { format!("dwarf{}", self.dwarf) }];
+        v.extend(self.compress.map(str::to_string));
+        if self.split {
+            v.push("split".into());
+        }
+        if self.dwp {
+            v.push("dwp".into());
+        }
+        v.join("-")
+    }
+}
+
+/// Builds (if needed) the single-file fixture `name` with `opts` and the debug information
+/// `dbg`, in its own directory (`<variant>/<debug variant>/<name>`).
+pub fn fixture_debug(name: &str, opts: FixtureOpts, dbg: DebugOpts) -> PathBuf {
+    type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
+    type Built = Mutex<HashMap<(String, FixtureOpts, DebugOpts), Slot>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    let slot: Slot = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((name.to_string(), opts, dbg))
+        .or_default()
+        .clone();
+    match slot.get_or_init(|| build_debug_fixture(name, opts, dbg)) {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("building fixture {name} ({}/{}) failed:\n{e}", opts.variant(), dbg.variant()),
+    }
+}
+
+fn build_debug_fixture(name: &str, opts: FixtureOpts, dbg: DebugOpts) -> Result<PathBuf, String> {
+    let src = fixtures_src_dir().join(format!("{name}.c"));
+    let dir = fixture_out_dir(opts).join(dbg.variant());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {dir:?}: {e}"))?;
+    let out = dir.join(name);
+    let mark = fixtures_src_dir().join("mark.h");
+    if up_to_date(&out, &[src.clone(), mark]) {
+        return Ok(out);
+    }
+    let mut args: Vec<OsString> = vec!["-g".into(), opts.opt_flag().into()];
+    if opts.pie {
+        args.extend(["-pie".into(), "-fPIE".into()]);
+    } else {
+        args.extend(["-no-pie".into(), "-fno-pie".into()]);
+    }
+    if dbg.dwarf != 0 {
+        args.push(format!("-gdwarf-{}", dbg.dwarf).into());
+    }
+    if dbg.compress == Some("zlib") {
+        args.push("-gz=zlib".into());
+    }
+    if dbg.split {
+        args.push("-gsplit-dwarf".into());
+    }
+    args.push(src.into());
+    args.push("-pthread".into());
+    if dbg.compress != Some("zstd") && !dbg.dwp {
+        gcc(&args, &out)?;
+        return Ok(out);
+    }
+    // Built under its final name (a `.dwo` is named after the program), then post-processed.
+    let lock = dir.join(format!(".{name}.building"));
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = Command::new(std::env::var_os("XOL_TEST_CC").unwrap_or_else(|| "gcc".into()));
+    cmd.args(&args).arg("-o").arg(&lock);
+    let run = |cmd: Command| -> Result<(), String> {
+        let what = format!("{cmd:?}");
+        let o = run_with_timeout(cmd, Duration::from_secs(120));
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what}\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        }
+    };
+    run(cmd)?;
+    if let Some("zstd") = dbg.compress {
+        let mut c = Command::new("objcopy");
+        c.arg("--compress-debug-sections=zstd").arg(&lock);
+        run(c)?;
+    }
+    if dbg.dwp {
+        let mut dwp = lock.as_os_str().to_owned();
+        dwp.push(".dwp");
+        let mut c = Command::new("dwp");
+        c.arg("-e").arg(&lock).arg("-o").arg(&dwp);
+        run(c)?;
+        // The package replaces the .dwo files.
+        for e in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".dwo") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let mut final_dwp = out.as_os_str().to_owned();
+        final_dwp.push(".dwp");
+        std::fs::rename(&dwp, &final_dwp).map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&lock, &out).map_err(|e| format!("rename {lock:?} -> {out:?}: {e}"))?;
+    Ok(out)
 }
