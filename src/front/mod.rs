@@ -2,13 +2,18 @@
 //! identity types ([`crate::types`]) only, never `inferior` or `sys` (checked by
 //! `scripts/check-layering.sh`).
 //!
-//! - [`gdbstub`]: the gdb remote stub built on the `gdbstub` crate (`xol serve`,
-//!   `xol-gdbserver`);
+//! - [`gdb`]: xol's own gdb remote-protocol server over [`crate::rsp`] (`--rsp xol`);
+//! - [`gdbstub`]: the gdb remote stub built on the `gdbstub` crate (`--rsp gdbstub`, the
+//!   default), both for `xol serve` and `xol-gdbserver`;
+//! - [`gdb_common`]: what the two share (options, launch configuration, breakpoint policy,
+//!   signal numbers, monitor commands, host I/O);
 //! - [`count`]: `xol count`, counting probes without gdb;
 //! - [`verify`]: `xol verify-steps`, differential checks of displaced stepping.
 //!
-//! Next: xol's own remote-protocol server, the REPL and the tracing language.
+//! Next: the REPL and the tracing language.
 
 pub mod count;
+pub mod gdb;
+pub mod gdb_common;
 pub mod gdbstub;
 pub mod verify;

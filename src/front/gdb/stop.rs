@@ -1,0 +1,73 @@
+//! Stop replies from the core's stop events: `T` with `thread:` and the reason (`swbreak:`,
+//! `hwbreak:`, `watch:`, `syscall_entry:`, `syscall_return:`), `W`/`X` with `;process:PID`
+//! under multiprocess, as GNU gdbserver writes them; `--disable-packet=T`/`Tthread` give `S`
+//! replies or drop the `thread:` field.
+//!
+//! Like gdbserver on x86, every data watchpoint is reported as `watch:ADDR`: the debug
+//! registers watch reads and writes with one condition, so gdb decides from the address and
+//! the value which of its watchpoints (watch, rwatch, awatch) triggered.
+//!
+//! Hooks for what the core will report next: `StopKind::Forked { child, vfork }` becomes
+//! `fork:`/`vfork:` with the child's `pPID.TID` (`StopReason::Fork`), `VforkDone` becomes
+//! `vforkdone:`, `Exec` becomes `exec:HEXPATH`, once gdb was offered `fork-events+` etc.
+
+use super::session::Server;
+use crate::debugger::{StopEvent, StopKind};
+use crate::front::gdb_common::signals::to_gdb;
+use crate::rsp::reply::{StopReason, StopReply, Stopped};
+use crate::types::{Pid, Tid};
+
+impl Server {
+    /// The stop reply for a stop of the process gdb debugs; it becomes the last stop, and its
+    /// thread the current one (as gdbserver sets its general thread).
+    pub(super) fn stop_reply(&mut self, ev: StopEvent) -> Vec<u8> {
+        let pid = self.peer.multiprocess.then_some(ev.pid.0 as u32);
+        let (sig, reason) = match ev.kind {
+            StopKind::Exited(code) => {
+                eprintln!("\nChild exited with status {code}");
+                self.set_pid(None);
+                return StopReply::Exited { status: code as u8, pid }.encode();
+            }
+            StopKind::Killed(sig) => {
+                eprintln!("\nChild terminated with signal = {sig:#x}");
+                self.set_pid(None);
+                return StopReply::Terminated { signal: to_gdb(sig), pid }.encode();
+            }
+            StopKind::Breakpoint => (5, self.peer.swbreak.then_some(StopReason::SwBreak)),
+            StopKind::HwBreak => (5, self.peer.hwbreak.then_some(StopReason::HwBreak)),
+            StopKind::Step => (5, None),
+            StopKind::Signal(s) => (to_gdb(s), None),
+            StopKind::SyscallEntry(n) => (5, Some(StopReason::SyscallEntry(n))),
+            StopKind::SyscallExit(n) => (5, Some(StopReason::SyscallReturn(n))),
+            StopKind::Watch { addr, .. } => (5, Some(StopReason::Watch(addr))),
+        };
+        self.last_stop = Some((ev.tid, sig));
+        self.peer.g_thread = Some(ev.tid);
+        self.peer.g_all = false;
+        self.signal_reply(ev.pid, ev.tid, sig, reason)
+    }
+
+    /// A `T` reply (or `S` with `--disable-packet=T`).
+    pub(super) fn signal_reply(&self, pid: Pid, tid: Tid, signal: u8, reason: Option<StopReason>) -> Vec<u8> {
+        if self.disabled.t {
+            return StopReply::Signal(signal).encode();
+        }
+        let thread = (!self.disabled.tthread).then(|| self.thread_id(pid, tid));
+        StopReply::Stopped(Stopped { signal, thread, reason, ..Stopped::default() }).encode()
+    }
+
+    /// A stop of a traced process gdb does not debug here (a child xol follows on its own):
+    /// not gdb's to see. It goes on at once, with the signal it stopped with.
+    pub(super) fn foreign_stop(&mut self, ev: StopEvent) {
+        let sig = match ev.kind {
+            StopKind::Exited(_) | StopKind::Killed(_) => return,
+            StopKind::Signal(s) => s,
+            _ => 0,
+        };
+        log::debug!("stop of process {} (not gdb's): {:?}; resuming it", ev.pid, ev.kind);
+        let act = crate::debugger::Action { sig, ..crate::debugger::Action::CONTINUE };
+        if let Err(e) = self.dbg.resume(ev.pid, &[(ev.tid, act)], Some(crate::debugger::Action::CONTINUE)) {
+            log::debug!("resuming process {}: {e}", ev.pid);
+        }
+    }
+}
