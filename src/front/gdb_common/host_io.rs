@@ -133,10 +133,14 @@ impl HostFiles {
         self.file(fd)?.write_at(data, offset).map_err(|e| gdb_errno(&e))
     }
 
-    /// `vFile:fstat`.
+    /// `vFile:fstat`: the file's metadata.
+    pub fn metadata(&self, fd: u32) -> HostResult<std::fs::Metadata> {
+        self.file(fd)?.metadata().map_err(|e| gdb_errno(&e))
+    }
+
+    /// `vFile:fstat`, as the protocol carries it ([`stat_bytes`]).
     pub fn fstat(&self, fd: u32) -> HostResult<Vec<u8>> {
-        let m = self.file(fd)?.metadata().map_err(|e| gdb_errno(&e))?;
-        Ok(stat_bytes(&m))
+        Ok(stat_bytes(&self.metadata(fd)?))
     }
 
     /// `vFile:stat` (`follow` true) and `vFile:lstat`.

@@ -26,7 +26,6 @@ use gdbstub::target::ext::extended_mode::{
 };
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -47,8 +46,7 @@ pub struct XolTarget {
     /// Set by `monitor exit`.
     pub exit_requested: Arc<AtomicBool>,
     /// Open host-I/O files (vFile).
-    pub(super) files: BTreeMap<u32, std::fs::File>,
-    pub(super) next_fd: u32,
+    pub(super) files: crate::front::gdb_common::host_io::HostFiles,
     /// gdb's last raw `vRun` (see `Conn::last_vrun`).
     pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
     /// The command line of the last program started (`vRun`, or xol's own command line): what
@@ -103,8 +101,7 @@ impl XolTarget {
             actions: Vec::new(),
             default_action: Some(Action::CONTINUE),
             exit_requested,
-            files: BTreeMap::new(),
-            next_fd: 3,
+            files: Default::default(),
             last_vrun: Default::default(),
             last_argv: Vec::new(),
             extended: Default::default(),
