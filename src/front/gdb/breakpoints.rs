@@ -6,7 +6,7 @@
 //! As gdbserver on x86: `Z3` (read watchpoint) is not supported (the empty reply), since the
 //! debug registers cannot watch reads alone and gdb then emulates `rwatch` with an access
 //! watchpoint and its own value check; a `Z1`/`Z2`/`Z4` the debug registers cannot hold is
-//! `E01`. Hook: target-side conditions (`;X...` in [`Point::conditions`]) are not offered
+//! `E01`, and so is removing a point that was never inserted. Hook: target-side conditions (`;X...` in [`Point::conditions`]) are not offered
 //! (`ConditionalBreakpoints` is not in `qSupported`) until the agent-expression evaluator
 //! can run them; gdb then evaluates its conditions itself.
 
@@ -42,6 +42,10 @@ impl Server {
             PointType::AccessWatch => self.dbg.remove_hw(pid, addr, p.kind, HwKind::Access),
             PointType::ReadWatch => return Reply::Send(reply::empty()),
         };
-        Reply::from(r)
+        // gdbserver: removing what was never inserted is an error.
+        match r {
+            Ok(false) => Reply::err(),
+            r => Reply::from(r),
+        }
     }
 }

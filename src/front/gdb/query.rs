@@ -33,7 +33,7 @@ fn xml_escape(s: &str) -> String {
 
 /// The `qXfer:threads:read` document: every thread of the process with its name.
 pub fn threads_xml(threads: &[(ThreadId, Option<String>)]) -> String {
-    let mut xml = String::from("<?xml version=\"1.0\"?>\n<threads>\n");
+    let mut xml = String::from("<threads>\n");
     for (id, name) in threads {
         let id = String::from_utf8_lossy(&id.encode()).into_owned();
         match name {
@@ -98,10 +98,9 @@ impl Server {
             return Reply::err();
         }
         match op {
-            b'g' => {
-                self.peer.g_all = id.tid == Id::All;
-                self.peer.g_thread = tid.or_else(|| self.current_thread());
-            }
+            // gdbserver: registers cannot be read from "all threads".
+            b'g' if id.tid == Id::All => return Reply::err(),
+            b'g' => self.peer.g_thread = tid.or_else(|| self.current_thread()),
             b'c' => self.peer.c_thread = tid,
             _ => {}
         }

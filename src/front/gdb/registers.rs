@@ -13,7 +13,7 @@ use crate::rsp::reply;
 impl Server {
     /// `g`.
     pub(super) fn read_registers(&mut self) -> Reply {
-        let Some(t) = self.register_thread() else { return Reply::err() };
+        let Some(t) = self.current_thread() else { return Reply::err() };
         match self.dbg.read_registers(t) {
             Ok(rf) => Reply::Send(reply::hex_data(&rf.to_g_bytes())),
             Err(e) => {
@@ -25,7 +25,7 @@ impl Server {
 
     /// `G`.
     pub(super) fn write_registers(&mut self, bytes: &[u8]) -> Reply {
-        let Some(t) = self.register_thread() else { return Reply::err() };
+        let Some(t) = self.current_thread() else { return Reply::err() };
         let Ok(mut rf) = self.dbg.read_registers(t) else { return Reply::err() };
         if rf.from_g_bytes(bytes).is_err() {
             return Reply::err();
@@ -35,7 +35,7 @@ impl Server {
 
     /// `p`.
     pub(super) fn read_register(&mut self, n: u32) -> Reply {
-        let Some(t) = self.register_thread() else { return Reply::err() };
+        let Some(t) = self.current_thread() else { return Reply::err() };
         let Ok(rf) = self.dbg.read_registers(t) else { return Reply::err() };
         let mut out = Vec::new();
         match rf.read_reg(n as usize, &mut out) {
@@ -46,7 +46,7 @@ impl Server {
 
     /// `P`.
     pub(super) fn write_register(&mut self, n: u32, value: &[u8]) -> Reply {
-        let Some(t) = self.register_thread() else { return Reply::err() };
+        let Some(t) = self.current_thread() else { return Reply::err() };
         let Ok(mut rf) = self.dbg.read_registers(t) else { return Reply::err() };
         if rf.write_reg(n as usize, value).is_err() {
             return Reply::err();

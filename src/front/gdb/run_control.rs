@@ -197,7 +197,6 @@ impl Server {
             }
         };
         self.peer.g_thread = Some(tid);
-        self.peer.g_all = false;
         self.peer.c_thread = None;
         Reply::Send(self.signal_reply(pid, tid, sig, None))
     }

@@ -26,8 +26,6 @@ pub struct Peer {
     pub extended: bool,
     /// `Hg`: the thread registers and memory are read from (`None`: the last stopped one).
     pub g_thread: Option<Tid>,
-    /// `Hg-1`: "all threads" selected, which `g` cannot read (`E01`, as gdbserver).
-    pub g_all: bool,
     /// `Hc` naming one thread: legacy `c`/`s` resume only it (`None`: all threads).
     pub c_thread: Option<Tid>,
     /// Hook for non-stop mode (`QNonStop:1`): not offered yet, always false.
@@ -69,14 +67,14 @@ impl Reply {
 
 /// The answer to a malformed packet, in the form gdbserver gives for its kind: a `Z`/`z` of
 /// an unknown type is unsupported (empty), a `vFile` fails as a file operation
-/// (`F-1,EUNKNOWN`), anything else is `E01`.
+/// (`F-1,16`: EINVAL), anything else is `E01`.
 fn malformed(packet: &[u8], e: &crate::rsp::ParseError) -> Reply {
     use crate::rsp::request::Problem;
     if matches!(e.packet, "Z" | "z") && e.problem == Problem::Invalid("type") {
         return Reply::Send(reply::empty());
     }
     if packet.starts_with(b"vFile:") {
-        return Reply::Send(reply::file_result(-1, Some(9999), None));
+        return Reply::Send(reply::file_result(-1, Some(22), None));
     }
     Reply::err()
 }
@@ -140,7 +138,6 @@ impl Server {
         self.pid = pid;
         self.last_stop = pid.map(|p| (Tid(p.0), 5));
         self.peer.g_thread = None;
-        self.peer.g_all = false;
         self.peer.c_thread = None;
     }
 
@@ -172,14 +169,6 @@ impl Server {
             Id::Is(_) => id.thread().filter(|t| threads.contains(t)),
             Id::Any | Id::All => self.current_thread().or_else(|| threads.first().copied()),
         }
-    }
-
-    /// The thread `g`, `p` and friends act on: [`Server::current_thread`], none after `Hg-1`.
-    pub fn register_thread(&self) -> Option<Tid> {
-        if self.peer.g_all {
-            return None;
-        }
-        self.current_thread()
     }
 
     /// The current thread: `Hg`'s, else the last stopped one, else the first; it must still

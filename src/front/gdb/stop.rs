@@ -43,7 +43,6 @@ impl Server {
         };
         self.last_stop = Some((ev.tid, sig));
         self.peer.g_thread = Some(ev.tid);
-        self.peer.g_all = false;
         self.signal_reply(ev.pid, ev.tid, sig, reason)
     }
 
