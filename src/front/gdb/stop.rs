@@ -1,7 +1,8 @@
 //! Stop replies from the core's stop events: `T` with `thread:` and the reason (`swbreak:`,
 //! `hwbreak:`, `watch:`, `syscall_entry:`, `syscall_return:`), `W`/`X` with `;process:PID`
 //! under multiprocess, as GNU gdbserver writes them; `--disable-packet=T`/`Tthread` give `S`
-//! replies or drop the `thread:` field.
+//! replies or drop the `thread:` field. Stops from a resume carry rbp, rsp and rip ahead
+//! (`06:..;07:..;10:..;`), as gdbserver's do.
 //!
 //! Like gdbserver on x86, every data watchpoint is reported as `watch:ADDR`: the debug
 //! registers watch reads and writes with one condition, so gdb decides from the address and
@@ -16,6 +17,7 @@ use crate::debugger::{StopEvent, StopKind};
 use crate::front::gdb_common::signals::to_gdb;
 use crate::rsp::reply::{StopReason, StopReply, Stopped};
 use crate::types::{Pid, Tid};
+use xol_arch::regs::{RIP_REGNUM, RSP_REGNUM};
 
 impl Server {
     /// The stop reply for a stop of the process gdb debugs; it becomes the last stop, and its
@@ -43,16 +45,37 @@ impl Server {
         };
         self.last_stop = Some((ev.tid, sig));
         self.peer.g_thread = Some(ev.tid);
-        self.signal_reply(ev.pid, ev.tid, sig, reason)
+        let mut reply = self.stopped(ev.pid, ev.tid, sig, reason);
+        if let StopReply::Stopped(s) = &mut reply {
+            s.registers = self.expedited(ev.tid);
+        }
+        reply.encode()
+    }
+
+    /// The registers gdbserver sends ahead in a stop reply (rbp, rsp, rip), so gdb needs no
+    /// `g` to find the frame of a breakpoint hit it only counts or checks a condition at.
+    fn expedited(&self, tid: Tid) -> Vec<(u32, Vec<u8>)> {
+        let Ok(rf) = self.dbg.read_registers(tid) else { return Vec::new() };
+        [6usize, RSP_REGNUM, RIP_REGNUM]
+            .into_iter()
+            .filter_map(|n| {
+                let mut v = Vec::new();
+                rf.read_reg(n, &mut v).map(|()| (n as u32, v))
+            })
+            .collect()
     }
 
     /// A `T` reply (or `S` with `--disable-packet=T`).
     pub(super) fn signal_reply(&self, pid: Pid, tid: Tid, signal: u8, reason: Option<StopReason>) -> Vec<u8> {
+        self.stopped(pid, tid, signal, reason).encode()
+    }
+
+    fn stopped(&self, pid: Pid, tid: Tid, signal: u8, reason: Option<StopReason>) -> StopReply {
         if self.disabled.t {
-            return StopReply::Signal(signal).encode();
+            return StopReply::Signal(signal);
         }
         let thread = (!self.disabled.tthread).then(|| self.thread_id(pid, tid));
-        StopReply::Stopped(Stopped { signal, thread, reason, ..Stopped::default() }).encode()
+        StopReply::Stopped(Stopped { signal, thread, reason, ..Stopped::default() })
     }
 
     /// A stop of a traced process gdb does not debug here (a child xol follows on its own):
