@@ -180,3 +180,39 @@ fn rsp_option_is_checked_by_both_binaries() {
         assert!(err.contains("unknown remote-protocol server `bogus`: say xol or gdbstub"), "{err}");
     }
 }
+
+#[test]
+fn registers_without_a_target_description_match_gdbserver() {
+    let prog = fixture("loop");
+    let script = [
+        "break probe_site",
+        "continue",
+        "p $pc",
+        "info registers rip eflags",
+        "p $orig_rax",
+        "p $fs_base != 0",
+        "set $rax = 42",
+        "p $rax",
+        "p $ymm0",
+        "continue",
+    ];
+    let opts = GdbOpts { pre_target: vec!["set remote target-features-packet off".into()], ..GdbOpts::default() };
+    let o = gdb_batch_opts(Server::XolOwnRsp, &prog, &["1"], &script, &opts);
+    assert!(!o.all_output().contains("'g' packet reply is too long"), "{o}");
+    assert!(o.stdout.contains("= 42\n") && o.stdout.contains("exited normally"), "{o}");
+    if gdbserver_available() {
+        let g = gdb_batch_opts(Server::GdbserverStdio, &prog, &["1"], &script, &opts);
+        let (a, b) = (normalise_gdb_output(&g.stdout), normalise_gdb_output(&o.stdout));
+        assert_eq!(a, b, "{}\n{g}\n{o}", line_diff(&a, &b, "gdbserver", "xol"));
+    }
+    // On the wire: the 560 bytes of gdb's built-in amd64-linux layout without
+    // `xmlRegisters=i386`, the whole target description's (with the AVX upper halves) with it.
+    for (sup, len) in [("qSupported:multiprocess+", 560), ("qSupported:multiprocess+;xmlRegisters=i386", 816)] {
+        let mut c = xol_own(&prog, &[]);
+        c.request(sup);
+        let g = c.request("g");
+        assert_eq!(g.len(), 2 * len, "{sup}: g is {} bytes", g.len() / 2);
+        let ymm0h = c.request("p3c");
+        assert_eq!(ymm0h.starts_with('E'), len == 560, "{sup}: p3c {ymm0h:?}");
+    }
+}

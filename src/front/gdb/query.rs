@@ -54,6 +54,10 @@ impl Server {
         self.peer.multiprocess = yes("multiprocess");
         self.peer.swbreak = yes("swbreak");
         self.peer.hwbreak = yes("hwbreak");
+        self.peer.xml_registers = match feature(features, "xmlRegisters") {
+            Some(FeatureValue::Value(v)) => v.split(|b| *b == b',').any(|a| a == b"i386"),
+            _ => false,
+        };
         let size = format!("{PACKET_SIZE:x}");
         let mut list: Vec<(&str, Support<'_>)> = vec![
             ("PacketSize", Support::Value(&size)),

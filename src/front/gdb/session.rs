@@ -22,6 +22,10 @@ pub struct Peer {
     pub swbreak: bool,
     /// `hwbreak:`.
     pub hwbreak: bool,
+    /// gdb sent `xmlRegisters=i386`: it reads the target description, so `g` carries every
+    /// register of it; without, `g` stops before the AVX upper halves (the layout gdb's
+    /// built-in amd64-linux architecture expects), as gdbserver's no-XML description.
+    pub xml_registers: bool,
     /// gdb sent `!`: the session outlives the process.
     pub extended: bool,
     /// `Hg`: the thread registers and memory are read from (`None`: the last stopped one).
