@@ -216,3 +216,26 @@ fn registers_without_a_target_description_match_gdbserver() {
         assert_eq!(ymm0h.starts_with('E'), len == 560, "{sup}: p3c {ymm0h:?}");
     }
 }
+
+#[test]
+fn find_and_compare_sections_are_served_as_by_gdbserver() {
+    // qSearch:memory and qCRC, which gdbstub 0.7 does not serve (gdb then reads the memory).
+    let prog = fixture_with("loop", FixtureOpts::NO_PIE);
+    let script = [
+        "break probe_site",
+        "continue",
+        "find /b main, +200, 0xe8",
+        "find &g_counter, +0x100000, (char)0x55",
+        "compare-sections .text",
+        "set var *(char*)main = 0x90",
+        "compare-sections .text",
+    ];
+    let o = gdb_batch(Server::XolOwnRsp, &prog, &["1"], &script);
+    assert!(o.stdout.contains("patterns found.") && o.stdout.contains("Pattern not found."), "{o}");
+    assert!(o.stdout.contains(": matched.") && o.stdout.contains("MIS-MATCHED!"), "{o}");
+    if gdbserver_available() {
+        let g = gdb_batch(Server::GdbserverStdio, &prog, &["1"], &script);
+        let (a, b) = (normalise_gdb_output(&g.stdout), normalise_gdb_output(&o.stdout));
+        assert_eq!(a, b, "{}\n{g}\n{o}", line_diff(&a, &b, "gdbserver", "xol"));
+    }
+}

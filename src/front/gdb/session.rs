@@ -260,6 +260,8 @@ impl Server {
             Request::ReadMemoryBinary { addr, len } => self.read_memory(addr, len, true),
             Request::WriteMemory { addr, data } => self.write_memory(addr, &data),
             Request::WriteMemoryBinary { addr, data } => self.write_memory(addr, data),
+            Request::SearchMemory { addr, len, pattern } => self.search_memory(addr, len, pattern),
+            Request::Crc { addr, len } => self.crc(addr, len),
             // Breakpoints.
             Request::InsertPoint(p) => self.insert_point(&p),
             Request::RemovePoint(p) => self.remove_point(&p),
