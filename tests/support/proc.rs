@@ -76,7 +76,11 @@ fn rsp_wrapper(real: &Path, name: &str, rsp: &str) -> PathBuf {
         format!("#!/bin/sh\nexec {real} --rsp {rsp} \"$@\"\n")
     };
     use std::os::unix::fs::PermissionsExt;
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    // Unique per writer (tests run on several threads, test binaries in parallel): the last
+    // rename wins, and every writer wrote the same script.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}", std::process::id()));
     std::fs::write(&tmp, body).expect("write the --rsp wrapper");
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod the --rsp wrapper");
     std::fs::rename(&tmp, &path).expect("install the --rsp wrapper");
