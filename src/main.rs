@@ -81,9 +81,9 @@ enum Cmd {
         /// Run the program through this wrapper (repeat for each word), like gdbserver's --wrapper.
         #[arg(long, value_name = "WORD")]
         wrapper: Vec<OsString>,
-        /// The remote-protocol server: `xol` (xol's own) or `gdbstub` (built on the gdbstub
-        /// crate, the default).
-        #[arg(long, value_name = "xol|gdbstub", default_value = "gdbstub")]
+        /// The remote-protocol server: `xol` (xol's own, the default) or `gdbstub` (built on
+        /// the gdbstub crate).
+        #[arg(long, value_name = "xol|gdbstub", default_value = "xol")]
         rsp: RspServer,
         /// Program to launch and its arguments (after `--`).
         #[arg(last = true)]

@@ -7,7 +7,7 @@
 //! `--disable-packet=...`, `--debug[=...]`, `--remote-debug`, `--debug-file=F`,
 //! `--debug-format=...`, `--[no-]disable-randomization`, `--[no-]startup-with-shell`,
 //! `--selftest`, `--version`, `--help`, and xol's own `--rsp xol|gdbstub` (which
-//! remote-protocol server; gdbstub by default).
+//! remote-protocol server; xol's own by default).
 
 use std::ffi::OsString;
 use xol::front::gdb_common::{serve, Comm, RspServer, ServerOptions};
@@ -46,8 +46,8 @@ Other options:
 
 xol options:
 
-  --rsp=xol|gdbstub     The remote-protocol server: xol's own, or the one
-                        built on the gdbstub crate (the default).
+  --rsp=xol|gdbstub     The remote-protocol server: xol's own (the default),
+                        or the one built on the gdbstub crate.
 
 Debug options:
 

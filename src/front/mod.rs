@@ -2,9 +2,10 @@
 //! identity types ([`crate::types`]) only, never `inferior` or `sys` (checked by
 //! `scripts/check-layering.sh`).
 //!
-//! - [`gdb`]: xol's own gdb remote-protocol server over [`crate::rsp`] (`--rsp xol`);
-//! - [`gdbstub`]: the gdb remote stub built on the `gdbstub` crate (`--rsp gdbstub`, the
-//!   default), both for `xol serve` and `xol-gdbserver`;
+//! - [`gdb`]: xol's own gdb remote-protocol server over [`crate::rsp`] (`--rsp xol`, the
+//!   default);
+//! - [`gdbstub`]: the gdb remote stub built on the `gdbstub` crate (`--rsp gdbstub`), both
+//!   for `xol serve` and `xol-gdbserver`;
 //! - [`gdb_common`]: what the two share (options, launch configuration, breakpoint policy,
 //!   signal numbers, monitor commands, host I/O);
 //! - [`count`]: `xol count`, counting probes without gdb;

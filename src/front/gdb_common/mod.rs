@@ -20,10 +20,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RspServer {
-    /// The server built on the `gdbstub` crate ([`crate::front::gdbstub`]).
-    #[default]
+    /// The server built on the `gdbstub` crate ([`crate::front::gdbstub`]), kept selectable.
     Gdbstub,
-    /// xol's own server over [`crate::rsp`] ([`crate::front::gdb`]).
+    /// xol's own server over [`crate::rsp`] ([`crate::front::gdb`]), the default.
+    #[default]
     Xol,
 }
 
