@@ -7,7 +7,6 @@
 //! answered with the new process's first stop (`T05` of its main thread). A request naming a
 //! process gdb does not debug here is `E01`.
 
-use super::conn::Conn;
 use super::session::{Reply, Server};
 use crate::front::gdb_common::SessionEnd;
 use crate::rsp::request::Request;
@@ -18,7 +17,7 @@ use std::os::unix::ffi::OsStringExt;
 impl Server {
     /// `vRun;PROGRAM[;ARG]...`: an empty program means the one on xol's command line (with its
     /// arguments when none are given).
-    pub(super) fn run(&mut self, _conn: &mut Conn, program: Vec<u8>, args: Vec<Vec<u8>>) -> Reply {
+    pub(super) fn run(&mut self, program: Vec<u8>, args: Vec<Vec<u8>>) -> Reply {
         let mut argv: Vec<OsString> = Vec::new();
         let default_args = program.is_empty() && args.is_empty();
         if program.is_empty() {

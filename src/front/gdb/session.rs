@@ -225,7 +225,7 @@ impl Server {
             | Request::SetWorkingDir(_)
             | Request::StartupWithShell(_) => self.configure(req),
             // Processes.
-            Request::Run { program, args } => self.run(conn, program, args),
+            Request::Run { program, args } => self.run(program, args),
             Request::Attach(pid) => self.attach(pid),
             Request::Kill => self.kill_legacy(),
             Request::KillProcess(pid) => self.kill_process(pid),
@@ -272,5 +272,27 @@ impl Server {
             Request::File(f) => self.host_io(f),
             _ => Reply::Send(reply::empty()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(p: &[u8]) -> Vec<u8> {
+        let e = crate::rsp::parse(p).expect_err("malformed");
+        match malformed(p, &e) {
+            Reply::Send(r) => r,
+            _ => panic!("no reply"),
+        }
+    }
+
+    #[test]
+    fn malformed_packets_get_gdbservers_answers() {
+        assert_eq!(answer(b"Z9,0,0"), b"");
+        assert_eq!(answer(b"z9,0,0"), b"");
+        assert_eq!(answer(b"vFile:open:zz,0,0"), b"F-1,16");
+        assert_eq!(answer(b"mzz,4"), b"E01");
+        assert_eq!(answer(b"Hgzz"), b"E01");
     }
 }
