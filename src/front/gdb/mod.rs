@@ -7,7 +7,8 @@
 //! - `stop.rs`: stop replies; `memory.rs`, `registers.rs`, `breakpoints.rs`;
 //! - `query.rs`: `qSupported`, threads, `qXfer`; `monitor.rs`: `qRcmd`; `host_io.rs`: `vFile`;
 //! - `extended.rs`: `vRun`, `vAttach`, `vKill`, `D`, `R`, the launch settings;
-//! - `signals.rs`: `QPassSignals`, `QProgramSignals`, `QCatchSyscalls`, `QNonStop`.
+//! - `signals.rs`: `QPassSignals`, `QProgramSignals`, `QCatchSyscalls`, `QNonStop`;
+//! - `notify.rs`: the non-stop `%Stop`/`vStopped` queue (a hook: non-stop is not offered yet).
 //!
 //! Unlike the gdbstub front-end it presents real pids (`multiprocess+`: `pPID.TID` thread ids,
 //! `W..;process:PID`) and thread names (`qXfer:threads:read`). Session rules are gdbserver's
@@ -25,6 +26,7 @@ mod extended;
 mod host_io;
 mod memory;
 mod monitor;
+pub mod notify;
 pub mod query;
 mod registers;
 mod run_control;
@@ -176,6 +178,7 @@ fn accept(l: &TcpListener) -> io::Result<std::net::TcpStream> {
 /// A new connection: negotiation starts over.
 fn new_conn(srv: &mut Server, rfd: OwnedFd, wfd: Option<OwnedFd>) -> Conn {
     srv.peer = Peer::default();
+    srv.stops.clear();
     Conn::new(rfd, wfd)
 }
 

@@ -110,6 +110,8 @@ pub struct Server {
     pub disabled: Disabled,
     /// What the current connection negotiated.
     pub peer: Peer,
+    /// Non-stop stop notifications not yet fetched with `vStopped` (empty in all-stop).
+    pub stops: super::notify::StopQueue,
     /// The rest of a `qfThreadInfo` answer (`qsThreadInfo` sends it).
     pub(super) thread_list_done: bool,
 }
@@ -132,6 +134,7 @@ impl Server {
             remote_debug: false,
             disabled: Disabled::default(),
             peer: Peer::default(),
+            stops: Default::default(),
             thread_list_done: false,
         }
     }
@@ -240,6 +243,7 @@ impl Server {
             Request::VContSupported => Reply::Send(reply::vcont_supported()),
             Request::VCont(actions) => self.vcont(conn, &actions)?,
             Request::CtrlC => self.ctrl_c(),
+            Request::Stopped if self.peer.non_stop => Reply::Send(self.stops.stopped()),
             Request::Stopped => Reply::Send(reply::empty()),
             // Threads.
             Request::SetThread { op, thread } => self.set_thread(op, &thread),
