@@ -4,6 +4,8 @@
 # - only src/inferior (and src/maps) use src/sys;
 # - arch/ is pure: no libc, nix or std::process;
 # - src/rsp (the remote protocol layer) is pure too, and uses nothing of xol but crate::types;
+# - src/agent (the agent-expression evaluator) is pure the same way, and uses nothing of xol but
+#   crate::types;
 # - front-ends (src/front/**) use only the session API (src/debugger.rs), the identity types,
 #   the pure file readers (src/symbols) and xol-arch: never inferior, sys, step, probe, maps;
 # - the core never names a front-end;
@@ -31,6 +33,14 @@ $hits"
 
 hits=$(grep -rnE '(crate|xol)::[a-z_]+' src/rsp --include=*.rs | grep -vE ':[0-9]+:\s*//' | grep -vE '(crate|xol)::(rsp|types)\b')
 [ -n "$hits" ] && bad "src/rsp uses nothing of xol but crate::types:
+$hits"
+
+hits=$(grep -rnE '\b(libc|nix)::|std::process|std::fs|std::net|std::os|ptrace' src/agent --include=*.rs | grep -vE ':[0-9]+:\s*//')
+[ -n "$hits" ] && bad "src/agent must stay pure (no kernel, file or process access):
+$hits"
+
+hits=$(grep -rnE '(crate|xol)::[a-z_]+' src/agent --include=*.rs | grep -vE ':[0-9]+:\s*//' | grep -vE '(crate|xol)::(agent|types)\b')
+[ -n "$hits" ] && bad "src/agent uses nothing of xol but crate::types:
 $hits"
 
 hits=$(grep -rnE '(crate|xol)::(inferior|sys|step|probe|maps|solib)\b' src/front --include=*.rs)

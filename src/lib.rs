@@ -22,6 +22,8 @@
 //! solib       the r_debug / link_map walk (pure over a memory reader)
 //! rsp         the gdb remote protocol, pure: framing, typed requests, replies (uses nothing
 //!               else of xol)
+//! agent       gdb's agent-expression bytecode, pure: validated once, evaluated on the trap
+//!               path over a register/memory context (conditions, commands, tracepoint actions)
 //! sys         the ONLY code that calls the kernel: ptrace, wait, /proc/PID/mem, spawn,
 //!               signalfd and descriptors, PROCMAP_QUERY
 //! types       Pid, Tid, VirtAddr, FileId, FileSite, ClientId, Owner
@@ -30,6 +32,7 @@
 //! Beside the crate, `xol-arch` (`arch/`) is pure x86-64 knowledge: registers, the target
 //! description, displaced-step planning and emulation, instruction boundaries.
 
+pub mod agent;
 pub mod debugger;
 pub mod front;
 pub mod inferior;

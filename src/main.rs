@@ -53,6 +53,20 @@ enum Cmd {
         #[arg(last = true, required = true)]
         program: Vec<OsString>,
     },
+    /// The standalone debugger: gdb's commands, abbreviations and output over xol's core.
+    ///
+    /// Options as gdb's, with one or two dashes:
+    ///   xol debug ./prog arg1               (then: break main, run, stepi, info registers, ...)
+    ///   xol debug -batch -ex 'break probe_site' -ex run -ex 'info registers rip' ./prog
+    ///   xol debug -x cmds.gdb ./prog        (commands from a file)
+    ///   xol debug --attach 1234
+    /// `xol debug --help` lists the options; `help` at the prompt lists the commands.
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Debug {
+        /// gdb-style options, then the program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Serve gdb's remote protocol (a drop-in for gdbserver).
     ///
     /// Examples:
@@ -134,6 +148,7 @@ fn main() {
                 program,
             })
         }
+        Cmd::Debug { args } => xol::front::repl::run(&args),
         Cmd::Serve { stdio, addr, once, multi, attach, wrapper, rsp, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,

@@ -31,6 +31,19 @@ pub enum Boundary {
     },
 }
 
+/// The instruction at the start of `code` (at address `ip`): its length and whether it is a
+/// call (near or far, direct or indirect) — what `nexti` needs to step over a call. `None` if
+/// the bytes do not decode.
+pub fn first_instruction(code: &[u8], ip: u64) -> Option<(usize, bool)> {
+    let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let insn = decoder.decode();
+    if insn.is_invalid() {
+        return None;
+    }
+    let call = matches!(insn.flow_control(), iced_x86::FlowControl::Call | iced_x86::FlowControl::IndirectCall);
+    Some((insn.len(), call))
+}
+
 /// Decode `code` (whose first byte is at address `ip` and starts an instruction) up to
 /// `target` and say where `target` falls. `target` before `ip` is [`Boundary::Undecodable`].
 pub fn locate(code: &[u8], ip: u64, target: u64) -> Boundary {

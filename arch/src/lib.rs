@@ -14,10 +14,14 @@
 //!   instructions exactly.
 //! * [`boundary`]: whether an address starts an instruction of a function
 //!   (probes must replace an instruction's first byte).
+//! * [`pad`]: jump pads (trapless probes): planning the window a site's
+//!   `jmp rel32` replaces, refusing what is unsafe, and generating the pad
+//!   (action, relocated instructions, jump back) with iced-x86's assembler.
 
 #![warn(missing_docs)]
 
 pub mod boundary;
 pub mod displaced;
+pub mod pad;
 pub mod regs;
 pub mod tdesc;

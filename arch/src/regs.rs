@@ -677,6 +677,12 @@ gp_map! {
     57 => orig_rax, 58 => fs_base, 59 => gs_base,
 }
 
+/// The value of general register `regno` (gdb's amd64 numbering: rax=0 .. gs=23,
+/// orig_rax=57, fs_base=58, gs_base=59); `None` for any other register.
+pub fn gp_value(gp: &UserRegs, regno: usize) -> Option<u64> {
+    gp_ref(gp, regno).copied()
+}
+
 fn le_u32(bytes: &[u8]) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&bytes[..4]);

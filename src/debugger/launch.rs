@@ -41,8 +41,11 @@ pub struct Launch {
     pub aslr: bool,
     /// Standard input.
     pub stdin: Stdin,
-    /// Standard output (standard error is always xol's).
+    /// Standard output (standard error is xol's).
     pub stdout: Stdout,
+    /// The program's terminal: standard input, output and error all on this file or tty (gdb's
+    /// `tty` / `set inferior-tty`), over `stdin` and `stdout`.
+    pub tty: Option<PathBuf>,
 }
 
 impl Launch {
@@ -61,6 +64,7 @@ impl Launch {
             aslr: false,
             stdin: Stdin::Inherit,
             stdout: Stdout::Inherit,
+            tty: None,
         }
     }
 
@@ -74,6 +78,7 @@ impl Launch {
             disable_aslr: !self.aslr,
             stdin_null: self.stdin == Stdin::Null,
             stdout_to_stderr: self.stdout == Stdout::Stderr,
+            tty: self.tty.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@
 pub use crate::inferior::notice::{Notice, Subscription};
 use crate::inferior::{self, Inferior};
 pub use crate::inferior::{Action, StepMode, StepStats, WaitOutcome};
-pub use crate::inferior::{HwKind, SyscallFilter};
+pub use crate::inferior::{HwKind, ProcessInfo, SyscallFilter};
 pub use crate::probe::Consumer;
 
 /// The descriptor plumbing a front-end needs for its own connection (termination signals read
@@ -29,6 +29,7 @@ mod error;
 mod launch;
 mod location;
 mod report;
+mod tls;
 pub use crate::maps::MapsStats;
 pub use error::Error;
 pub use launch::{Launch, Stdin, Stdout};
@@ -374,6 +375,91 @@ impl Debugger {
         crate::symbols::check_code(&bytes, v, addr.0.wrapping_sub(v)).map_err(|e| bad(e.to_string()))
     }
 
+    /// Report forks and vforks as stops ([`StopKind::Forked`], then [`StopKind::VforkDone`] in
+    /// the parent once a vfork child has exec'd or exited; gdb's `fork-events+` and
+    /// `vfork-events+`). The child is kept stopped as a process of this session's, with the
+    /// parent's breakpoints in its memory; [`Debugger::detach`] lets it go with none of xol's
+    /// bytes (or, while per-file probes exist, xol follows it on its own so they keep
+    /// counting). Off (the default): a child runs on untraced, or is followed on xol's own
+    /// while per-file probes exist, and the session sees only a [`Notice::Forked`].
+    pub fn set_fork_events(&mut self, on: bool) {
+        self.inf.fork_events = on;
+    }
+
+    /// Report execs as stops ([`StopKind::Exec`]; gdb's `exec-events+`). Off (the default):
+    /// the session sees only a [`Notice::Exec`].
+    pub fn set_exec_events(&mut self, on: bool) {
+        self.inf.exec_events = on;
+    }
+
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`] of the new thread,
+    /// stopped at its start; [`StopKind::ThreadExited`] with its status; gdb's
+    /// `QThreadEvents:1`). Off (the default): the session sees notices only.
+    pub fn set_thread_events(&mut self, on: bool) {
+        self.inf.thread_events = on;
+    }
+
+    /// Non-stop mode (gdb's `QNonStop:1`): a reported stop stops only its thread, the others
+    /// run on; [`Debugger::resume`] runs the threads it names (a thread with an event still to
+    /// report stays stopped, the next wait reports it) and [`Debugger::stop_threads`] stops
+    /// threads one by one. Memory can be read and written, and breakpoints inserted, while
+    /// threads run; registers only of stopped threads. Off (the default): all-stop.
+    pub fn set_non_stop(&mut self, on: bool) {
+        self.inf.non_stop = on;
+    }
+
+    /// True in non-stop mode.
+    pub fn non_stop(&self) -> bool {
+        self.inf.non_stop
+    }
+
+    /// Stop running threads of `pid` (every one if `tids` is empty), leaving the others as
+    /// they are: each reports [`StopKind::Stopped`] through [`Debugger::wait`], or another
+    /// event it met first. Threads already stopped are left alone.
+    pub fn stop_threads(&mut self, pid: Pid, tids: &[Tid]) -> Result<()> {
+        Ok(self.inf.stop_threads(pid, tids)?)
+    }
+
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`), 128 bytes as the kernel lays it out.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(self.inf.siginfo(tid)?)
+    }
+
+    /// Write `data` at `offset` of the stopped thread's `siginfo_t`: delivered with the signal
+    /// if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        Ok(self.inf.set_siginfo(tid, offset, data)?)
+    }
+
+    /// Every process of the system with its user, command line, process group, threads (and
+    /// the CPU each last ran on) and open files (gdb's `info os`, `qXfer:osdata:read`).
+    pub fn os_processes(&self) -> Vec<ProcessInfo> {
+        self.inf.processes()
+    }
+
+    /// True if `tid` of `pid` is in a stop xol has seen (reported or not).
+    pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
+        self.inf.is_stopped(pid, tid)
+    }
+
+    /// Set the target-side conditions of `owner`'s breakpoint at `addr` (gdb's
+    /// `ConditionalBreakpoints+`: agent-expression bytecode, one string per condition),
+    /// replacing those it had; an empty list removes them. The breakpoint is then reported only
+    /// when one condition is true (or cannot be evaluated); otherwise the thread goes on at
+    /// once, evaluated in xol on the trap path. A condition xol refuses (floats, malformed
+    /// bytecode) makes it stop every time, so the front-end can evaluate it. Conditions go with
+    /// the owner's last hold on the breakpoint and with an exec; a forked child inherits them.
+    pub fn set_breakpoint_conditions(
+        &mut self,
+        pid: Pid,
+        addr: VirtAddr,
+        owner: Owner,
+        codes: &[Vec<u8>],
+    ) -> Result<()> {
+        Ok(self.inf.set_conditions(pid, addr.0, owner, codes)?)
+    }
+
     /// What new gdb breakpoints and counting probes are.
     pub fn set_probe_mode(&mut self, mode: ProbeMode) {
         self.mode = mode;
@@ -620,6 +706,19 @@ impl Debugger {
     /// Which termination signal (SIGINT, SIGTERM, SIGHUP) xol received, if any.
     pub fn terminate_signal(&self) -> Option<i32> {
         self.inf.terminate_signal()
+    }
+
+    /// True if the latched termination signal came from the terminal driver (Ctrl-C): it went
+    /// to the whole foreground process group, so a program launched in xol's group got it too.
+    pub fn terminate_from_terminal(&self) -> bool {
+        self.inf.terminate_from_terminal()
+    }
+
+    /// Forget a latched termination signal `sig` once the front-end has handled it (an
+    /// interactive debugger's Ctrl-C interrupts the program instead of ending xol). Returns
+    /// whether it was latched.
+    pub fn clear_terminate_signal(&self, sig: i32) -> bool {
+        self.inf.clear_terminate_signal(sig)
     }
 
     /// Send `sig` to a process xol has detached from (a signal meant for the program too).

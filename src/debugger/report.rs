@@ -118,6 +118,11 @@ impl std::fmt::Display for Stats {
         writeln!(f, "stale traps: {}", st.stale_traps)?;
         writeln!(
             f,
+            "conditions evaluated: {}, false (not reported): {}",
+            st.conditions_evaluated, st.conditions_false
+        )?;
+        writeln!(
+            f,
             "resumed by emulation: {}, boosted: {}, out-of-line steps: {}, in-line step-overs: {}, rewound: {}",
             st.emulated, st.boosted, st.out_of_line, st.in_line, st.rewound
         )?;

@@ -9,12 +9,14 @@
 //! - [`gdb_common`]: what the two share (options, launch configuration, breakpoint policy,
 //!   signal numbers, monitor commands, host I/O);
 //! - [`count`]: `xol count`, counting probes without gdb;
+//! - [`repl`]: `xol debug`, the standalone debugger (gdb's commands and output);
 //! - [`verify`]: `xol verify-steps`, differential checks of displaced stepping.
 //!
-//! Next: the REPL and the tracing language.
+//! Next: the tracing language.
 
 pub mod count;
 pub mod gdb;
 pub mod gdb_common;
 pub mod gdbstub;
+pub mod repl;
 pub mod verify;

@@ -56,13 +56,15 @@ pub(super) struct AddressSpace {
     pub slots: Slots,
     /// Address -> place-in-file translation (speculative, validated by generation).
     pub maps: MapsCache,
+    /// The counters shared with xol (jump pads), once mapped.
+    pub shared: Option<super::shared::Shared>,
 }
 
 impl AddressSpace {
     /// The address space of process `pid`, opened as `mem`, holding `insertions` and `slots`
     /// (empty, or a forked child's inheritance), with no debug register in use.
     pub fn new(pid: i32, mem: Mem, insertions: Insertions, slots: Slots) -> AddressSpace {
-        AddressSpace { mem, insertions, hw: [None; 4], slots, maps: super::probes::new_maps(pid) }
+        AddressSpace { mem, insertions, hw: [None; 4], slots, maps: super::probes::new_maps(pid), shared: None }
     }
 
     /// An exec replaced the image: its insertions, slots and debug registers (the kernel clears
@@ -71,6 +73,7 @@ impl AddressSpace {
         self.insertions.clear();
         self.slots.reset();
         self.hw = [None; 4];
+        self.shared = None;
     }
 
     /// Open the memory and maps of `pid`'s new image after an exec.

@@ -11,14 +11,17 @@ use crate::types::{Owner, Pid, VirtAddr};
 impl Inferior {
     /// Insert a breakpoint at `addr` for `owner`. Inserting twice for the same owner is counted.
     pub fn insert_breakpoint(&mut self, pid: Pid, addr: VirtAddr, owner: Owner) -> Result<()> {
+        let non_stop = self.non_stop;
         let p = self.proc_mut(pid)?;
         if !p.aspace.insertions.insert(&p.aspace.mem, addr.0, owner)? {
             return Ok(());
         }
         // Plan how threads will go past it (and give it a slot) now, while the process is
-        // stopped: the trap path then only looks the plan up.
-        let all_stopped = p.threads.values().all(|t| t.stopped);
-        super::displaced::prepare_site(p, addr.0, all_stopped);
+        // stopped: the trap path then only looks the plan up. In non-stop mode other threads
+        // may run: the slot area's mmap is injected into a stopped thread all the same (a
+        // syscall of one thread; the others do not see it).
+        let can_inject = non_stop || p.threads.values().all(|t| t.is_stopped());
+        super::displaced::prepare_site(p, addr.0, can_inject);
         Ok(())
     }
 
@@ -32,6 +35,10 @@ impl Inferior {
             // unloaded, a JIT): plan it again then. Its slot stays, unused, for threads still
             // inside.
             p.aspace.slots.forget(addr.0);
+        }
+        if !p.aspace.insertions.get(addr.0).is_some_and(|i| i.owners.contains(&owner)) {
+            // Its conditions go with the owner's last hold.
+            p.conditions.remove(&(addr.0, owner));
         }
         Ok(removal? != Removal::NotHeld)
     }

@@ -15,18 +15,23 @@
 
 mod aspace;
 mod breakpoints;
+mod conditions;
 mod displaced;
 mod events;
 mod hw;
 pub mod notice;
 mod probes;
+mod shared;
+mod thread;
 
 use crate::sys::{self, mem::Mem, ptrace, spawn, RawTid, SysError};
 use crate::types::{Pid, Tid};
 use displaced::Slots;
 use std::collections::BTreeMap;
+use thread::{Task, Thread};
 use xol_arch::regs::RegisterFile;
 
+pub use crate::sys::proc::ProcessInfo;
 pub use aspace::{Insertion, Memory};
 pub use displaced::{StepMode, StepStats};
 pub use events::WaitOutcome;
@@ -116,6 +121,29 @@ pub enum StopKind {
         /// What kind of watchpoint.
         kind: HwKind,
     },
+    /// The thread forked (`vfork`: vforked) `child`, which is now traced, stopped, as a process
+    /// of its own with the parent's insertions (they are in its memory). Only with
+    /// [`Inferior::fork_events`].
+    Forked {
+        /// The new process.
+        child: Pid,
+        /// A vfork: the child shares the parent's memory until it execs or exits.
+        vfork: bool,
+    },
+    /// The vfork child of this process exec'd or exited: the memory is the parent's alone again.
+    /// Only with [`Inferior::fork_events`].
+    VforkDone,
+    /// The process exec'd a new program ([`Inferior::exe`] names it); its breakpoints went with
+    /// the old image. Only with [`Inferior::exec_events`].
+    Exec,
+    /// A new thread of the process, stopped at its start (with [`Inferior::thread_events`]).
+    ThreadCreated,
+    /// This thread (not the leader) exited with this status; the process goes on (with
+    /// [`Inferior::thread_events`]).
+    ThreadExited(i32),
+    /// The thread stopped because the front-end asked ([`Inferior::stop_threads`], gdb's
+    /// non-stop `vCont;t`): gdb's signal 0.
+    Stopped,
     /// The process exited with this status.
     Exited(i32),
     /// The process was killed by this signal.
@@ -154,59 +182,6 @@ impl Action {
     }
 }
 
-#[derive(Debug)]
-struct Thread {
-    /// Stopped in a ptrace-stop we have seen.
-    stopped: bool,
-    /// A PTRACE_INTERRUPT (or a new thread's initial stop) is still to arrive.
-    expect_stop: bool,
-    /// Resumed with PTRACE_SINGLESTEP on behalf of a front-end.
-    stepping: bool,
-    /// Range-stepping bounds while `stepping`.
-    range: Option<(u64, u64)>,
-    /// An event not yet reported to the front-end. It is reported only once the front-end
-    /// resumes this thread (`resumed`): a stop of a thread the front-end did not resume is never
-    /// reported (gdb's all-stop contract; gdb asserts on it).
-    pending: Option<StopKind>,
-    /// The front-end has resumed this thread since its process's last reported stop (whether or
-    /// not it runs: a thread with a pending event is held stopped until that event is reported).
-    resumed: bool,
-    /// The last signal reported for this thread (delivered on detach if it is a passing signal).
-    last_signal: i32,
-    /// A signal a front-end asked to deliver while an event was pending.
-    deferred_sig: i32,
-    /// The breakpoint address whose hit was last reported for this thread. Only such a thread
-    /// is stepped over the breakpoint on resume; a thread whose hit was cancelled while stopping
-    /// the world sits at the same address and must hit it again.
-    reported_bp: Option<u64>,
-    /// The process's debug registers must be written into this thread before it runs.
-    needs_dregs: bool,
-    /// A displaced (out-of-line) step of this thread is in flight.
-    xol: Option<displaced::InFlight>,
-    /// The next breakpoint trap of this thread at this address is the same hit again (its
-    /// displaced step was rewound by a signal or an interrupt): do not count it twice.
-    rehit: Option<u64>,
-}
-
-impl Thread {
-    fn new_stopped() -> Thread {
-        Thread {
-            stopped: true,
-            expect_stop: false,
-            stepping: false,
-            range: None,
-            pending: None,
-            resumed: false,
-            last_signal: 0,
-            deferred_sig: 0,
-            reported_bp: None,
-            needs_dregs: true,
-            xol: None,
-            rehit: None,
-        }
-    }
-}
-
 /// Which syscalls stop the program for `catch syscall`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyscallFilter {
@@ -227,6 +202,14 @@ struct Process {
     /// A forked child xol follows on its own (for per-file probes): its events are handled
     /// inside the core and never reported to the front-end.
     followed: bool,
+    /// A vfork child that still shares its parent's memory (until it execs or exits): the
+    /// parent. Its insertions are the parent's bytes; letting it go writes none of them.
+    vfork_parent: Option<Pid>,
+    /// A forked child reported to the front-end (fork events on): if the front-end lets it go
+    /// while per-file probes exist, xol follows it on its own instead.
+    forked: bool,
+    /// Target-side conditions of front-ends' breakpoints, by address and owner.
+    conditions: BTreeMap<(u64, crate::types::Owner), conditions::Conditions>,
 }
 
 /// How xol came to trace a process: what [`Process::new`] starts it with.
@@ -235,13 +218,20 @@ enum Origin {
     Launched,
     /// Attached to ([`Inferior::attach`]): detached when xol lets it go.
     Attached,
-    /// A forked child xol follows on its own (for per-file probes), with what its address space
-    /// inherits of its parent's: the insertions left in its copy of memory and the slot area.
-    Followed {
+    /// A forked child, with what its address space inherits of its parent's: the insertions
+    /// left in its copy of memory and the slot area.
+    Forked {
         /// The parent's insertions kept in the child.
         insertions: aspace::Insertions,
         /// The slot area as the child sees it.
         slots: Slots,
+        /// Followed by xol on its own (for per-file probes), never reported; else the
+        /// front-end's (fork events on).
+        followed: bool,
+        /// Killed (not detached) when xol lets it go: its parent was launched by xol.
+        launched: bool,
+        /// A vfork child: the parent whose memory it shares.
+        vfork_parent: Option<Pid>,
     },
 }
 
@@ -249,10 +239,12 @@ impl Process {
     /// The one way a `Process` is built: process `pid`, its threads and its memory, no
     /// syscall catching, no debug registers in use, its `int3`s (if any) armed.
     fn new(pid: RawTid, threads: BTreeMap<RawTid, Thread>, mem: Mem, origin: Origin) -> Process {
-        let launched = matches!(origin, Origin::Launched);
-        let (insertions, slots, followed) = match origin {
-            Origin::Launched | Origin::Attached => (aspace::Insertions::default(), Slots::default(), false),
-            Origin::Followed { insertions, slots } => (insertions, slots, true),
+        let (insertions, slots, followed, launched, vfork_parent, forked) = match origin {
+            Origin::Launched => (aspace::Insertions::default(), Slots::default(), false, true, None, false),
+            Origin::Attached => (aspace::Insertions::default(), Slots::default(), false, false, None, false),
+            Origin::Forked { insertions, slots, followed, launched, vfork_parent } => {
+                (insertions, slots, followed, launched, vfork_parent, !followed)
+            }
         };
         Process {
             threads,
@@ -260,6 +252,9 @@ impl Process {
             launched,
             catch: None,
             followed,
+            vfork_parent,
+            forked,
+            conditions: BTreeMap::new(),
         }
     }
 
@@ -306,6 +301,29 @@ pub struct Inferior {
     pub step_stats: StepStats,
     /// Notices for subscribed front-ends.
     pub notices: notice::Notices,
+    /// Report forks and vforks ([`StopKind::Forked`], [`StopKind::VforkDone`]): the child is
+    /// kept, stopped, as a process of the front-end's (gdb's `fork-events+`). Off: forked
+    /// children are let go (or followed on xol's own while per-file probes exist).
+    pub fork_events: bool,
+    /// Report execs ([`StopKind::Exec`], gdb's `exec-events+`). Off: an exec is handled inside.
+    pub exec_events: bool,
+    /// Report thread creation and exit as stops ([`StopKind::ThreadCreated`],
+    /// [`StopKind::ThreadExited`]; gdb's `QThreadEvents:1`). Off: they are notices only.
+    pub thread_events: bool,
+    /// Non-stop: a reported stop stops only its thread; the others run on, and each is resumed
+    /// and stopped ([`Inferior::stop_threads`]) on its own (gdb's `QNonStop:1`). Off: all-stop,
+    /// a reported stop stops the whole process.
+    pub non_stop: bool,
+}
+
+impl From<displaced::StepError> for Error {
+    fn from(e: displaced::StepError) -> Error {
+        match e {
+            displaced::StepError::Sys(s) => Error::Sys(s),
+            displaced::StepError::Mem { addr, source } => Error::Mem { addr, source },
+            other => Error::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }
 
 fn io_mem(addr: u64) -> impl FnOnce(std::io::Error) -> Error {
@@ -369,10 +387,7 @@ impl Inferior {
                     }
                 }
                 let _ = ptrace::interrupt(tid);
-                let mut t = Thread::new_stopped();
-                t.stopped = false;
-                t.expect_stop = true;
-                threads.insert(tid, t);
+                threads.insert(tid, Thread::new_running());
                 new += 1;
             }
             if new == 0 {
@@ -415,22 +430,7 @@ impl Inferior {
 
     /// Read a thread's registers (general, x87/SSE and AVX upper halves).
     pub fn read_regs(&self, tid: Tid) -> Result<RegisterFile> {
-        let gp = ptrace::get_regs(tid.0)?;
-        let fx = ptrace::get_fpregs(tid.0)?;
-        let mut rf = RegisterFile { gp, fx, ..RegisterFile::default() };
-        let mut xs = [0u8; ptrace::XSTATE_LEN];
-        if let Ok(len) = ptrace::get_xstate(tid.0, &mut xs) {
-            let bv = u64::from_le_bytes(
-                xs[ptrace::XSAVE_HDR_OFFSET..ptrace::XSAVE_HDR_OFFSET + 8].try_into().unwrap_or([0; 8]),
-            );
-            if bv & 4 != 0 && len >= ptrace::XSAVE_YMMH_OFFSET + 256 {
-                for (i, y) in rf.ymmh.iter_mut().enumerate() {
-                    let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
-                    y.copy_from_slice(&xs[o..o + 16]);
-                }
-            }
-        }
-        Ok(rf)
+        read_register_file(tid)
     }
 
     /// Write a thread's registers; only the parts that differ from the current values are written.
@@ -467,6 +467,59 @@ impl Inferior {
         Ok(())
     }
 
+    /// Stop running threads of `pid` (all of them if `tids` is empty) without stopping the
+    /// others: each reports [`StopKind::Stopped`] through [`Inferior::wait`], unless it reports
+    /// another event first (which then stands for the stop). A thread already stopped is left
+    /// as it is. Meant for non-stop mode; in all-stop, [`Inferior::interrupt`] stops a process.
+    pub fn stop_threads(&mut self, pid: Pid, tids: &[Tid]) -> Result<()> {
+        let p = self.proc_mut(pid)?;
+        for (tid, t) in p.threads.iter_mut() {
+            if !tids.is_empty() && !tids.contains(&Tid(*tid)) {
+                continue;
+            }
+            if t.is_stopped() {
+                continue;
+            }
+            t.stop_requested = true;
+            if !t.expect_stop {
+                match ptrace::interrupt(*tid) {
+                    Ok(()) => t.expect_stop = true,
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `siginfo_t` of the signal the stopped thread `tid` last stopped with (gdb's
+    /// `$_siginfo`, `qXfer:siginfo:read`), as the kernel lays it out (128 bytes). An error if
+    /// the thread is not in a signal stop.
+    pub fn siginfo(&self, tid: Tid) -> Result<Vec<u8>> {
+        Ok(ptrace::siginfo_bytes(tid.0)?.to_vec())
+    }
+
+    /// Write `data` at `offset` into the stopped thread's `siginfo_t` (`qXfer:siginfo:write`):
+    /// delivered with the signal if the thread is resumed with it.
+    pub fn set_siginfo(&self, tid: Tid, offset: usize, data: &[u8]) -> Result<()> {
+        let mut info = ptrace::siginfo_bytes(tid.0)?;
+        let end = offset.checked_add(data.len()).filter(|e| *e <= info.len()).ok_or_else(|| {
+            Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "past the end of siginfo_t (128 bytes)"))
+        })?;
+        info[offset..end].copy_from_slice(data);
+        Ok(ptrace::set_siginfo_bytes(tid.0, &info)?)
+    }
+
+    /// Every process of the system, as `/proc` shows it (gdb's `info os`).
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        sys::proc::processes()
+    }
+
+    /// True if `tid` of `pid` is in a ptrace-stop xol has seen.
+    pub fn is_stopped(&self, pid: Pid, tid: Tid) -> bool {
+        self.procs.get(&pid).and_then(|p| p.threads.get(&tid.0)).is_some_and(|t| t.is_stopped())
+    }
+
     /// The name of a thread (`comm`).
     pub fn thread_name(&self, pid: Pid, tid: Tid) -> Option<String> {
         sys::proc::thread_name(pid.0, tid.0)
@@ -494,22 +547,39 @@ impl Inferior {
 
     /// Detach from a process: restore every breakpoint byte, then let all threads run, delivering
     /// signals that were stopped but not yet passed on.
+    ///
+    /// A forked child (fork events on) is followed on xol's own instead while per-file probes
+    /// exist, so they keep counting there. A vfork child that still shares its traced parent's
+    /// memory writes none of its bytes: the parent's `int3`s are taken out of that memory
+    /// instead until the child execs or exits (the parent's `VforkDone`), so the child, now
+    /// untraced, meets none of them.
     pub fn detach(&mut self, pid: Pid) -> Result<()> {
         self.stop_all(pid)?;
+        if self.follow_let_go_child(pid)? {
+            return Ok(());
+        }
         // A trap of one of our `int3`s, or the SIGINT of an interrupt, may still wait in a
         // queue (PTRACE_INTERRUPT stops a thread before it dequeues signals): consume them
         // while our bytes are still there to explain them.
         if let Err(e) = self.flush_own_signals(pid) {
             log::warn!("flushing xol's own signals of {pid} before detach: {e}");
         }
-        self.remove_all_insertions(pid)?;
+        let shares_with = self.procs.get(&pid).and_then(|p| p.vfork_parent).filter(|pp| self.procs.contains_key(pp));
+        if let Some(parent) = shares_with {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.aspace.insertions.clear();
+            }
+            self.set_armed(parent, false)?;
+        } else {
+            self.remove_all_insertions(pid)?;
+        }
         let p = self.procs.remove(&pid).ok_or(Error::NoProcess(pid))?;
         for (tid, t) in &p.threads {
             if p.aspace.hw.iter().any(|s| s.is_some()) {
                 // Leave no armed debug register behind (it would SIGTRAP the program).
                 let _ = ptrace::set_debugreg(*tid, 7, 0);
             }
-            let sig = match t.pending {
+            let sig = match t.pending() {
                 Some(StopKind::Signal(s)) => s,
                 _ if t.deferred_sig != 0 => t.deferred_sig,
                 _ if t.last_signal != 0 && self.pass_on_detach.is_some_and(|f| f(t.last_signal)) => t.last_signal,
@@ -570,6 +640,25 @@ impl Inferior {
             }
         }
     }
+}
+
+/// Read a thread's registers (general, x87/SSE and AVX upper halves).
+fn read_register_file(tid: Tid) -> Result<RegisterFile> {
+    let gp = ptrace::get_regs(tid.0)?;
+    let fx = ptrace::get_fpregs(tid.0)?;
+    let mut rf = RegisterFile { gp, fx, ..RegisterFile::default() };
+    let mut xs = [0u8; ptrace::XSTATE_LEN];
+    if let Ok(len) = ptrace::get_xstate(tid.0, &mut xs) {
+        let bv =
+            u64::from_le_bytes(xs[ptrace::XSAVE_HDR_OFFSET..ptrace::XSAVE_HDR_OFFSET + 8].try_into().unwrap_or([0; 8]));
+        if bv & 4 != 0 && len >= ptrace::XSAVE_YMMH_OFFSET + 256 {
+            for (i, y) in rf.ymmh.iter_mut().enumerate() {
+                let o = ptrace::XSAVE_YMMH_OFFSET + 16 * i;
+                y.copy_from_slice(&xs[o..o + 16]);
+            }
+        }
+    }
+    Ok(rf)
 }
 
 /// Block SIGCHLD and the termination signals in the calling thread and read them from a

@@ -322,6 +322,17 @@ impl Inferior {
         crate::sys::signals::terminate_requested()
     }
 
+    /// True if the latched termination signal came from the terminal (so a program in xol's
+    /// process group got it too).
+    pub fn terminate_from_terminal(&self) -> bool {
+        crate::sys::signals::terminate_from_terminal()
+    }
+
+    /// Forget a latched SIGINT/SIGTERM/SIGHUP `sig` (it was handled: e.g. a REPL's Ctrl-C).
+    pub fn clear_terminate_signal(&self, sig: i32) -> bool {
+        crate::sys::signals::clear_terminate(sig)
+    }
+
     /// Send `sig` to a process xol no longer traces (after [`Inferior::detach`]): a signal that
     /// is meant for the program too (`xol count` passes its own SIGINT/SIGTERM on, as strace
     /// does).

@@ -116,6 +116,46 @@ fn sections(b: &[u8]) -> Result<Vec<Section>, ElfError> {
         .collect())
 }
 
+/// The link-time address range of the `.text` section, if the file has one (gdb's `info
+/// sharedlibrary` From/To columns, once biased).
+pub fn text_range(b: &[u8]) -> Option<(u64, u64)> {
+    let h = header(b).ok()?;
+    let table = h.sections(LE, b).ok()?;
+    let (_, text) = table.section_by_name(LE, b".text")?;
+    let start = text.sh_addr(LE);
+    Some((start, start + text.sh_size(LE)))
+}
+
+/// Whether gdb would find debug information for the ELF file `path` (contents `b`): a
+/// `.debug_info` section of its own, or a separate debug file where gdb looks — by build-id
+/// under `/usr/lib/debug/.build-id/`, or by `.gnu_debuglink` next to the file, in its `.debug/`
+/// directory, and under `/usr/lib/debug` + the file's directory.
+pub fn has_debug_info(path: &std::path::Path, b: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(f) = object::File::parse(b) else { return false };
+    if f.section_by_name(".debug_info").is_some_and(|s| s.size() > 0) {
+        return true;
+    }
+    let root = std::path::Path::new("/usr/lib/debug");
+    if let Ok(Some(id)) = f.build_id() {
+        if let Some((first, rest)) = id.split_first() {
+            let hex: String = rest.iter().map(|b| format!("{b:02x}")).collect();
+            if root.join(".build-id").join(format!("{first:02x}")).join(format!("{hex}.debug")).exists() {
+                return true;
+            }
+        }
+    }
+    if let Ok(Some((name, _crc))) = f.gnu_debuglink() {
+        let name = std::path::Path::new(std::str::from_utf8(name).unwrap_or_default());
+        let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+        let under_root = root.join(dir.strip_prefix("/").unwrap_or(dir));
+        return [dir.join(name), dir.join(".debug").join(name), under_root.join(name)]
+            .iter()
+            .any(|p| p.exists() && p != path);
+    }
+    false
+}
+
 /// One `PT_LOAD` segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {

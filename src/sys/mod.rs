@@ -9,6 +9,7 @@ pub mod mem;
 pub mod proc;
 pub mod procmap;
 pub mod ptrace;
+pub mod shm;
 pub mod signals;
 pub mod spawn;
 pub mod wait;

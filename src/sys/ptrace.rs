@@ -96,6 +96,24 @@ pub fn siginfo(tid: RawTid) -> SysResult<libc::siginfo_t> {
     check("PTRACE_GETSIGINFO", tid, rc).map(|_| si)
 }
 
+/// Size of the kernel's `siginfo_t` (what gdb's `$_siginfo` reads and writes).
+pub const SIGINFO_LEN: usize = 128;
+
+/// The raw `siginfo_t` of the signal `tid` stopped with, as the kernel lays it out.
+pub fn siginfo_bytes(tid: RawTid) -> SysResult<[u8; SIGINFO_LEN]> {
+    let mut buf = [0u8; SIGINFO_LEN];
+    let rc = unsafe { raw(libc::PTRACE_GETSIGINFO, tid, std::ptr::null_mut(), buf.as_mut_ptr() as *mut c_void) };
+    check("PTRACE_GETSIGINFO", tid, rc).map(|_| buf)
+}
+
+/// Replace the `siginfo_t` of the signal `tid` stopped with (delivered with it if the thread
+/// is resumed with that signal).
+pub fn set_siginfo_bytes(tid: RawTid, info: &[u8; SIGINFO_LEN]) -> SysResult<()> {
+    let mut copy = *info;
+    let rc = unsafe { raw(libc::PTRACE_SETSIGINFO, tid, std::ptr::null_mut(), copy.as_mut_ptr() as *mut c_void) };
+    check("PTRACE_SETSIGINFO", tid, rc).map(|_| ())
+}
+
 /// Read the general-purpose registers.
 pub fn get_regs(tid: RawTid) -> SysResult<UserRegs> {
     let mut regs = UserRegs::default();

@@ -15,6 +15,9 @@ use std::sync::OnceLock;
 
 static SIGFD: OnceLock<OwnedFd> = OnceLock::new();
 static TERMINATE: AtomicI32 = AtomicI32::new(0);
+/// The `si_code` of the latched termination signal (`SI_KERNEL`: sent by the terminal driver
+/// to the whole foreground process group).
+static TERMINATE_CODE: AtomicI32 = AtomicI32::new(0);
 
 fn mask() -> libc::sigset_t {
     unsafe {
@@ -67,6 +70,19 @@ pub fn terminate_requested() -> Option<i32> {
     }
 }
 
+/// True if the latched termination signal came from the terminal (Ctrl-C, Ctrl-\\, a hang-up):
+/// the kernel sent it to the whole foreground process group, so a program in xol's group got
+/// it too.
+pub fn terminate_from_terminal() -> bool {
+    terminate_requested().is_some() && TERMINATE_CODE.load(Ordering::Relaxed) == 0x80
+}
+
+/// Forget a latched request for `sig` (an interactive front-end's Ctrl-C: SIGINT interrupts the
+/// program, it does not end xol). Returns whether it was latched.
+pub fn clear_terminate(sig: i32) -> bool {
+    TERMINATE.compare_exchange(sig, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+}
+
 /// Drain the signalfd; latch termination requests. Returns true if SIGCHLD was seen.
 pub fn drain() -> bool {
     let Some(fd) = SIGFD.get() else { return false };
@@ -87,6 +103,7 @@ pub fn drain() -> bool {
         if signo == libc::SIGCHLD {
             child = true;
         } else {
+            TERMINATE_CODE.store(info.ssi_code, Ordering::Relaxed);
             TERMINATE.store(signo, Ordering::Relaxed);
         }
     }

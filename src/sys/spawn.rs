@@ -10,6 +10,7 @@ use super::wait::{self, Event, Stop};
 use super::{signals, RawTid};
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// How to start the inferior.
@@ -29,6 +30,9 @@ pub struct SpawnSpec {
     pub stdin_null: bool,
     /// Standard output to xol's standard error.
     pub stdout_to_stderr: bool,
+    /// Standard input, output and error all on this file or terminal (gdb's `tty`); over
+    /// `stdin_null` and `stdout_to_stderr`.
+    pub tty: Option<PathBuf>,
 }
 
 /// Why a program could not be started.
@@ -86,6 +90,19 @@ pub fn spawn(spec: &SpawnSpec, options: libc::c_long) -> Result<RawTid, SpawnErr
         None => None,
     };
     let devnull = CString::new("/dev/null").expect("static string");
+    // The program's terminal, opened here so a bad path is an error of xol's, not an exec
+    // failure (the child only dups it).
+    let tty = match &spec.tty {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(p)
+                .map_err(|e| SpawnError::Sys { prog: prog_name.clone(), err: format!("{}: {e}", p.display()) })?,
+        ),
+        None => None,
+    };
 
     let mut pipe = [0i32; 2];
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -109,6 +126,12 @@ pub fn spawn(spec: &SpawnSpec, options: libc::c_long) -> Result<RawTid, SpawnErr
             }
             if spec.stdout_to_stderr {
                 libc::dup2(2, 1);
+            }
+            if let Some(t) = &tty {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(t);
+                libc::dup2(fd, 0);
+                libc::dup2(fd, 1);
+                libc::dup2(fd, 2);
             }
             if spec.disable_aslr {
                 let cur = libc::personality(0xffff_ffff);

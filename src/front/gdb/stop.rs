@@ -42,6 +42,16 @@ impl Server {
             StopKind::SyscallEntry(n) => (5, Some(StopReason::SyscallEntry(n))),
             StopKind::SyscallExit(n) => (5, Some(StopReason::SyscallReturn(n))),
             StopKind::Watch { addr, .. } => (5, Some(StopReason::Watch(addr))),
+            // `vCont;t` (non-stop): gdb's signal 0.
+            StopKind::Stopped => (0, None),
+            // Not asked for (`Debugger::set_fork_events`, `set_exec_events`,
+            // `set_thread_events` stay off until gdb is offered the events): were one to come,
+            // gdb sees a SIGTRAP, as from the gdbstub front-end.
+            StopKind::Forked { .. }
+            | StopKind::VforkDone
+            | StopKind::Exec
+            | StopKind::ThreadCreated
+            | StopKind::ThreadExited(_) => (5, None),
         };
         self.last_stop = Some((ev.tid, sig));
         self.peer.g_thread = Some(ev.tid);

@@ -223,6 +223,7 @@ impl ServeConfig {
             aslr: self.aslr,
             stdin: if protocol { Stdin::Null } else { Stdin::Inherit },
             stdout: if protocol { Stdout::Stderr } else { Stdout::Inherit },
+            tty: None,
         }
     }
 }

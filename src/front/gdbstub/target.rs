@@ -170,6 +170,15 @@ impl XolTarget {
                 }
                 R::Terminated(Signal(to_gdb(sig)))
             }
+            // gdbstub cannot present fork, vfork or exec events or non-stop mode, and this
+            // front-end never asks for them (`Debugger::set_fork_events`, `set_non_stop`);
+            // were one to come, gdb sees a SIGTRAP.
+            StopKind::Forked { .. }
+            | StopKind::VforkDone
+            | StopKind::Exec
+            | StopKind::Stopped
+            | StopKind::ThreadCreated
+            | StopKind::ThreadExited(_) => R::SignalWithThread { tid, signal: Signal::SIGTRAP },
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Running one system call in a stopped thread of the tracee (the slot area's `mmap` and its
-//! name; `munmap` of a misplaced area), with the thread's registers and borrowed code bytes restored after.
+//! name; `munmap` of a misplaced area; mapping xol's shared counters), with the thread's
+//! registers and borrowed code bytes restored after.
 
 use super::slots::{AREA_NAME, AREA_PAGES, PAGE};
 use crate::sys::{mem::Mem, ptrace, signals, wait, wait::Stop, RawTid};
@@ -81,6 +82,69 @@ pub(super) fn map_area(mem: &Mem, tid: RawTid) -> Result<u64, StepError> {
         let _ = mem.write(name_at, &vec![0u8; name.len()]);
     }
     log::info!("slot area of {tid} at {base:#x}..{:#x}", base + len);
+    Ok(base)
+}
+
+const SYS_CLOSE: u64 = 3;
+const SYS_OPENAT: u64 = 257;
+const AT_FDCWD: u64 = -100i64 as u64;
+
+/// Map the shared memory at `path` (`len` bytes, read-write, shared) into the process of `tid`
+/// (stopped), at `hint` if that range is free (0: no hint), else where the kernel likes. The path is written
+/// for the duration of the calls below the thread's red zone (the thread is stopped: nothing
+/// else uses that stack memory) and the bytes there are put back. Returns the address.
+pub(in crate::inferior) fn map_shared(
+    mem: &Mem,
+    tid: RawTid,
+    path: &str,
+    len: u64,
+    hint: u64,
+) -> Result<u64, StepError> {
+    let regs = ptrace::get_regs(tid)?;
+    let mut cpath = path.as_bytes().to_vec();
+    cpath.push(0);
+    let at = (regs.rsp - 128 - 256 - cpath.len() as u64) & !15;
+    let mut saved = vec![0u8; cpath.len()];
+    match mem.read(at, &mut saved) {
+        Ok(n) if n == saved.len() => {}
+        Ok(_) => return Err(StepError::Mem { addr: at, source: std::io::Error::from_raw_os_error(libc::EIO) }),
+        Err(source) => return Err(StepError::Mem { addr: at, source }),
+    }
+    mem.write(at, &cpath).map_err(|source| StepError::Mem { addr: at, source })?;
+    let flags = (libc::O_RDWR | libc::O_CLOEXEC) as u64;
+    let fd = inject_syscall(mem, tid, SYS_OPENAT, [AT_FDCWD, at, flags, 0, 0, 0]);
+    let _ = mem.write(at, &saved);
+    let fd = fd?;
+    let failed = |v: u64| v > u64::MAX - 4096;
+    if failed(fd) {
+        return Err(StepError::Inject {
+            what: "openat of the shared counters",
+            why: std::io::Error::from_raw_os_error(-(fd as i64) as i32).to_string(),
+        });
+    }
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let shared = libc::MAP_SHARED as u64;
+    // Never a fixed address 0 (privileged tracees may map page 0: null pointers would land there).
+    let mut base = if hint == 0 {
+        u64::MAX
+    } else {
+        inject_syscall(mem, tid, SYS_MMAP, [hint, len, prot, shared | MAP_FIXED_NOREPLACE, fd, 0])?
+    };
+    if !failed(base) && base != hint {
+        let _ = inject_syscall(mem, tid, SYS_MUNMAP, [base, len, 0, 0, 0, 0]);
+        base = u64::MAX;
+    }
+    if failed(base) {
+        base = inject_syscall(mem, tid, SYS_MMAP, [0, len, prot, shared, fd, 0])?;
+    }
+    let _ = inject_syscall(mem, tid, SYS_CLOSE, [fd, 0, 0, 0, 0, 0]);
+    if failed(base) {
+        return Err(StepError::Inject {
+            what: "mmap of the shared counters",
+            why: std::io::Error::from_raw_os_error(-(base as i64) as i32).to_string(),
+        });
+    }
+    log::info!("shared counters of {tid} at {base:#x}..{:#x}", base + len);
     Ok(base)
 }
 

@@ -13,7 +13,7 @@
 //!   fixing up a step in flight or a thread caught inside a slot.
 //!
 //! Invariants:
-//! - a thread with a displaced step in flight (`Thread::xol`) is always resumed with
+//! - a thread with a displaced step in flight (`Task::Displaced`) is always resumed with
 //!   PTRACE_SINGLESTEP until its step completes or is aborted, and any stop of it is fixed up
 //!   first (ip back at the original address, or forward after it; scratch register restored)
 //!   so no front-end ever sees an ip inside a slot;
@@ -24,7 +24,8 @@ mod inject;
 mod resume;
 mod slots;
 
-pub(super) use resume::{abort_in_flight, displace, fix_in_slot, prepare_site};
+pub(super) use inject::{map_shared, StepError};
+pub(super) use resume::{abort_in_flight, displace, fix_in_slot, injection_thread, prepare_site};
 pub(super) use slots::Slots;
 
 use super::{Error, Inferior, Result, StopKind};
@@ -43,8 +44,9 @@ pub(super) struct InFlight {
     pub copy: std::sync::Arc<Copy>,
     /// The scratch register's value before the step (RIP-relative copies).
     pub saved_scratch: Option<u64>,
-    /// A front-end asked for this single-step: report it when it completes.
-    pub report_step: bool,
+    /// The front-end's single-step (or range-step) this displaced step is part of: reported
+    /// when it completes (or range-stepping goes on); `None` if the thread runs on freely.
+    pub step: Option<super::thread::Range>,
 }
 
 /// How threads are resumed from breakpoints.
@@ -77,6 +79,10 @@ pub struct StepStats {
     pub world_stops: u64,
     /// Stale traps: an `int3` of xol's executed after its probe was removed (rewound, resumed).
     pub stale_traps: u64,
+    /// Target-side breakpoint conditions evaluated on the trap path.
+    pub conditions_evaluated: u64,
+    /// Hits whose conditions were all false: not reported, the thread went on.
+    pub conditions_false: u64,
 }
 
 /// What [`displace`] did with the thread.

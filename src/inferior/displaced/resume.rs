@@ -4,6 +4,7 @@
 
 use super::{Displaced, InFlight, StepMode, StepStats};
 use crate::inferior::aspace::AddressSpace;
+use crate::inferior::thread::{Range, Task};
 use crate::inferior::{hw, Error, Memory, Process, Result};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::RawTid;
@@ -65,10 +66,10 @@ pub(in crate::inferior) fn original_code(p: &Process, addr: u64) -> Vec<u8> {
 }
 
 /// A stopped thread of `p` fit to run an injected syscall (not at a syscall-entry stop).
-fn injection_thread(p: &Process) -> Option<RawTid> {
+pub(in crate::inferior) fn injection_thread(p: &Process) -> Option<RawTid> {
     p.threads
         .iter()
-        .filter(|(_, t)| t.stopped && t.xol.is_none())
+        .filter(|(_, t)| t.is_stopped() && !t.is_displaced())
         .map(|(tid, _)| *tid)
         .find(|tid| !matches!(ptrace::syscall_info(*tid), Ok(ptrace::SyscallStop::Entry(_))))
 }
@@ -92,7 +93,7 @@ pub(in crate::inferior) fn displace(
     tid: RawTid,
     at: u64,
     regs: &mut UserRegs,
-    step: bool,
+    step: Option<Range>,
     mode: StepMode,
     stats: &mut StepStats,
 ) -> Result<Displaced> {
@@ -121,7 +122,7 @@ pub(in crate::inferior) fn displace(
     let mut r = *regs;
     r.rip = slot;
     r.orig_rax = u64::MAX;
-    if site.plan.kind() == PlanKind::Boost && !step {
+    if site.plan.kind() == PlanKind::Boost && step.is_none() {
         ptrace::set_regs(tid, &r)?;
         *regs = r;
         stats.boosted += 1;
@@ -135,7 +136,7 @@ pub(in crate::inferior) fn displace(
     ptrace::set_regs(tid, &r)?;
     *regs = r;
     let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
-    t.xol = Some(InFlight { orig: at, slot, copy, saved_scratch, report_step: step });
+    t.set_task(Task::Displaced(InFlight { orig: at, slot, copy, saved_scratch, step }));
     if std::mem::take(&mut t.needs_dregs) {
         hw::apply(p, tid)?;
     }
@@ -145,8 +146,7 @@ pub(in crate::inferior) fn displace(
         Err(e) => return Err(e.into()),
     }
     if let Some(t) = p.threads.get_mut(&tid) {
-        t.stopped = false;
-        t.stepping = false;
+        t.run_on();
     }
     stats.out_of_line += 1;
     Ok(Displaced::Running)
@@ -171,7 +171,7 @@ pub(in crate::inferior) fn abort_in_flight(
     tid: RawTid,
     stats: &mut StepStats,
 ) -> Result<Option<(Fixup, InFlight, UserRegs)>> {
-    let Some(fl) = p.threads.get_mut(&tid).and_then(|t| t.xol.take()) else { return Ok(None) };
+    let Some(fl) = p.threads.get_mut(&tid).and_then(|t| t.take_displaced()) else { return Ok(None) };
     let mut regs = ptrace::get_regs(tid)?;
     let fix = displaced::fixup(&fl.copy, fl.slot, &mut regs, fl.saved_scratch);
     if fix != Fixup::Absolute {

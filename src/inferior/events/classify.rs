@@ -5,12 +5,15 @@
 //! proper is in `trap`. Events of followed children are never reported.
 
 use super::trap::XolStop;
-use super::{continue_internal, resume_quiet, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
+use super::{
+    continue_internal, resume_free, resume_thread, SI_KERNEL, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE,
+};
 use crate::inferior::aspace::INT3;
 use crate::inferior::displaced;
 use crate::inferior::notice::Notice;
-use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Thread};
-use crate::sys::ptrace::{self, ResumeKind, SyscallStop};
+use crate::inferior::thread::in_range;
+use crate::inferior::{hw, Error, HwKind, Inferior, Process, Result, StopEvent, StopKind, SyscallFilter, Task, Thread};
+use crate::sys::ptrace::{self, SyscallStop};
 use crate::sys::wait::{Event, Stop};
 use crate::sys::{self, RawTid};
 use crate::types::{Pid, Tid};
@@ -47,13 +50,10 @@ impl Inferior {
             StopKind::Exited(_) | StopKind::Killed(_) => {}
             StopKind::Signal(sig) if stopping => {
                 if let Some(t) = p.threads.get_mut(&ev.tid.0) {
-                    t.pending = Some(StopKind::Signal(sig));
+                    t.set_pending(StopKind::Signal(sig));
                 }
             }
-            StopKind::Signal(sig) => {
-                let rk = p.resume_kind();
-                resume_quiet(p, ev.tid.0, rk, sig)?;
-            }
+            StopKind::Signal(sig) => resume_free(p, ev.tid.0, sig)?,
             _ if stopping => {}
             _ => continue_internal(p, ev.tid.0)?,
         }
@@ -80,12 +80,16 @@ impl Inferior {
                     return Ok(Some(StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 self.notices.push(Notice::ThreadExited { pid, tid: Tid(tid) });
+                if self.thread_events {
+                    let status = if matches!(st, Stop::Exited(_)) { code } else { 128 + code };
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadExited(status) }));
+                }
                 Ok(None)
             }
             Stop::Event(event) => self.handle_event(pid, tid, event, stopping),
             Stop::Syscall => {
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
-                t.stopped = true;
+                t.stop();
                 t.expect_stop = t.expect_stop && stopping;
                 let info = ptrace::syscall_info(tid)?;
                 let kind = match info {
@@ -103,13 +107,12 @@ impl Inferior {
                     return Ok(kind.map(|kind| StopEvent { pid, tid: Tid(tid), kind }));
                 }
                 if !stopping {
-                    let rk = p.resume_kind();
-                    resume_quiet(p, tid, rk, 0)?;
+                    continue_internal(p, tid)?;
                 }
                 Ok(None)
             }
             Stop::Signal(sig) => {
-                if p.threads.get(&tid).is_some_and(|t| t.xol.is_some()) {
+                if p.threads.get(&tid).is_some_and(|t| t.is_displaced()) {
                     match self.xol_stop(pid, tid, sig, stopping)? {
                         XolStop::Classify => {}
                         XolStop::Handled => return Ok(None),
@@ -122,11 +125,10 @@ impl Inferior {
                 }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
-                t.stopped = true;
-                let stepping = std::mem::take(&mut t.stepping);
-                if !stepping {
-                    t.range = None;
-                }
+                t.stop();
+                // The front-end's step this stop ends (or, range-stepping, goes on from).
+                let step = t.take_step();
+                let stepping = step.is_some();
                 let trap_regs = if sig == libc::SIGTRAP { Some(ptrace::get_regs(tid)?) } else { None };
                 let kind = match trap_regs {
                     Some(mut regs) => {
@@ -149,20 +151,14 @@ impl Inferior {
                                 StopKind::Watch { addr: h.addr, kind: h.kind }
                             }
                         } else if code == SI_KERNEL && p.aspace.insertions.planted(at) {
-                            return self.breakpoint_hit(pid, tid, at, regs, stepping, stopping);
+                            return self.breakpoint_hit(pid, tid, at, regs, step, stopping);
                         } else if stepping && (code == TRAP_TRACE || code == TRAP_BRKPT || code == TRAP_SIGNAL_ENTRY) {
                             // Range stepping: keep going while ip stays inside the range and is
                             // not on a breakpoint.
-                            let range = p.threads.get(&tid).and_then(|t| t.range);
-                            if let Some((a, b)) = range {
-                                if !stopping && regs.rip >= a && regs.rip < b && !p.aspace.insertions.contains(regs.rip)
-                                {
-                                    resume_quiet(p, tid, ResumeKind::Step, 0)?;
-                                    if let Some(t) = p.threads.get_mut(&tid) {
-                                        t.range = range;
-                                    }
-                                    return Ok(None);
-                                }
+                            let range = step.flatten();
+                            if !stopping && in_range(range, regs.rip) && !p.aspace.insertions.contains(regs.rip) {
+                                resume_thread(p, tid, Some(Task::Step(range)), 0)?;
+                                return Ok(None);
                             }
                             StopKind::Step
                         } else if code == SI_KERNEL && !p.aspace.insertions.contains(at) && !byte_is_int3(p, at) {
@@ -197,7 +193,7 @@ impl Inferior {
                     // `QPassSignals`), to a thread that was running freely: deliver it at once,
                     // nothing is stopped or reported (as gdbserver does).
                     if !stopping && !stepping && self.pass_signals.contains(&s) {
-                        resume_quiet(p, tid, p.resume_kind(), s)?;
+                        resume_free(p, tid, s)?;
                         return Ok(None);
                     }
                     if let Some(t) = p.threads.get_mut(&tid) {
@@ -219,37 +215,56 @@ impl Inferior {
     ) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         if let Some(t) = p.threads.get_mut(&tid) {
-            t.stopped = true;
+            t.stop();
         }
         match event {
             Event::Interrupt | Event::GroupStop(_) => {
-                let base = p.resume_kind();
                 let t = p.threads.get_mut(&tid).ok_or(Error::NoThread(Tid(tid)))?;
                 t.expect_stop = false;
+                if std::mem::take(&mut t.born) && self.thread_events && matches!(event, Event::Interrupt) {
+                    // A new thread's first stop, with thread events on: its creation is reported
+                    // (kept pending while the world is being stopped).
+                    if stopping {
+                        t.set_pending(StopKind::ThreadCreated);
+                        return Ok(None);
+                    }
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadCreated }));
+                }
                 if !stopping && matches!(event, Event::GroupStop(_)) {
                     // A group-stop (job control: SIGSTOP, Ctrl-Z): the thread stays stopped as
                     // it would without xol, until a SIGCONT wakes it; it then reports
                     // PTRACE_EVENT_STOP with SIGTRAP and is resumed as it was going (below).
                     return match ptrace::listen(tid) {
                         Ok(()) => {
-                            t.stopped = false;
+                            t.run_on();
                             Ok(None)
                         }
                         Err(e) if e.is_gone() => Ok(None),
                         Err(e) => Err(e.into()),
                     };
                 }
+                if !stopping && std::mem::take(&mut t.stop_requested) && matches!(event, Event::Interrupt) {
+                    // The front-end asked for this thread to stop (non-stop): report it, with a
+                    // displaced step in flight fixed up (back at the breakpoint, or past it)
+                    // and no slot address shown.
+                    if displaced::abort_in_flight(p, tid, &mut self.step_stats)?.is_none() {
+                        displaced::fix_in_slot(p, tid, &mut self.step_stats)?;
+                    }
+                    if let Some(t) = p.threads.get_mut(&tid) {
+                        t.set_task(Task::Free);
+                    }
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Stopped }));
+                }
                 if !stopping {
                     // A stale interrupt, a new thread's first stop, or a group-stop: not ours to
                     // report. Resume it as it was going.
-                    let kind = if t.stepping || t.xol.is_some() { ResumeKind::Step } else { base };
-                    resume_quiet(p, tid, kind, 0)?;
+                    continue_internal(p, tid)?;
                 } else if let Some((fix, fl, _)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? {
                     // Stopping the world caught a displaced step: the thread is back at the
                     // breakpoint (and will step again) or past the instruction.
-                    if fix != Fixup::Rewound && fl.report_step {
+                    if fix != Fixup::Rewound && fl.step.is_some() {
                         if let Some(t) = p.threads.get_mut(&tid) {
-                            t.pending = Some(StopKind::Step);
+                            t.set_pending(StopKind::Step);
                         }
                     }
                 } else {
@@ -267,7 +282,15 @@ impl Inferior {
             }
             Event::Fork | Event::VFork => {
                 let child = ptrace::event_msg(tid)? as RawTid;
-                self.handle_fork(pid, tid, child, event == Event::VFork)?;
+                let vfork = event == Event::VFork;
+                if self.handle_fork(pid, tid, child, vfork)? {
+                    // Fork events on: the parent's thread reports the fork, the child waits.
+                    return Ok(Some(StopEvent {
+                        pid,
+                        tid: Tid(tid),
+                        kind: StopKind::Forked { child: Pid(child), vfork },
+                    }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, tid)?;
@@ -276,6 +299,9 @@ impl Inferior {
             }
             Event::VForkDone => {
                 self.set_armed(pid, true)?;
+                if self.fork_events {
+                    return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::VforkDone }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, tid)?;
@@ -284,6 +310,9 @@ impl Inferior {
             }
             Event::Exec => {
                 self.handle_exec(pid, tid)?;
+                if self.exec_events {
+                    return Ok(Some(StopEvent { pid, tid: pid.leader(), kind: StopKind::Exec }));
+                }
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
                 if !stopping {
                     continue_internal(p, pid.0)?;
@@ -312,9 +341,18 @@ impl Inferior {
                     t.resumed = true;
                     p.threads.insert(tid, t);
                     self.notices.push(Notice::ThreadStarted { pid, tid: Tid(tid) });
+                    if self.thread_events {
+                        // Its first stop, seen before its clone event: its creation.
+                        if stopping {
+                            if let Some(t) = p.threads.get_mut(&tid) {
+                                t.set_pending(StopKind::ThreadCreated);
+                            }
+                            return Ok(None);
+                        }
+                        return Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::ThreadCreated }));
+                    }
                     if !stopping {
-                        let k = p.resume_kind();
-                        resume_quiet(p, tid, k, 0)?;
+                        resume_free(p, tid, 0)?;
                     }
                     return Ok(None);
                 }

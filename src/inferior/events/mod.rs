@@ -21,7 +21,7 @@ mod stop_world;
 mod trap;
 mod wait;
 
-use super::{hw, Error, Inferior, Process, Result, StopEvent};
+use super::{hw, Error, Inferior, Process, Result, StopEvent, Task};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::{self, RawTid};
 use crate::types::Tid;
@@ -72,28 +72,29 @@ impl Inferior {
         log::debug!("thread {tid} vanished while its stop was handled: {e}");
         let Some(pid) = self.pid_of(Tid(tid)) else { return true };
         if let Some(t) = self.procs.get_mut(&pid).and_then(|p| p.threads.get_mut(&tid)) {
-            t.stopped = false;
-            t.expect_stop = false;
-            t.stepping = false;
-            t.xol = None;
-            t.pending = None;
+            t.vanish();
         }
         true
     }
 }
 
 /// Resume a thread after an event front-ends do not see (clone, fork, exec...), the way it was
-/// going: a thread in the middle of a requested single-step keeps stepping.
+/// going: with its task (a thread in the middle of a requested single-step keeps stepping, a
+/// displaced step in flight goes on).
 fn continue_internal(p: &mut Process, tid: RawTid) -> Result<()> {
-    let kind = if p.threads.get(&tid).is_some_and(|t| t.stepping || t.xol.is_some()) {
-        ResumeKind::Step
-    } else {
-        p.resume_kind()
-    };
-    resume_quiet(p, tid, kind, 0)
+    resume_thread(p, tid, None, 0)
 }
 
-fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Result<()> {
+/// Resume a thread to run freely (`PTRACE_CONT`, or `PTRACE_SYSCALL` while syscalls are caught),
+/// delivering `sig`.
+fn resume_free(p: &mut Process, tid: RawTid, sig: i32) -> Result<()> {
+    resume_thread(p, tid, Some(Task::Free), sig)
+}
+
+/// Resume a thread with `task` (or, for `None`, the task it has), delivering `sig`: debug
+/// registers written first if they changed; a thread gone meanwhile is not an error (its exit
+/// arrives through wait).
+fn resume_thread(p: &mut Process, tid: RawTid, task: Option<Task>, sig: i32) -> Result<()> {
     if p.threads.get_mut(&tid).is_some_and(|t| std::mem::take(&mut t.needs_dregs)) {
         match hw::apply(p, tid) {
             Ok(()) => {}
@@ -101,11 +102,18 @@ fn resume_quiet(p: &mut Process, tid: RawTid, kind: ResumeKind, sig: i32) -> Res
             Err(e) => return Err(e),
         }
     }
+    let base = p.resume_kind();
+    let Some(t) = p.threads.get_mut(&tid) else { return Ok(()) };
+    let steps = match &task {
+        Some(task) => !matches!(task, Task::Free),
+        None => t.single_steps(),
+    };
+    let kind = if steps { ResumeKind::Step } else { base };
     match ptrace::resume(tid, kind, sig) {
         Ok(()) => {
-            if let Some(t) = p.threads.get_mut(&tid) {
-                t.stopped = false;
-                t.stepping = kind == ResumeKind::Step && t.xol.is_none();
+            match task {
+                Some(task) => t.run(task),
+                None => t.run_on(),
             }
             Ok(())
         }

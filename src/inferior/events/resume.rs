@@ -3,10 +3,12 @@
 //! with its action. A pending event of a resumed thread means nothing runs: the next wait
 //! reports it.
 
+use super::resume_thread;
 use super::trap::StepOver;
 use crate::inferior::displaced::{self, Displaced};
-use crate::inferior::{hw, Action, Error, Inferior, Result, StopKind};
-use crate::sys::ptrace::{self, ResumeKind};
+use crate::inferior::thread::in_range;
+use crate::inferior::{Action, Error, Inferior, Result, StopKind, Task};
+use crate::sys::ptrace;
 use crate::sys::RawTid;
 use crate::types::{Pid, Tid};
 
@@ -14,7 +16,14 @@ impl Inferior {
     /// Resume a stopped process. `actions` name threads explicitly; the others get `default`, or
     /// stay stopped if it is `None` (scheduler locking). If an event is already pending, nothing
     /// runs and the next [`Inferior::wait`] reports it.
+    ///
+    /// A process that ended while its world was being stopped (its exit is queued for the next
+    /// wait) is not an error: nothing runs and the next wait reports the exit.
     pub fn resume(&mut self, pid: Pid, actions: &[(Tid, Action)], default: Option<Action>) -> Result<()> {
+        if !self.procs.contains_key(&pid) && self.reports.iter().any(|e| e.pid == pid) {
+            return Ok(());
+        }
+        let non_stop = self.non_stop;
         let p = self.proc_mut(pid)?;
         let plan: Vec<(RawTid, Action)> = p
             .threads
@@ -29,10 +38,15 @@ impl Inferior {
                 t.resumed = true;
             }
         }
-        if plan.iter().any(|(tid, _)| p.threads.get(tid).is_some_and(|t| t.pending.is_some())) {
+        let held = |t: &RawTid| p.threads.get(t).is_some_and(|t| t.pending().is_some());
+        // Non-stop: a thread with an event pending stays stopped (the next wait reports it);
+        // the others run.
+        let plan: Vec<(RawTid, Action)> =
+            if non_stop { plan.into_iter().filter(|(t, _)| !held(t)).collect() } else { plan };
+        if plan.iter().any(|(tid, _)| p.threads.get(tid).is_some_and(|t| t.pending().is_some())) {
             for (tid, a) in &plan {
                 if let Some(t) = p.threads.get_mut(tid) {
-                    if t.pending.is_none() && a.sig != 0 {
+                    if t.pending().is_none() && a.sig != 0 {
                         t.deferred_sig = a.sig;
                     }
                 }
@@ -63,7 +77,8 @@ impl Inferior {
                 // handler runs before the instruction.)
                 let mode = self.step_mode;
                 let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-                let done = match displaced::displace(p, *tid, pc, &mut regs, act.step, mode, &mut self.step_stats) {
+                let step = act.step.then_some(act.range);
+                let done = match displaced::displace(p, *tid, pc, &mut regs, step, mode, &mut self.step_stats) {
                     Err(e) if self.vanished(*tid, &e) => continue,
                     r => r?,
                 };
@@ -71,10 +86,9 @@ impl Inferior {
                 match done {
                     Displaced::Running | Displaced::Boosted => continue,
                     Displaced::Emulated => {
-                        let in_range = act.range.is_some_and(|(a, b)| regs.rip >= a && regs.rip < b);
-                        if act.step && !in_range {
+                        if act.step && !in_range(act.range, regs.rip) {
                             if let Some(t) = p.threads.get_mut(tid) {
-                                t.pending = Some(StopKind::Step);
+                                t.set_pending(StopKind::Step);
                             }
                             return Ok(());
                         }
@@ -89,20 +103,19 @@ impl Inferior {
                 r => r?,
             };
             let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
-            let in_range =
-                act.range.is_some_and(|(a, b)| ptrace::get_regs(*tid).is_ok_and(|r| r.rip >= a && r.rip < b));
+            let still_in_range = ptrace::get_regs(*tid).is_ok_and(|r| in_range(act.range, r.rip));
             match outcome {
-                StepOver::Done if act.step && in_range => {}
+                StepOver::Done if act.step && still_in_range => {}
                 StepOver::Done if act.step => {
                     if let Some(t) = p.threads.get_mut(tid) {
-                        t.pending = Some(StopKind::Step);
+                        t.set_pending(StopKind::Step);
                     }
                     return Ok(());
                 }
                 StepOver::Done => {}
                 StepOver::Event(kind) => {
                     if let Some(t) = p.threads.get_mut(tid) {
-                        t.pending = Some(kind);
+                        t.set_pending(kind);
                     }
                     return Ok(());
                 }
@@ -115,30 +128,16 @@ impl Inferior {
         // Once it runs, the program may map and unmap what it likes: translations cached while
         // it was stopped are not trusted after this (the next lookup asks the kernel).
         p.aspace.maps.invalidate();
-        let base = p.resume_kind();
         for (tid, act) in plan {
-            let Some(t) = p.threads.get_mut(&tid) else { continue };
-            if !t.stopped {
+            if !p.threads.get(&tid).is_some_and(|t| t.is_stopped()) {
                 continue;
             }
-            let kind = if act.step { ResumeKind::Step } else { base };
-            let sig = if act.sig != 0 { act.sig } else { std::mem::take(&mut t.deferred_sig) };
-            if std::mem::take(&mut t.needs_dregs) {
-                match hw::apply(p, tid) {
-                    Ok(()) => {}
-                    Err(Error::Sys(e)) if e.is_gone() => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            let Some(t) = p.threads.get_mut(&tid) else { continue };
-            match ptrace::resume(tid, kind, sig) {
-                Ok(()) => {}
-                Err(e) if e.is_gone() => {}
-                Err(e) => return Err(e.into()),
-            }
-            t.stopped = false;
-            t.stepping = act.step;
-            t.range = if act.step { act.range } else { None };
+            let task = if act.step { Task::Step(act.range) } else { Task::Free };
+            let sig = match p.threads.get_mut(&tid) {
+                Some(t) if act.sig == 0 => std::mem::take(&mut t.deferred_sig),
+                _ => act.sig,
+            };
+            resume_thread(p, tid, Some(task), sig)?;
         }
         Ok(())
     }

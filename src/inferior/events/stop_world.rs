@@ -12,11 +12,11 @@ impl Inferior {
     /// meanwhile become pending (breakpoint hits are cancelled: ip rewound, hit again on resume).
     pub fn stop_all(&mut self, pid: Pid) -> Result<()> {
         let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
-        if p.threads.values().any(|t| !t.stopped && !t.expect_stop) {
+        if p.threads.values().any(|t| !t.is_stopped() && !t.expect_stop) {
             self.step_stats.world_stops += 1;
         }
         for (tid, t) in p.threads.iter_mut() {
-            if !t.stopped && !t.expect_stop {
+            if !t.is_stopped() && !t.expect_stop {
                 match ptrace::interrupt(*tid) {
                     Ok(()) => t.expect_stop = true,
                     Err(e) if e.is_gone() => {}
@@ -26,7 +26,7 @@ impl Inferior {
         }
         loop {
             let Some(p) = self.procs.get(&pid) else { return Ok(()) };
-            if p.threads.values().all(|t| t.stopped) {
+            if p.threads.values().all(|t| t.is_stopped()) {
                 return Ok(());
             }
             if let Some((wtid, st)) = wait::wait_any_nohang()? {
@@ -40,12 +40,12 @@ impl Inferior {
                 continue;
             }
             let Some(p) = self.procs.get_mut(&pid) else { return Ok(()) };
-            let unstopped: Vec<RawTid> = p.threads.iter().filter(|(_, t)| !t.stopped).map(|(t, _)| *t).collect();
+            let unstopped: Vec<RawTid> = p.threads.iter().filter(|(_, t)| !t.is_stopped()).map(|(t, _)| *t).collect();
             for tid in unstopped {
                 if sys::proc::is_zombie(pid.0, tid) {
                     if tid == pid.0 {
                         if let Some(t) = p.threads.get_mut(&tid) {
-                            t.stopped = true;
+                            t.stop();
                             t.expect_stop = false;
                         }
                     } else {
@@ -69,8 +69,9 @@ impl Inferior {
     pub(super) fn handle_stop_while_stopping(&mut self, wtid: RawTid, st: Stop) -> Result<()> {
         if let Some(ev) = self.handle_status(wtid, st, true)? {
             match ev.kind {
-                StopKind::Exited(_) | StopKind::Killed(_) => {
-                    // The process is gone: report its end on the next wait.
+                StopKind::Exited(_) | StopKind::Killed(_) | StopKind::ThreadExited(_) => {
+                    // The process (or, with thread events, the thread) is gone: report its end
+                    // on the next wait (it has no thread left to hold it pending).
                     self.reports.push_back(ev);
                 }
                 StopKind::Breakpoint => {
@@ -78,7 +79,7 @@ impl Inferior {
                 }
                 kind => {
                     if let Some(t) = self.procs.get_mut(&ev.pid).and_then(|p| p.threads.get_mut(&ev.tid.0)) {
-                        t.pending = Some(kind);
+                        t.set_pending(kind);
                     }
                 }
             }

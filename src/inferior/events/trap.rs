@@ -3,9 +3,10 @@
 //! the end of a front-end's single-step (range stepping), and the classic in-line step-over
 //! kept for instructions that cannot be displaced.
 
-use super::{continue_internal, resume_quiet, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
+use super::{continue_internal, resume_thread, TRAP_BRKPT, TRAP_HWBKPT, TRAP_SIGNAL_ENTRY, TRAP_TRACE};
 use crate::inferior::displaced::{self, Displaced};
-use crate::inferior::{hw, Error, HwKind, Inferior, Result, StopEvent, StopKind};
+use crate::inferior::thread::{in_range, Range};
+use crate::inferior::{hw, Error, HwKind, Inferior, Result, StopEvent, StopKind, Task};
 use crate::sys::ptrace::{self, ResumeKind};
 use crate::sys::wait::{self, Event, Stop};
 use crate::sys::RawTid;
@@ -54,8 +55,8 @@ impl Inferior {
                 log::warn!("re-inserting breakpoint at {pc:#x}: {e}");
             }
             if let Some(t) = p.threads.get_mut(&tid) {
-                t.stopped = true;
-                t.stepping = false;
+                t.stop();
+                t.set_task(Task::Free);
             }
         }
         r
@@ -111,7 +112,7 @@ impl Inferior {
         let code = if sig == libc::SIGTRAP { ptrace::siginfo(tid)?.si_code } else { 0 };
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         if let Some(t) = p.threads.get_mut(&tid) {
-            t.stopped = true;
+            t.stop();
         }
         let Some((fix, fl, mut regs)) = displaced::abort_in_flight(p, tid, &mut self.step_stats)? else {
             return Ok(XolStop::Classify);
@@ -127,10 +128,10 @@ impl Inferior {
                 return ev(StopKind::Watch { addr: h.addr, kind: h.kind });
             }
         }
-        if fix == Fixup::Rewound && fl.report_step {
+        if let (Fixup::Rewound, Some(range)) = (fix, fl.step) {
             // A string instruction did one iteration (ip stays on it, as in line): that is the
             // step gdb asked for. It is marked to step the next iteration displaced too.
-            return self.after_step(pid, tid, regs.rip, stopping).map(XolStop::from);
+            return self.after_step(pid, tid, regs.rip, range, stopping).map(XolStop::from);
         }
         if fix == Fixup::Rewound {
             // The copy did not advance: run it again (or, while stopping, later).
@@ -142,25 +143,28 @@ impl Inferior {
                 t.rehit = None;
             }
             let mode = self.step_mode;
-            return match displaced::displace(p, tid, fl.orig, &mut regs, fl.report_step, mode, &mut self.step_stats)? {
-                Displaced::Running => Ok(XolStop::Handled),
-                Displaced::Emulated | Displaced::Boosted if !fl.report_step => {
+            return match (
+                displaced::displace(p, tid, fl.orig, &mut regs, fl.step, mode, &mut self.step_stats)?,
+                fl.step,
+            ) {
+                (Displaced::Running, _) => Ok(XolStop::Handled),
+                (Displaced::Emulated | Displaced::Boosted, None) => {
                     continue_internal(p, tid)?;
                     Ok(XolStop::Handled)
                 }
-                Displaced::Emulated | Displaced::Boosted => {
-                    self.after_step(pid, tid, regs.rip, stopping).map(XolStop::from)
+                (Displaced::Emulated | Displaced::Boosted, Some(range)) => {
+                    self.after_step(pid, tid, regs.rip, range, stopping).map(XolStop::from)
                 }
-                Displaced::InLine => {
+                (Displaced::InLine, step) => {
                     let mut r = regs;
                     r.rip = fl.orig;
                     ptrace::set_regs(tid, &r)?;
-                    self.in_line_from_trap(pid, tid, fl.orig, fl.report_step, stopping).map(XolStop::from)
+                    self.in_line_from_trap(pid, tid, fl.orig, step, stopping).map(XolStop::from)
                 }
             };
         }
-        if fl.report_step {
-            return self.after_step(pid, tid, regs.rip, stopping).map(XolStop::from);
+        if let Some(range) = fl.step {
+            return self.after_step(pid, tid, regs.rip, range, stopping).map(XolStop::from);
         }
         if !stopping {
             continue_internal(p, tid)?;
@@ -168,18 +172,20 @@ impl Inferior {
         Ok(XolStop::Handled)
     }
 
-    /// A front-end's single-step ended at `rip`: report it, or keep range-stepping.
-    pub(super) fn after_step(&mut self, pid: Pid, tid: RawTid, rip: u64, stopping: bool) -> Result<Option<StopEvent>> {
+    /// A front-end's single-step (of range `range`) ended at `rip`: report it, or keep
+    /// range-stepping.
+    pub(super) fn after_step(
+        &mut self,
+        pid: Pid,
+        tid: RawTid,
+        rip: u64,
+        range: Range,
+        stopping: bool,
+    ) -> Result<Option<StopEvent>> {
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-        let range = p.threads.get(&tid).and_then(|t| t.range);
-        if let Some((a, b)) = range {
-            if !stopping && rip >= a && rip < b && !p.aspace.insertions.contains(rip) {
-                resume_quiet(p, tid, ResumeKind::Step, 0)?;
-                if let Some(t) = p.threads.get_mut(&tid) {
-                    t.range = range;
-                }
-                return Ok(None);
-            }
+        if !stopping && in_range(range, rip) && !p.aspace.insertions.contains(rip) {
+            resume_thread(p, tid, Some(Task::Step(range)), 0)?;
+            return Ok(None);
         }
         Ok(Some(StopEvent { pid, tid: Tid(tid), kind: StopKind::Step }))
     }
@@ -192,7 +198,7 @@ impl Inferior {
         tid: RawTid,
         at: u64,
         mut regs: xol_arch::regs::UserRegs,
-        stepping: bool,
+        step: Option<Range>,
         stopping: bool,
     ) -> Result<Option<StopEvent>> {
         self.step_stats.traps += 1;
@@ -207,6 +213,10 @@ impl Inferior {
                 log::warn!("re-arming per-file probes in {pid}: {e}");
             }
         }
+        // A hit gdb would see, but whose target-side conditions are all false, is not reported:
+        // the thread goes on as after a probe hit. (While stopping the world the hit is
+        // cancelled and evaluated again when it happens again.)
+        let gdb = gdb && (stopping || self.conditions_hold_at(pid, tid, at, &regs));
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
         let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
         if stopping || gdb {
@@ -231,17 +241,19 @@ impl Inferior {
         }
         let mode = self.step_mode;
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
-        match displaced::displace(p, tid, at, &mut regs, stepping, mode, &mut self.step_stats)? {
-            Displaced::Running => Ok(None),
-            Displaced::Emulated | Displaced::Boosted if !stepping => {
+        match (displaced::displace(p, tid, at, &mut regs, step, mode, &mut self.step_stats)?, step) {
+            (Displaced::Running, _) => Ok(None),
+            (Displaced::Emulated | Displaced::Boosted, None) => {
                 continue_internal(p, tid)?;
                 Ok(None)
             }
-            Displaced::Emulated | Displaced::Boosted => self.after_step(pid, tid, regs.rip, stopping),
-            Displaced::InLine => {
+            (Displaced::Emulated | Displaced::Boosted, Some(range)) => {
+                self.after_step(pid, tid, regs.rip, range, stopping)
+            }
+            (Displaced::InLine, step) => {
                 regs.rip = at;
                 ptrace::set_regs(tid, &regs)?;
-                self.in_line_from_trap(pid, tid, at, stepping, stopping)
+                self.in_line_from_trap(pid, tid, at, step, stopping)
             }
         }
     }
@@ -254,15 +266,15 @@ impl Inferior {
         pid: Pid,
         tid: RawTid,
         at: u64,
-        stepping: bool,
+        step: Option<Range>,
         stopping: bool,
     ) -> Result<Option<StopEvent>> {
         self.step_stats.in_line += 1;
         match self.step_over(pid, tid, at, 0)? {
             StepOver::Done => {
-                if stepping {
+                if let Some(range) = step {
                     let rip = ptrace::get_regs(tid)?.rip;
-                    return self.after_step(pid, tid, rip, stopping);
+                    return self.after_step(pid, tid, rip, range, stopping);
                 }
                 if !stopping {
                     let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;

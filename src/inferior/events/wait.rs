@@ -33,7 +33,7 @@ impl Inferior {
                 return Ok(WaitOutcome::Notice(n));
             }
             if let Some(ev) = self.take_pending() {
-                if self.procs.contains_key(&ev.pid) {
+                if !self.non_stop && self.procs.contains_key(&ev.pid) {
                     self.stop_all(ev.pid)?;
                 }
                 return Ok(WaitOutcome::Stopped(self.note_reported(ev)));
@@ -46,10 +46,16 @@ impl Inferior {
                 let Some((tid, st)) = wait::wait_any_nohang()? else { break };
                 handled += 1;
                 if let Some(ev) = self.handle_status(tid, st, false)? {
-                    if self.procs.contains_key(&ev.pid) {
-                        self.stop_all(ev.pid)?;
-                    }
-                    let ev = self.prefer_step(ev);
+                    // All-stop: the whole process stops, and a finished step is preferred.
+                    // Non-stop: only this thread is stopped.
+                    let ev = if self.non_stop {
+                        ev
+                    } else {
+                        if self.procs.contains_key(&ev.pid) {
+                            self.stop_all(ev.pid)?;
+                        }
+                        self.prefer_step(ev)
+                    };
                     if self.notices.has_queued() {
                         // Notices of this batch came first: the stop waits behind them.
                         self.reports.push_back(ev);
@@ -89,10 +95,15 @@ impl Inferior {
 
     /// Remember which breakpoint a reported hit was at (see `Thread::reported_bp`). The
     /// process is now stopped as far as the front-end knows: no thread of it is resumed.
+    /// In non-stop mode only the reporting thread is.
     pub(super) fn note_reported(&mut self, ev: StopEvent) -> StopEvent {
+        let non_stop = self.non_stop;
         if let Some(p) = self.procs.get_mut(&ev.pid) {
-            for t in p.threads.values_mut() {
-                t.resumed = false;
+            for (tid, t) in p.threads.iter_mut() {
+                if !non_stop || *tid == ev.tid.0 {
+                    t.resumed = false;
+                    t.stop_requested = false;
+                }
             }
         }
         if ev.kind == StopKind::Breakpoint {
@@ -115,7 +126,7 @@ impl Inferior {
         }
         let Some(p) = self.procs.get_mut(&ev.pid) else { return ev };
         let Some(stepped) =
-            p.threads.iter().find(|(_, t)| t.resumed && t.pending == Some(StopKind::Step)).map(|(tid, _)| *tid)
+            p.threads.iter().find(|(_, t)| t.resumed && t.pending() == Some(StopKind::Step)).map(|(tid, _)| *tid)
         else {
             return ev;
         };
@@ -123,11 +134,11 @@ impl Inferior {
             if ev.kind == StopKind::Breakpoint {
                 t.rehit = ptrace::get_regs(ev.tid.0).ok().map(|r| r.rip);
             } else {
-                t.pending = Some(ev.kind);
+                t.set_pending(ev.kind);
             }
         }
         if let Some(t) = p.threads.get_mut(&stepped) {
-            t.pending = None;
+            t.clear_pending();
         }
         StopEvent { pid: ev.pid, tid: Tid(stepped), kind: StopKind::Step }
     }
@@ -152,10 +163,10 @@ impl Inferior {
                 if !t.resumed && !followed {
                     continue;
                 }
-                if steps_only && t.pending != Some(StopKind::Step) {
+                if steps_only && t.pending() != Some(StopKind::Step) {
                     continue;
                 }
-                if let Some(kind) = t.pending.take() {
+                if let Some(kind) = t.take_pending() {
                     if let StopKind::Signal(s) = kind {
                         t.last_signal = s;
                     }
