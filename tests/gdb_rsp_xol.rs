@@ -239,3 +239,57 @@ fn find_and_compare_sections_are_served_as_by_gdbserver() {
         assert_eq!(a, b, "{}\n{g}\n{o}", line_diff(&a, &b, "gdbserver", "xol"));
     }
 }
+
+/// Run `script` on `prog args` through `--rsp xol` and, where installed, gdbserver; the
+/// normalised gdb outputs must be equal. Returns xol's session.
+fn same_as_gdbserver(prog: &std::path::Path, args: &[&str], script: &[&str]) -> GdbOutput {
+    let o = gdb_batch(Server::XolOwnRsp, prog, args, script);
+    if gdbserver_available() {
+        let g = gdb_batch(Server::GdbserverStdio, prog, args, script);
+        let (a, b) = (normalise_gdb_output(&g.stdout), normalise_gdb_output(&o.stdout));
+        assert_eq!(a, b, "{}\n{g}\n{o}", line_diff(&a, &b, "gdbserver", "xol"));
+    }
+    o
+}
+
+#[test]
+fn target_side_breakpoint_conditions_stop_only_when_true() {
+    // gdb sends the condition as agent-expression bytecode (`Z0,ADDR,1;X...`) since xol
+    // advertises ConditionalBreakpoints+; the core evaluates it at each hit.
+    let script = [
+        "set breakpoint condition-evaluation target",
+        "break probe_site if x == 3",
+        "continue",
+        "p x",
+        "info breakpoints",
+        "continue",
+    ];
+    let o = same_as_gdbserver(&fixture("loop"), &["6"], &script);
+    assert!(o.stdout.contains("$1 = 3") && o.stdout.contains("breakpoint already hit 1 time"), "{o}");
+    assert!(o.stdout.contains("exited normally"), "{o}");
+}
+
+#[test]
+fn siginfo_of_the_last_signal_reads_as_with_gdbserver() {
+    let script = ["continue", "p $_siginfo.si_signo", "p $_siginfo.si_code", "continue"];
+    let o = same_as_gdbserver(&fixture("sighandle"), &[], &script);
+    assert!(o.stdout.contains("$1 = 10"), "SIGUSR1's siginfo: {o}");
+}
+
+#[test]
+fn thread_local_variables_of_each_thread() {
+    // qGetTLSAddr: each thread's copy, at the address the thread itself took.
+    let script = [
+        "break tls_here",
+        "continue",
+        "p tls_var",
+        "p &tls_var == p",
+        "continue",
+        "p tls_var",
+        "p &tls_var == p",
+        "continue",
+    ];
+    let o = same_as_gdbserver(&fixture("tls"), &[], &script);
+    assert_eq!(o.stdout.matches("= 1\n").count() + o.stdout.matches("= 2\n").count(), 4, "{o}");
+    assert!(!o.stdout.contains("Cannot find thread-local"), "{o}");
+}

@@ -6,23 +6,43 @@
 //! As gdbserver on x86: `Z3` (read watchpoint) is not supported (the empty reply), since the
 //! debug registers cannot watch reads alone and gdb then emulates `rwatch` with an access
 //! watchpoint and its own value check; a `Z1`/`Z2`/`Z4` the debug registers cannot hold is
-//! `E01`, and so is removing a point that was never inserted. Hook: target-side conditions (`;X...` in [`Point::conditions`]) are not offered
-//! (`ConditionalBreakpoints` is not in `qSupported`) until the agent-expression evaluator
-//! can run them; gdb then evaluates its conditions itself.
+//! `E01`, and so is removing a point that was never inserted. Target-side conditions (`;X...`
+//! in [`Point::conditions`], `ConditionalBreakpoints+`) are handed to the core, which evaluates
+//! the agent expressions on the trap path (`Debugger::set_breakpoint_conditions`); each `Z0`
+//! replaces the conditions of the breakpoint, as gdb expects.
 
 use super::session::{Reply, Server};
 use crate::debugger::HwKind;
 use crate::rsp::reply;
 use crate::rsp::request::{Point, PointType};
-use crate::types::VirtAddr;
+use crate::types::{Owner, Pid, VirtAddr};
 
 impl Server {
+    /// `Z0`, with gdb's target-side conditions (`;X...`): the core evaluates them on the trap
+    /// path and reports the hit only when one holds. A per-file breakpoint (a probe) takes no
+    /// conditions: `E01`, so gdb does not count on an evaluation that would not happen.
+    fn insert_software(&mut self, pid: Pid, addr: VirtAddr, conditions: &[Vec<u8>]) -> crate::debugger::Result<()> {
+        self.bps.insert(&mut self.dbg, pid, addr)?;
+        let owner = Owner::Client(self.bps.client);
+        let ours = self.dbg.breakpoints(pid).iter().any(|(a, o)| *a == addr && o.contains(&owner));
+        if !ours {
+            if conditions.is_empty() {
+                return Ok(());
+            }
+            let _ = self.bps.remove(&mut self.dbg, pid, addr);
+            return Err(crate::debugger::Error::Location(format!(
+                "{addr}: a per-file breakpoint takes no target-side condition"
+            )));
+        }
+        self.dbg.set_breakpoint_conditions(pid, addr, owner, conditions)
+    }
+
     /// `Z`.
     pub(super) fn insert_point(&mut self, p: &Point) -> Reply {
         let Some(pid) = self.pid else { return Reply::err() };
         let addr = VirtAddr(p.addr);
         let r = match p.ty {
-            PointType::Software => self.bps.insert(&mut self.dbg, pid, addr),
+            PointType::Software => self.insert_software(pid, addr, &p.conditions),
             PointType::Hardware => self.dbg.insert_hw(pid, addr, 1, HwKind::Exec),
             PointType::WriteWatch => self.dbg.insert_hw(pid, addr, p.kind, HwKind::Write),
             PointType::AccessWatch => self.dbg.insert_hw(pid, addr, p.kind, HwKind::Access),

@@ -1,5 +1,6 @@
-//! Queries: `qSupported`, `H`, `qC`, `qfThreadInfo`/`qsThreadInfo`, `qAttached`, and the
-//! `qXfer` objects (`features`, `auxv`, `exec-file`, `libraries-svr4`, `threads` with names).
+//! Queries: `qSupported`, `H`, `qC`, `qfThreadInfo`/`qsThreadInfo`, `qAttached`,
+//! `qGetTLSAddr`, and the `qXfer` objects (`features`, `auxv`, `exec-file`, `libraries-svr4`,
+//! `threads` with names, `siginfo` read and write: gdb's `$_siginfo` of the current thread).
 //!
 //! As GNU gdbserver: `multiprocess+`, `swbreak+` and `hwbreak+` are only used when gdb offered
 //! them; thread ids then carry the real pid (gdbstub 0.7 could only send a fake pid 1).
@@ -74,6 +75,9 @@ impl Server {
             ("qXfer:features:read", Support::Yes),
             ("qXfer:exec-file:read", Support::Yes),
             ("qXfer:threads:read", Support::Yes),
+            ("qXfer:siginfo:read", Support::Yes),
+            ("qXfer:siginfo:write", Support::Yes),
+            ("ConditionalBreakpoints", Support::Yes),
             ("QStartNoAckMode", Support::Yes),
             ("QDisableRandomization", Support::Yes),
             ("vContSupported", Support::Yes),
@@ -156,7 +160,21 @@ impl Server {
 
     /// `qXfer:OBJECT:read`.
     pub(super) fn xfer(&mut self, x: &Xfer<'_>) -> Reply {
-        let XferOp::Read { offset, len } = x.op else { return Reply::Send(reply::empty()) };
+        let (offset, len) = match x.op {
+            XferOp::Read { offset, len } => (offset, len),
+            XferOp::Write { offset, data } if x.object == XferObject::Siginfo => {
+                let Some(t) = self.current_thread() else { return Reply::err() };
+                let Ok(off) = usize::try_from(offset) else { return Reply::err() };
+                return match self.dbg.set_siginfo(t, off, data) {
+                    Ok(()) => Reply::Send(format!("{:x}", data.len()).into_bytes()),
+                    Err(e) => {
+                        log::debug!("writing the siginfo of {t}: {e}");
+                        Reply::err()
+                    }
+                };
+            }
+            XferOp::Write { .. } => return Reply::Send(reply::empty()),
+        };
         let annex = String::from_utf8_lossy(x.annex);
         let object: Vec<u8> = match x.object {
             XferObject::Features => match xol_arch::tdesc::xfer_annex(&annex) {
@@ -191,11 +209,33 @@ impl Server {
                     _ => threads_xml(&self.named_threads(pid)).into_bytes(),
                 }
             }
+            XferObject::Siginfo => {
+                let Some(t) = self.current_thread() else { return Reply::err() };
+                match self.dbg.siginfo(t) {
+                    Ok(si) => si,
+                    Err(_) => return Reply::err(),
+                }
+            }
             _ => return Reply::Send(reply::empty()),
         };
         // Leave room for the `m`/`l` byte and escapes within the packet size.
         let len = len.min((PACKET_SIZE / 2) as u64);
         Reply::Send(reply::xfer_slice(&object, offset, len))
+    }
+}
+
+impl Server {
+    /// `qGetTLSAddr:thread,offset,lm`: a thread-local variable's address, found as
+    /// `libthread_db` would (`Debugger::tls_address`).
+    pub(super) fn tls_address(&mut self, thread: &ThreadId, offset: u64, lm: u64) -> Reply {
+        let (Some(pid), Some(t)) = (self.pid, self.resolve_thread(thread)) else { return Reply::err() };
+        match self.dbg.tls_address(pid, t, lm, offset) {
+            Ok(a) => Reply::Send(reply::tls_address(a)),
+            Err(e) => {
+                log::debug!("TLS address of {t} (lm {lm:#x}, offset {offset:#x}): {e}");
+                Reply::err()
+            }
+        }
     }
 }
 

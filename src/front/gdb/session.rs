@@ -272,6 +272,7 @@ impl Server {
             // Queries.
             Request::Xfer(x) => self.xfer(&x),
             Request::Symbol(_) => Reply::ok(),
+            Request::TlsAddress { thread, offset, lm } => self.tls_address(&thread, offset, lm),
             Request::Monitor(cmd) => self.monitor(conn, &cmd)?,
             Request::File(f) => self.host_io(f),
             _ => Reply::Send(reply::empty()),
