@@ -293,3 +293,50 @@ fn thread_local_variables_of_each_thread() {
     assert_eq!(o.stdout.matches("= 1\n").count() + o.stdout.matches("= 2\n").count(), 4, "{o}");
     assert!(!o.stdout.contains("Cannot find thread-local"), "{o}");
 }
+
+#[test]
+fn fork_events_catch_fork_and_detach_the_child_as_gdbserver() {
+    // fork-events+: gdb sees the fork (`catch fork`), takes its breakpoints out of the child
+    // and detaches it (`D;CHILD`); the child runs free and never hits child_work's breakpoint.
+    let script = ["break parent_work", "break child_work", "catch fork", "continue", "continue", "bt 1", "continue"];
+    let o = same_as_gdbserver(&fixture("forker"), &[], &script);
+    assert!(o.stdout.contains("Catchpoint 3 (forked process "), "{o}");
+    assert!(o.stdout.contains("[Detaching after fork from child process "), "{o}");
+    assert!(o.stdout.contains("Breakpoint 1, parent_work ()") && !o.stdout.contains("child_work ()"), "{o}");
+    assert!(o.has_mark("child") && o.has_mark("done"), "{o}");
+}
+
+#[test]
+fn vfork_and_exec_events_as_gdbserver() {
+    let prog = fixture("pf_libexec");
+    fixture("pf_leaf");
+    // vfork: the parent's breakpoints come back after the child's exec (vforkdone).
+    let vfork = ["break pf_end", "catch vfork", "continue", "continue", "bt 1", "continue"];
+    let o = same_as_gdbserver(&prog, &["vfork", "2", "3", "2"], &vfork);
+    assert!(o.stdout.contains("(vforked process ") && o.stdout.contains("Breakpoint 1, pf_end ()"), "{o}");
+    // exec: gdb follows the new program (`catch exec`, then a breakpoint in it).
+    let exec = ["catch exec", "continue", "break main", "continue", "bt 1", "continue"];
+    let o = same_as_gdbserver(&prog, &["exec", "2", "3"], &exec);
+    assert!(o.stdout.contains("process ") && o.stdout.contains("is executing new program: "), "{o}");
+    assert!(o.stdout.contains("pf_leaf.c"), "a breakpoint in the new program: {o}");
+}
+
+#[test]
+fn follow_fork_mode_child_goes_on_with_the_child() {
+    // gdb detaches the parent (`D;PARENT`) and debugs the child it was told of.
+    let script =
+        ["set follow-fork-mode child", "break child_work", "break parent_work", "continue", "bt 1", "continue"];
+    let o = same_as_gdbserver(&fixture("forker"), &[], &script);
+    assert!(o.stdout.contains("hit Breakpoint 1, child_work ()"), "{o}");
+    assert!(o.stdout.contains("exited with code 07]") && !o.stdout.contains("parent_work ()"), "{o}");
+}
+
+#[test]
+fn fork_events_can_be_left_to_xol() {
+    // `monitor set fork-events off`: xol detaches the child itself, gdb never sees the fork.
+    let script = ["monitor set fork-events off", "catch fork", "break parent_work", "continue", "continue"];
+    let o = gdb_batch(Server::XolOwnRsp, &fixture("forker"), &[], &script);
+    assert!(o.all_output().contains("fork events to gdb: off (xol handles forks itself)"), "{o}");
+    assert!(!o.stdout.contains("Catchpoint 1 (forked"), "{o}");
+    assert!(o.stdout.contains("Breakpoint 2, parent_work ()") && o.has_mark("child"), "{o}");
+}

@@ -22,9 +22,17 @@ impl Server {
     /// path and reports the hit only when one holds. A per-file breakpoint (a probe) takes no
     /// conditions: `E01`, so gdb does not count on an evaluation that would not happen.
     fn insert_software(&mut self, pid: Pid, addr: VirtAddr, conditions: &[Vec<u8>]) -> crate::debugger::Result<()> {
-        self.bps.insert(&mut self.dbg, pid, addr)?;
         let owner = Owner::Client(self.bps.client);
-        let ours = self.dbg.breakpoints(pid).iter().any(|(a, o)| *a == addr && o.contains(&owner));
+        let held = |dbg: &crate::debugger::Debugger| {
+            dbg.breakpoints(pid).iter().any(|(a, o)| *a == addr && o.contains(&owner))
+        };
+        // With target-side conditions gdb sends `Z0` again for a breakpoint it has inserted,
+        // to replace its conditions: gdb's one hold stays one hold (its one `z0` must take
+        // the breakpoint out).
+        if !held(&self.dbg) {
+            self.bps.insert(&mut self.dbg, pid, addr)?;
+        }
+        let ours = held(&self.dbg);
         if !ours {
             if conditions.is_empty() {
                 return Ok(());
@@ -39,7 +47,7 @@ impl Server {
 
     /// `Z`.
     pub(super) fn insert_point(&mut self, p: &Point) -> Reply {
-        let Some(pid) = self.pid else { return Reply::err() };
+        let Some(pid) = self.proc_pid() else { return Reply::err() };
         let addr = VirtAddr(p.addr);
         let r = match p.ty {
             PointType::Software => self.insert_software(pid, addr, &p.conditions),
@@ -53,7 +61,7 @@ impl Server {
 
     /// `z`.
     pub(super) fn remove_point(&mut self, p: &Point) -> Reply {
-        let Some(pid) = self.pid else { return Reply::err() };
+        let Some(pid) = self.proc_pid() else { return Reply::err() };
         let addr = VirtAddr(p.addr);
         let r = match p.ty {
             PointType::Software => self.bps.remove(&mut self.dbg, pid, addr),

@@ -97,6 +97,10 @@ impl Server {
 
     /// `vKill;PID`.
     pub(super) fn kill_process(&mut self, pid: u32) -> Reply {
+        if let Some(child) = i32::try_from(pid).ok().map(Pid).filter(|p| self.forks.contains(p)) {
+            self.forks.remove(&child);
+            return Reply::from(self.dbg.kill(child));
+        }
         if self.pid.map(|p| p.0 as u32) != Some(pid) {
             return Reply::err();
         }
@@ -110,6 +114,15 @@ impl Server {
 
     /// `D` / `D;PID`: breakpoint bytes restored, the process runs on.
     pub(super) fn detach(&mut self, pid: Option<u32>) -> Reply {
+        // A forked child gdb does not follow (`detach-on-fork on`): it runs on, the session
+        // goes on with the parent.
+        if let Some(child) = pid.and_then(|p| i32::try_from(p).ok()).map(Pid).filter(|p| self.forks.contains(p)) {
+            self.forks.remove(&child);
+            if self.peer.g_thread.and_then(|t| self.dbg.pid_of(t)) == Some(child) {
+                self.peer.g_thread = None;
+            }
+            return Reply::from(self.dbg.detach(child));
+        }
         let Some(cur) = self.pid else { return Reply::err() };
         if pid.is_some_and(|p| p != cur.0 as u32) {
             return Reply::err();
@@ -121,6 +134,12 @@ impl Server {
                 eprintln!("xol: detaching from process {cur}: {e}");
                 return Reply::err();
             }
+        }
+        // `follow-fork-mode child`: gdb detached the parent and goes on with the child it was
+        // told of last.
+        if let Some(child) = self.forks.pop_last() {
+            self.set_pid(Some(child));
+            return Reply::ok();
         }
         if self.extended() {
             Reply::ok()

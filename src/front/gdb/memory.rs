@@ -17,7 +17,7 @@ const MAX_READ: u64 = 0x10000;
 impl Server {
     /// `m`/`x`.
     pub(super) fn read_memory(&mut self, addr: u64, len: u64, binary: bool) -> Reply {
-        let Some(pid) = self.pid else { return Reply::err() };
+        let Some(pid) = self.proc_pid() else { return Reply::err() };
         // gdbserver refuses a read longer than its buffer could ever hold.
         if len > MAX_READ {
             return Reply::err();
@@ -43,7 +43,7 @@ impl Server {
 
     /// `M`/`X`.
     pub(super) fn write_memory(&mut self, addr: u64, data: &[u8]) -> Reply {
-        let Some(pid) = self.pid else { return Reply::err() };
+        let Some(pid) = self.proc_pid() else { return Reply::err() };
         if data.is_empty() {
             return Reply::ok();
         }
@@ -71,7 +71,7 @@ impl Server {
     /// Read exactly `len` bytes at `addr` in chunks, handing each to `f`; false when some byte
     /// is unreadable.
     fn scan(&self, addr: u64, len: u64, mut f: impl FnMut(u64, &[u8]) -> bool) -> Option<bool> {
-        let pid = self.pid?;
+        let pid = self.proc_pid()?;
         let mut buf = vec![0u8; CHUNK];
         let mut at = addr;
         let end = addr.checked_add(len)?;

@@ -94,6 +94,13 @@ fn lost(srv: &mut Server, e: io::Error) -> SessionEnd {
 
 /// gdb went away without detaching: what it set up dies with its session.
 fn forget_lost_client(srv: &mut Server) {
+    // Forked children gdb was told of and never detached go their way, as gdb's default
+    // `detach-on-fork` would have let them.
+    for child in std::mem::take(&mut srv.forks) {
+        if let Err(e) = srv.dbg.detach(child) {
+            log::warn!("detaching forked child {child} of the lost client: {e}");
+        }
+    }
     let Some(pid) = srv.pid else { return };
     srv.bps.forget(&mut srv.dbg, pid);
     if let Err(e) = srv.dbg.clear_hw(pid) {

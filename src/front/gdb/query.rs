@@ -47,14 +47,18 @@ pub fn threads_xml(threads: &[(ThreadId, Option<String>)]) -> String {
 }
 
 impl Server {
-    /// `qSupported`: what xol serves. Hooks: `fork-events+`, `vfork-events+`, `exec-events+`
-    /// once the core reports them, `QNonStop+` with the notification queue, and
-    /// `ConditionalBreakpoints+` with the agent-expression evaluator.
+    /// `qSupported`: what xol serves; `multiprocess+`, `swbreak+`, `hwbreak+`, `fork-events+`
+    /// with `vfork-events+`, and `exec-events+` only when gdb offered them (fork and exec
+    /// events need multiprocess ids). Hook: `QNonStop+` with the notification queue.
     pub(super) fn supported(&mut self, features: &[Feature<'_>]) -> Reply {
         let yes = |n| matches!(feature(features, n), Some(FeatureValue::Yes));
         self.peer.multiprocess = yes("multiprocess");
         self.peer.swbreak = yes("swbreak");
         self.peer.hwbreak = yes("hwbreak");
+        self.peer.fork_events = self.peer.multiprocess && yes("fork-events") && yes("vfork-events");
+        self.peer.exec_events = self.peer.multiprocess && yes("exec-events");
+        self.dbg.set_fork_events(self.peer.fork_events);
+        self.dbg.set_exec_events(self.peer.exec_events);
         self.peer.xml_registers = match feature(features, "xmlRegisters") {
             Some(FeatureValue::Value(v)) => v.split(|b| *b == b',').any(|a| a == b"i386"),
             _ => false,
@@ -90,6 +94,13 @@ impl Server {
         }
         if self.peer.hwbreak {
             list.push(("hwbreak", Support::Yes));
+        }
+        if self.peer.fork_events {
+            list.push(("fork-events", Support::Yes));
+            list.push(("vfork-events", Support::Yes));
+        }
+        if self.peer.exec_events {
+            list.push(("exec-events", Support::Yes));
         }
         Reply::Send(reply::supported(&list))
     }

@@ -32,6 +32,11 @@ pub struct Peer {
     pub g_thread: Option<Tid>,
     /// `Hc` naming one thread: legacy `c`/`s` resume only it (`None`: all threads).
     pub c_thread: Option<Tid>,
+    /// gdb offered `fork-events+` and `vfork-events+`: forks are reported (`fork:`,
+    /// `vfork:`, `vforkdone:`) and the child waits, stopped, for gdb's `D;PID`.
+    pub fork_events: bool,
+    /// gdb offered `exec-events+`: execs are reported (`exec:HEXPATH`).
+    pub exec_events: bool,
     /// Hook for non-stop mode (`QNonStop:1`): not offered yet, always false.
     pub non_stop: bool,
 }
@@ -110,6 +115,9 @@ pub struct Server {
     pub disabled: Disabled,
     /// What the current connection negotiated.
     pub peer: Peer,
+    /// Forked children reported to gdb and not detached yet: stopped, addressed by gdb as
+    /// `pCHILD.TID` (to take its breakpoints out) before its `D;CHILD`.
+    pub forks: std::collections::BTreeSet<Pid>,
     /// Non-stop stop notifications not yet fetched with `vStopped` (empty in all-stop).
     pub stops: super::notify::StopQueue,
     /// The rest of a `qfThreadInfo` answer (`qsThreadInfo` sends it).
@@ -135,6 +143,7 @@ impl Server {
             disabled: Disabled::default(),
             peer: Peer::default(),
             stops: Default::default(),
+            forks: Default::default(),
             thread_list_done: false,
         }
     }
@@ -146,6 +155,13 @@ impl Server {
         self.last_stop = pid.map(|p| (Tid(p.0), 5));
         self.peer.g_thread = None;
         self.peer.c_thread = None;
+    }
+
+    /// The process `m`, `Z` and friends act on: the current thread's (a forked child's when
+    /// gdb selected one of its threads), else the process gdb debugs.
+    pub fn proc_pid(&self) -> Option<Pid> {
+        let pid = self.pid?;
+        Some(self.current_thread().and_then(|t| self.dbg.pid_of(t)).filter(|p| self.forks.contains(p)).unwrap_or(pid))
     }
 
     /// The session outlives the process (`--multi` or `!`).
@@ -163,12 +179,20 @@ impl Server {
         }
     }
 
-    /// The thread of process `pid` that `id` names, `Any` choosing the first (None: no such).
+    /// The thread `id` names, of the process gdb debugs or of a forked child it was told of,
+    /// `Any` choosing the current thread (None: no such).
     pub fn resolve_thread(&self, id: &ThreadId) -> Option<Tid> {
-        let pid = self.pid?;
+        let mut pid = self.pid?;
         if let Some(Id::Is(p)) = id.pid {
-            if i64::from(p) != i64::from(pid.0) {
-                return None;
+            match i32::try_from(p).ok().map(Pid) {
+                Some(p) if p == pid => {}
+                Some(p) if self.forks.contains(&p) => pid = p,
+                _ => return None,
+            }
+        }
+        if let (None, Some(t)) = (id.pid, id.thread()) {
+            if let Some(p) = self.dbg.pid_of(t).filter(|p| self.forks.contains(p)) {
+                pid = p;
             }
         }
         let threads = self.dbg.threads(pid);
@@ -182,6 +206,10 @@ impl Server {
     /// exist.
     pub fn current_thread(&self) -> Option<Tid> {
         let pid = self.pid?;
+        // A forked child gdb selected (to take its breakpoints out before detaching it).
+        if let Some(t) = self.peer.g_thread.filter(|t| self.dbg.pid_of(*t).is_some_and(|p| self.forks.contains(&p))) {
+            return Some(t);
+        }
         let threads = self.dbg.threads(pid);
         let pick = self.peer.g_thread.or(self.last_stop.map(|(t, _)| t));
         pick.filter(|t| threads.contains(t)).or_else(|| threads.first().copied())

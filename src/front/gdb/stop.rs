@@ -8,14 +8,16 @@
 //! registers watch reads and writes with one condition, so gdb decides from the address and
 //! the value which of its watchpoints (watch, rwatch, awatch) triggered.
 //!
-//! Hooks for what the core will report next: `StopKind::Forked { child, vfork }` becomes
-//! `fork:`/`vfork:` with the child's `pPID.TID` (`StopReason::Fork`), `VforkDone` becomes
-//! `vforkdone:`, `Exec` becomes `exec:HEXPATH`, once gdb was offered `fork-events+` etc.
+//! Forks and execs, when gdb offered `fork-events+`/`vfork-events+`/`exec-events+`:
+//! `StopKind::Forked { child, vfork }` is `fork:`/`vfork:` with the child's `pPID.TID` (the
+//! child is kept stopped, in [`Server::forks`], until gdb detaches it), `VforkDone` is
+//! `vforkdone:`, `Exec` is `exec:HEXPATH` of the new program.
 
 use super::session::Server;
 use crate::debugger::{StopEvent, StopKind};
 use crate::front::gdb_common::signals::to_gdb;
 use crate::rsp::reply::{StopReason, StopReply, Stopped};
+use crate::rsp::ThreadId;
 use crate::types::{Pid, Tid};
 use xol_arch::regs::{RIP_REGNUM, RSP_REGNUM};
 
@@ -44,14 +46,20 @@ impl Server {
             StopKind::Watch { addr, .. } => (5, Some(StopReason::Watch(addr))),
             // `vCont;t` (non-stop): gdb's signal 0.
             StopKind::Stopped => (0, None),
-            // Not asked for (`Debugger::set_fork_events`, `set_exec_events`,
-            // `set_thread_events` stay off until gdb is offered the events): were one to come,
-            // gdb sees a SIGTRAP, as from the gdbstub front-end.
-            StopKind::Forked { .. }
-            | StopKind::VforkDone
-            | StopKind::Exec
-            | StopKind::ThreadCreated
-            | StopKind::ThreadExited(_) => (5, None),
+            // The child waits, stopped, for gdb to take its breakpoints out and detach it.
+            StopKind::Forked { child, vfork } => {
+                self.forks.insert(child);
+                let id = ThreadId::of(child, Tid(child.0)).unwrap_or(ThreadId::ANY);
+                (5, Some(if vfork { StopReason::VFork(id) } else { StopReason::Fork(id) }))
+            }
+            StopKind::VforkDone => (5, Some(StopReason::VForkDone)),
+            StopKind::Exec => {
+                let path = self.dbg.exe(ev.pid).map(|p| p.into_os_string().into_encoded_bytes()).unwrap_or_default();
+                (5, Some(StopReason::Exec(path)))
+            }
+            // Thread events are not asked for (`Debugger::set_thread_events` stays off): were
+            // one to come, gdb sees a SIGTRAP, as from the gdbstub front-end.
+            StopKind::ThreadCreated | StopKind::ThreadExited(_) => (5, None),
         };
         self.last_stop = Some((ev.tid, sig));
         self.peer.g_thread = Some(ev.tid);
@@ -91,6 +99,11 @@ impl Server {
     /// A stop of a traced process gdb does not debug here (a child xol follows on its own):
     /// not gdb's to see. It goes on at once, with the signal it stopped with.
     pub(super) fn foreign_stop(&mut self, ev: StopEvent) {
+        if self.forks.contains(&ev.pid) {
+            // A forked child gdb was told of stays stopped until gdb detaches it.
+            log::debug!("stop of forked child {} kept for gdb: {:?}", ev.pid, ev.kind);
+            return;
+        }
         let sig = match ev.kind {
             StopKind::Exited(_) | StopKind::Killed(_) => return,
             StopKind::Signal(s) => s,

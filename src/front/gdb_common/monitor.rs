@@ -27,6 +27,10 @@ pub enum Effect {
     Exit,
     /// `monitor set remote-debug 0|1`: log packets or not.
     RemoteDebug(bool),
+    /// `monitor set fork-events on|off`: report forks to gdb (`fork-events+`), or let xol
+    /// handle them itself (children detached, or followed for per-file probes, without
+    /// stopping the world). The front-end says what it did.
+    ForkEvents(bool),
 }
 
 macro_rules! outln {
@@ -126,6 +130,8 @@ pub fn run(ctx: &mut MonitorCtx<'_>, cmd: &str, out: &mut dyn FnMut(&str)) -> Ef
         ["set"] => {
             outln!(out, "usage: monitor set step-mode displaced|in-line, monitor set debug 0|1");
         }
+        ["set", "fork-events", v @ ("on" | "off")] => effect = Effect::ForkEvents(*v == "on"),
+        ["set", "fork-events", ..] => outln!(out, "usage: monitor set fork-events on|off"),
         ["set", "step-mode", m] => match *m {
             "displaced" => {
                 ctx.dbg.set_step_mode(StepMode::Displaced);
@@ -168,7 +174,7 @@ pub fn run(ctx: &mut MonitorCtx<'_>, cmd: &str, out: &mut dyn FnMut(&str)) -> Ef
 }
 
 /// `monitor help`: every command with what it does.
-const MONITOR_HELP: [(&str, &str); 11] = [
+const MONITOR_HELP: [(&str, &str); 12] = [
     ("exit", "end the xol session (kills launched, detaches attached)"),
     ("breakpoints", "list xol's breakpoint insertions and their owners"),
     ("threads", "list threads with their names"),
@@ -179,6 +185,7 @@ const MONITOR_HELP: [(&str, &str); 11] = [
     ("probes", "list probes: location, plan, hits per process"),
     ("probe-mode [per-file|per-process]", "show or set what new breakpoints and probes are"),
     ("set step-mode [displaced|in-line]", "show or set how threads go past breakpoints"),
+    ("set fork-events on|off", "report forks to gdb (catch fork, follow-fork-mode) or handle them in xol"),
     ("set debug 0|1", "xol's own logging to stderr"),
 ];
 

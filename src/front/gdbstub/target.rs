@@ -730,6 +730,9 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
             Effect::None => {}
             Effect::Exit => self.exit_requested.store(true, Ordering::Relaxed),
             Effect::RemoteDebug(on) => self.state.borrow_mut().remote_debug = on,
+            Effect::ForkEvents(_) => {
+                gdbstub::outputln!(out, "fork events are not available with --rsp gdbstub: xol handles forks itself")
+            }
         }
         Ok(())
     }
