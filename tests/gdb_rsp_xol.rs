@@ -254,19 +254,26 @@ fn same_as_gdbserver(prog: &std::path::Path, args: &[&str], script: &[&str]) -> 
 
 #[test]
 fn target_side_breakpoint_conditions_stop_only_when_true() {
-    // gdb sends the condition as agent-expression bytecode (`Z0,ADDR,1;X...`) since xol
-    // advertises ConditionalBreakpoints+; the core evaluates it at each hit.
-    let script = [
-        "set breakpoint condition-evaluation target",
-        "break probe_site if x == 3",
-        "continue",
-        "p x",
-        "info breakpoints",
-        "continue",
-    ];
-    let o = same_as_gdbserver(&fixture("loop"), &["6"], &script);
-    assert!(o.stdout.contains("$1 = 3") && o.stdout.contains("breakpoint already hit 1 time"), "{o}");
-    assert!(o.stdout.contains("exited normally"), "{o}");
+    // A `Z0` with an agent-expression condition (`;X...`): the core evaluates it at each hit.
+    // `x == 3` at probe_site's entry: reg 5 (rdi), const8 3, equal, end.
+    let prog = fixture("loop");
+    let at = symbol_addr(&prog, "probe_site");
+    let mut c = xol_own(&prog, &["6"]);
+    c.q_supported();
+    assert_eq!(c.request(&format!("Z0,{at:x},1;X7,26000522031327")), "OK");
+    let stop = c.request("vCont;c");
+    assert!(stop.starts_with("T05"), "{stop:?}");
+    let g = c.request("g");
+    assert_eq!(g_reg64(&g, 5) & 0xffff_ffff, 3, "stopped only where x == 3");
+    assert_eq!(g_reg64(&g, AMD64_RIP), at);
+    // The same Z0 again replaces the conditions and takes no second hold: one z0 removes it.
+    assert_eq!(c.request(&format!("Z0,{at:x},1;X7,26000522051327")), "OK");
+    let stop = c.request("vCont;c");
+    assert!(stop.starts_with("T05"), "{stop:?}");
+    assert_eq!(g_reg64(&c.request("g"), 5) & 0xffff_ffff, 5, "the new condition x == 5");
+    assert_eq!(c.request(&format!("z0,{at:x},1")), "OK");
+    let end = c.request("vCont;c");
+    assert!(end.starts_with("W00"), "no breakpoint left: {end:?}");
 }
 
 #[test]

@@ -7,9 +7,10 @@
 //! debug registers cannot watch reads alone and gdb then emulates `rwatch` with an access
 //! watchpoint and its own value check; a `Z1`/`Z2`/`Z4` the debug registers cannot hold is
 //! `E01`, and so is removing a point that was never inserted. Target-side conditions (`;X...`
-//! in [`Point::conditions`], `ConditionalBreakpoints+`) are handed to the core, which evaluates
-//! the agent expressions on the trap path (`Debugger::set_breakpoint_conditions`); each `Z0`
-//! replaces the conditions of the breakpoint, as gdb expects.
+//! in [`Point::conditions`]) are handed to the core, which evaluates the agent expressions on
+//! the trap path (`Debugger::set_breakpoint_conditions`); each `Z0` replaces the conditions of
+//! the breakpoint, as gdb expects. `ConditionalBreakpoints+` is not advertised yet (see
+//! `query.rs`), so gdb sends conditions only when a client asks for them itself.
 
 use super::session::{Reply, Server};
 use crate::debugger::HwKind;

@@ -81,7 +81,6 @@ impl Server {
             ("qXfer:threads:read", Support::Yes),
             ("qXfer:siginfo:read", Support::Yes),
             ("qXfer:siginfo:write", Support::Yes),
-            ("ConditionalBreakpoints", Support::Yes),
             ("QStartNoAckMode", Support::Yes),
             ("QDisableRandomization", Support::Yes),
             ("vContSupported", Support::Yes),
@@ -95,6 +94,9 @@ impl Server {
         if self.peer.hwbreak {
             list.push(("hwbreak", Support::Yes));
         }
+        // Not `ConditionalBreakpoints+` yet: gdb then re-sends `Z0` at every resume and
+        // gdb.base/bp-permanent.exp (stepping over the program's own int3) fails 12 tests
+        // with it. The conditions of a `Z0` that carries them are served all the same.
         if self.peer.fork_events {
             list.push(("fork-events", Support::Yes));
             list.push(("vfork-events", Support::Yes));
