@@ -5,9 +5,11 @@
 //! checks the rules by folder):
 //!
 //! ```text
-//! front/      gdbstub (gdb remote stub), count (`xol count`), verify (`xol verify-steps`)
-//!               uses: debugger, types (symbols, debuginfo for reading files; xol-arch's register
-//!               and target-description tables)
+//! front/      gdb (xol's own gdb server over rsp, `--rsp xol`), gdbstub (the gdb remote
+//!               stub on the gdbstub crate, `--rsp gdbstub`), gdb_common (what both share),
+//!               count (`xol count`), repl (`xol debug`), verify (`xol verify-steps`)
+//!               uses: debugger, types, rsp (and symbols, debuginfo for reading files;
+//!               xol-arch's register and target-description tables)
 //! debugger    the session API every front-end drives: clients, launch/attach, resume/wait
 //!               (stops and subscribed notices), memory, registers, breakpoints, probes,
 //!               one location grammar, typed errors and reports

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use xol::front::gdbstub::{serve, Comm, ServerOptions};
+use xol::front::gdb_common::{serve, Comm, RspServer, ServerOptions};
 
 #[derive(Parser, Debug)]
 #[command(name = "xol", version, about = "A gdb-compatible debugger backend for x86-64 Linux")]
@@ -106,6 +106,10 @@ enum Cmd {
         /// Run the program through this wrapper (repeat for each word), like gdbserver's --wrapper.
         #[arg(long, value_name = "WORD")]
         wrapper: Vec<OsString>,
+        /// The remote-protocol server: `xol` (xol's own, the default) or `gdbstub` (built on
+        /// the gdbstub crate).
+        #[arg(long, value_name = "xol|gdbstub", default_value = "xol")]
+        rsp: RspServer,
         /// Program to launch and its arguments (after `--`).
         #[arg(last = true)]
         program: Vec<OsString>,
@@ -140,7 +144,7 @@ enum Cmd {
 }
 
 fn main() {
-    xol::front::gdbstub::init_logging(false);
+    xol::front::gdb_common::init_logging(false);
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Count { per_file, churn, churn_cycles, json, output, aslr, trap, jump: _, locations, program } => {
@@ -157,7 +161,7 @@ fn main() {
             })
         }
         Cmd::Debug { args } => xol::front::repl::run(&args),
-        Cmd::Serve { stdio, addr, once, multi, attach, wrapper, program } => {
+        Cmd::Serve { stdio, addr, once, multi, attach, wrapper, rsp, program } => {
             let comm = match (stdio, addr) {
                 (true, _) => Comm::Stdio,
                 (false, Some(a)) => Comm::parse(&a),
@@ -166,7 +170,7 @@ fn main() {
                     std::process::exit(2);
                 }
             };
-            let opts = ServerOptions { once, multi, attach, program, wrapper, ..ServerOptions::new(comm) };
+            let opts = ServerOptions { once, multi, attach, program, wrapper, rsp, ..ServerOptions::new(comm) };
             match serve(opts) {
                 Ok(c) => c,
                 Err(e) => {

@@ -311,7 +311,8 @@ fn proc_exe(pid: u32) -> Option<PathBuf> {
 
 /// Processes of `guard` (its descendants and token carriers) running `exe`.
 fn guard_procs_running(guard: &ChildGuard, exe: &Path) -> Vec<u32> {
-    let want = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let exe = running_exe(exe);
+    let want = std::fs::canonicalize(&exe).unwrap_or(exe);
     guard.leftover_processes().into_iter().filter(|&p| proc_exe(p).as_deref() == Some(want.as_path())).collect()
 }
 

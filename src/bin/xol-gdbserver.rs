@@ -6,10 +6,11 @@
 //! `[HOST]:PORT`. Options: `--once`, `--multi`, `--attach`, `--wrapper WRAPPER... --`,
 //! `--disable-packet=...`, `--debug[=...]`, `--remote-debug`, `--debug-file=F`,
 //! `--debug-format=...`, `--[no-]disable-randomization`, `--[no-]startup-with-shell`,
-//! `--selftest`, `--version`, `--help`.
+//! `--selftest`, `--version`, `--help`, and xol's own `--rsp xol|gdbstub` (which
+//! remote-protocol server; xol's own by default).
 
 use std::ffi::OsString;
-use xol::front::gdbstub::{serve, Comm, ServerOptions};
+use xol::front::gdb_common::{serve, Comm, RspServer, ServerOptions};
 
 const USAGE: &str = "Usage:\txol-gdbserver [OPTIONS] COMM PROG [ARGS ...]
 \txol-gdbserver [OPTIONS] --attach COMM PID
@@ -43,6 +44,11 @@ Other options:
                         Accepted; xol always starts PROG directly, without a
                         shell (as --no-startup-with-shell).
 
+xol options:
+
+  --rsp=xol|gdbstub     The remote-protocol server: xol's own (the default),
+                        or the one built on the gdbstub crate.
+
 Debug options:
 
   --debug               Enable general debugging output (to stderr).
@@ -70,7 +76,8 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
     let mut aslr = false;
     let mut debug = false;
     let mut remote_debug = false;
-    let mut disabled = xol::front::gdbstub::conn::Disabled::default();
+    let mut disabled = xol::front::gdb_common::Disabled::default();
+    let mut rsp = RspServer::default();
     let mut rest: Vec<OsString> = Vec::new();
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {
@@ -109,6 +116,11 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
                 }
             }
             "--debug" => debug = true,
+            "--rsp" => {
+                let v = it.next().ok_or("--rsp needs xol or gdbstub")?;
+                rsp = v.to_string_lossy().parse()?;
+            }
+            o if o.starts_with("--rsp=") => rsp = o["--rsp=".len()..].parse()?,
             "--remote-debug" => remote_debug = true,
             "--disable-randomization" => aslr = false,
             "--no-disable-randomization" => aslr = true,
@@ -167,6 +179,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Parsed>, String> {
         aslr,
         remote_debug,
         disabled,
+        rsp,
         ..ServerOptions::new(comm)
     };
     Ok(Some(Parsed { opts, debug }))
@@ -198,7 +211,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    xol::front::gdbstub::init_logging(parsed.debug);
+    xol::front::gdb_common::init_logging(parsed.debug);
     let code = match serve(parsed.opts) {
         Ok(c) => c,
         Err(e) => {

@@ -37,8 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::proc::{
-    describe_status, shell_join, try_run_with_timeout, which, xol_bin, xol_gdbserver_bin, ChildGuard, Collector,
-    LineReader, DEFAULT_TIMEOUT,
+    describe_status, shell_join, try_run_with_timeout, which, xol_bin, xol_gdbserver_bin, xol_real_bin, ChildGuard,
+    Collector, LineReader, DEFAULT_TIMEOUT,
 };
 
 /// Which remote server gdb talks to.
@@ -54,6 +54,9 @@ pub enum Server {
     XolTcp,
     /// `target remote | xol-gdbserver - PROG ARGS`
     XolGdbserverStdio,
+    /// `target remote | xol serve --rsp xol --stdio -- PROG ARGS`: xol's own protocol
+    /// server, whatever `XOL_TEST_RSP` says.
+    XolOwnRsp,
 }
 
 /// The gdb binary to use (`$XOL_TEST_GDB` or `gdb`).
@@ -307,6 +310,7 @@ pub fn gdb_batch_opts(server: Server, prog: &Path, args: &[&str], script: &[&str
     let target = match server {
         Server::XolStdio => pipe_cmd(xol_bin(), &["serve", "--stdio", "--"]),
         Server::XolGdbserverStdio => pipe_cmd(xol_gdbserver_bin(), &["-"]),
+        Server::XolOwnRsp => pipe_cmd(xol_real_bin(), &["serve", "--rsp", "xol", "--stdio", "--"]),
         Server::GdbserverStdio => {
             let gs = gdbserver_path().expect("gdbserver is not installed (check gdbserver_available())");
             pipe_cmd(gs, &["-"])

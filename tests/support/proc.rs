@@ -24,11 +24,19 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 /// Default timeout for a whole gdb session and similar "one test step" waits.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Path of the `xol` binary built by cargo for this test run.
-///
-/// Panics with a clear message when cargo did not provide
-/// `CARGO_BIN_EXE_xol` (i.e. there is no `[[bin]] name = "xol"` target).
-pub fn xol_bin() -> PathBuf {
+/// The test rig's choice of remote-protocol server: `XOL_TEST_RSP=xol|gdbstub` runs every
+/// test that starts `xol serve` or `xol-gdbserver` through that server (`--rsp`); unset, the
+/// binaries' default. Read by the rig only, never by xol.
+pub const RSP_ENV: &str = "XOL_TEST_RSP";
+
+/// The `--rsp` value the rig passes (`None`: the binaries' default).
+pub fn test_rsp() -> Option<String> {
+    std::env::var(RSP_ENV).ok().filter(|v| !v.is_empty())
+}
+
+/// Path of the `xol` binary cargo built for this test run (the real one, never the rig's
+/// `--rsp` wrapper): what `/proc/PID/exe` of a running xol shows.
+pub fn xol_real_bin() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_xol") {
         Some(p) => PathBuf::from(p),
         None => panic!(
@@ -38,10 +46,8 @@ pub fn xol_bin() -> PathBuf {
     }
 }
 
-/// Path of the `xol-gdbserver` binary built by cargo for this test run.
-///
-/// Panics with a clear message when there is no `[[bin]] name = "xol-gdbserver"`.
-pub fn xol_gdbserver_bin() -> PathBuf {
+/// Path of the real `xol-gdbserver` binary.
+pub fn xol_gdbserver_real_bin() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_xol-gdbserver") {
         Some(p) => PathBuf::from(p),
         None => panic!(
@@ -49,6 +55,73 @@ pub fn xol_gdbserver_bin() -> PathBuf {
              [[bin]] name = \"xol-gdbserver\" for this test"
         ),
     }
+}
+
+/// A script that runs `real` with `--rsp VALUE` added (after `serve` for `xol`, first for
+/// `xol-gdbserver`), made once per value under the target's tmp dir; it `exec`s, so the pid
+/// a test sees is xol's.
+fn rsp_wrapper(real: &Path, name: &str, rsp: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rsp-{rsp}"));
+    let path = dir.join(name);
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).expect("create the --rsp wrapper directory");
+    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let real = q(&real.to_string_lossy());
+    let rsp = q(rsp);
+    let body = if name == "xol" {
+        format!("#!/bin/sh\nif [ \"$1\" = serve ]; then shift; exec {real} serve --rsp {rsp} \"$@\"; fi\nexec {real} \"$@\"\n")
+    } else {
+        format!("#!/bin/sh\nexec {real} --rsp {rsp} \"$@\"\n")
+    };
+    use std::os::unix::fs::PermissionsExt;
+    // Unique per writer (tests run on several threads, test binaries in parallel): the last
+    // rename wins, and every writer wrote the same script.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}", std::process::id()));
+    std::fs::write(&tmp, body).expect("write the --rsp wrapper");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod the --rsp wrapper");
+    std::fs::rename(&tmp, &path).expect("install the --rsp wrapper");
+    path
+}
+
+/// Path of the `xol` binary for this test run: the real one, or with `XOL_TEST_RSP` set a
+/// wrapper that passes `--rsp` to `xol serve` ([`RSP_ENV`]).
+///
+/// Panics with a clear message when cargo did not provide
+/// `CARGO_BIN_EXE_xol` (i.e. there is no `[[bin]] name = "xol"` target).
+pub fn xol_bin() -> PathBuf {
+    match test_rsp() {
+        Some(r) => rsp_wrapper(&xol_real_bin(), "xol", &r),
+        None => xol_real_bin(),
+    }
+}
+
+/// Path of the `xol-gdbserver` binary for this test run (a `--rsp` wrapper as for
+/// [`xol_bin`] when `XOL_TEST_RSP` is set).
+///
+/// Panics with a clear message when there is no `[[bin]] name = "xol-gdbserver"`.
+pub fn xol_gdbserver_bin() -> PathBuf {
+    match test_rsp() {
+        Some(r) => rsp_wrapper(&xol_gdbserver_real_bin(), "xol-gdbserver", &r),
+        None => xol_gdbserver_real_bin(),
+    }
+}
+
+/// The binary a running process started from `p` shows in `/proc/PID/exe`: the real xol
+/// binary for the rig's `--rsp` wrappers, `p` itself otherwise.
+pub fn running_exe(p: &Path) -> PathBuf {
+    if test_rsp().is_some() {
+        if p == xol_bin() {
+            return xol_real_bin();
+        }
+        if p == xol_gdbserver_bin() {
+            return xol_gdbserver_real_bin();
+        }
+    }
+    p.to_path_buf()
 }
 
 /// Finds an executable named `name` on `$PATH` (like `which`).

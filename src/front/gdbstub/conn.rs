@@ -6,6 +6,7 @@
 //! `qSupported` (and `QStartNoAckMode`) to it and swallows the engine's replies.
 
 use crate::debugger::io as signals;
+pub use crate::front::gdb_common::Disabled;
 use gdbstub::conn::{Connection, ConnectionExt};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -68,44 +69,6 @@ pub struct Conn {
     stall: std::time::Duration,
     /// Packets to pretend not to support (`--disable-packet=`).
     pub disabled: Disabled,
-}
-
-/// gdbserver's `--disable-packet=` set: the requests answered as unsupported and the stop
-/// reply forms not used, so gdb falls back to older packets.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Disabled {
-    /// `vCont` (gdb then resumes with `Hc` + `c`/`s`).
-    pub vcont: bool,
-    /// `T` stop replies (`S` instead).
-    pub t: bool,
-    /// The `thread:` field of `T` stop replies.
-    pub tthread: bool,
-    /// `qC`.
-    pub qc: bool,
-    /// `qfThreadInfo`/`qsThreadInfo`.
-    pub qfthreadinfo: bool,
-}
-
-impl Disabled {
-    /// Add one name of gdbserver's list (`vCont`, `T`, `Tthread`, `qC`, `qfThreadInfo`,
-    /// `threads`); false if the name is not one of them.
-    pub fn add(&mut self, name: &str) -> bool {
-        match name {
-            "vCont" => self.vcont = true,
-            "T" => self.t = true,
-            "Tthread" => self.tthread = true,
-            "qC" => self.qc = true,
-            "qfThreadInfo" => self.qfthreadinfo = true,
-            "threads" => {
-                self.vcont = true;
-                self.tthread = true;
-                self.qc = true;
-                self.qfthreadinfo = true;
-            }
-            _ => return false,
-        }
-        true
-    }
 }
 
 impl Drop for Conn {

@@ -1,15 +1,49 @@
-//! gdb's host I/O (`vFile:*`): lets gdb read the program and its libraries through the stub,
-//! as it does with gdbserver (`sysroot target:`), and `remote put/get/delete` move files.
+//! gdb's host I/O (`vFile:*`) for the gdbstub front-end: gdbstub's host-I/O traits over the
+//! shared file table ([`crate::front::gdb_common::host_io::HostFiles`], which xol's own
+//! server uses too), so both serve files identically.
 
 use super::target::XolTarget;
+use crate::front::gdb_common::host_io::HostResult;
 use gdbstub::target::ext::host_io::{
-    FsKind, HostIo, HostIoClose, HostIoCloseOps, HostIoError, HostIoFstat, HostIoFstatOps, HostIoOpen, HostIoOpenFlags,
-    HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps, HostIoPwrite, HostIoPwriteOps, HostIoReadlink,
-    HostIoReadlinkOps, HostIoResult, HostIoSetfs, HostIoSetfsOps, HostIoStat, HostIoUnlink, HostIoUnlinkOps,
+    FsKind, HostIo, HostIoClose, HostIoCloseOps, HostIoErrno, HostIoError, HostIoFstat, HostIoFstatOps, HostIoOpen,
+    HostIoOpenFlags, HostIoOpenMode, HostIoOpenOps, HostIoPread, HostIoPreadOps, HostIoPwrite, HostIoPwriteOps,
+    HostIoReadlink, HostIoReadlinkOps, HostIoResult, HostIoSetfs, HostIoSetfsOps, HostIoStat, HostIoUnlink,
+    HostIoUnlinkOps,
 };
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
+
+/// gdbstub's form of a File-I/O errno (gdb's numbers, as the shared table gives them).
+fn errno(n: u32) -> HostIoErrno {
+    use HostIoErrno::*;
+    match n {
+        1 => EPERM,
+        2 => ENOENT,
+        4 => EINTR,
+        5 => EIO,
+        9 => EBADF,
+        13 => EACCES,
+        14 => EFAULT,
+        16 => EBUSY,
+        17 => EEXIST,
+        19 => ENODEV,
+        20 => ENOTDIR,
+        21 => EISDIR,
+        22 => EINVAL,
+        23 => ENFILE,
+        24 => EMFILE,
+        27 => EFBIG,
+        28 => ENOSPC,
+        29 => ESPIPE,
+        30 => EROFS,
+        88 => ENOSYS,
+        91 => ENAMETOOLONG,
+        _ => EUNKNOWN,
+    }
+}
+
+fn tri<T>(r: HostResult<T>) -> HostIoResult<T, XolTarget> {
+    r.map_err(|e| HostIoError::Errno(errno(e)))
+}
 
 impl HostIo for XolTarget {
     fn support_open(&mut self) -> Option<HostIoOpenOps<'_, Self>> {
@@ -40,47 +74,27 @@ impl HostIo for XolTarget {
 
 impl HostIoOpen for XolTarget {
     fn open(&mut self, filename: &[u8], flags: HostIoOpenFlags, mode: HostIoOpenMode) -> HostIoResult<u32, Self> {
-        let path = std::path::Path::new(OsStr::from_bytes(filename));
-        let wr = flags.contains(HostIoOpenFlags::O_WRONLY);
-        let rdwr = flags.contains(HostIoOpenFlags::O_RDWR);
-        let f = std::fs::OpenOptions::new()
-            .read(!wr)
-            .write(wr || rdwr)
-            .append(flags.contains(HostIoOpenFlags::O_APPEND))
-            .truncate(flags.contains(HostIoOpenFlags::O_TRUNC))
-            .create(flags.contains(HostIoOpenFlags::O_CREAT) && !flags.contains(HostIoOpenFlags::O_EXCL))
-            .create_new(flags.contains(HostIoOpenFlags::O_CREAT) && flags.contains(HostIoOpenFlags::O_EXCL))
-            .mode(mode.bits() & 0o777)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)?;
-        let fd = self.next_fd;
-        self.next_fd += 1;
-        self.files.insert(fd, f);
-        Ok(fd)
+        tri(self.files.open(filename, u64::from(flags.bits()), u64::from(mode.bits())))
     }
 }
 
 impl HostIoClose for XolTarget {
     fn close(&mut self, fd: u32) -> HostIoResult<(), Self> {
-        match self.files.remove(&fd) {
-            Some(_) => Ok(()),
-            None => Err(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EBADF)),
-        }
+        tri(self.files.close(fd))
     }
 }
 
 impl HostIoPread for XolTarget {
     fn pread(&mut self, fd: u32, count: usize, offset: u64, buf: &mut [u8]) -> HostIoResult<usize, Self> {
-        let f = self.files.get(&fd).ok_or(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EBADF))?;
-        let n = count.min(buf.len());
-        Ok(f.read_at(&mut buf[..n], offset)?)
+        let data = tri(self.files.pread(fd, count.min(buf.len()), offset))?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
     }
 }
 
 impl HostIoFstat for XolTarget {
     fn fstat(&mut self, fd: u32) -> HostIoResult<HostIoStat, Self> {
-        let f = self.files.get(&fd).ok_or(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EBADF))?;
-        let m = f.metadata()?;
+        let m = tri(self.files.metadata(fd))?;
         Ok(HostIoStat {
             st_dev: m.dev() as u32,
             st_ino: m.ino() as u32,
@@ -101,10 +115,9 @@ impl HostIoFstat for XolTarget {
 
 impl HostIoReadlink for XolTarget {
     fn readlink(&mut self, filename: &[u8], buf: &mut [u8]) -> HostIoResult<usize, Self> {
-        let t = std::fs::read_link(OsStr::from_bytes(filename))?;
-        let b = t.as_os_str().as_bytes();
-        let n = b.len().min(buf.len());
-        buf[..n].copy_from_slice(&b[..n]);
+        let t = tri(self.files.readlink(filename))?;
+        let n = t.len().min(buf.len());
+        buf[..n].copy_from_slice(&t[..n]);
         Ok(n)
     }
 }
@@ -118,13 +131,12 @@ impl HostIoSetfs for XolTarget {
 
 impl HostIoPwrite for XolTarget {
     fn pwrite(&mut self, fd: u32, offset: u64, data: &[u8]) -> HostIoResult<u64, Self> {
-        let f = self.files.get(&fd).ok_or(HostIoError::Errno(gdbstub::target::ext::host_io::HostIoErrno::EBADF))?;
-        Ok(f.write_at(data, offset)? as u64)
+        tri(self.files.pwrite(fd, offset, data)).map(|n| n as u64)
     }
 }
 
 impl HostIoUnlink for XolTarget {
     fn unlink(&mut self, filename: &[u8]) -> HostIoResult<(), Self> {
-        Ok(std::fs::remove_file(OsStr::from_bytes(filename))?)
+        tri(self.files.unlink(filename))
     }
 }

@@ -7,12 +7,14 @@
 //! process: the protocol engine is restarted on the same connection after an exit or detach.
 
 pub mod arch;
-pub mod breakpoints;
 pub mod conn;
 mod host_io;
-pub mod signals;
 pub mod target;
 
+pub use super::gdb_common::{breakpoints, signals};
+pub use super::gdb_common::{init_logging, resolve, Comm, ServerOptions, SessionEnd};
+
+pub use super::gdb_common::ServeConfig;
 use crate::debugger::Debugger;
 use crate::debugger::WaitOutcome;
 use crate::types::Pid;
@@ -20,76 +22,12 @@ use conn::{Conn, SharedConn};
 use gdbstub::conn::Connection;
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
-use std::ffi::OsString;
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::TcpListener;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-pub use target::{ServeConfig, XolTarget};
-
-/// Where gdb connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Comm {
-    /// stdin/stdout (`target remote | xol ...`).
-    Stdio,
-    /// A TCP address, `[HOST]:PORT` (HOST defaults to 127.0.0.1).
-    Tcp(String),
-    /// A serial line (a tty device such as `/dev/ttyS0`), used in raw mode; one session.
-    Serial(std::path::PathBuf),
-}
-
-impl Comm {
-    /// gdbserver's reading of COMM: `-`/`stdio`, a device path (starts with `/`), else a
-    /// `[HOST]:PORT`.
-    pub fn parse(s: &str) -> Comm {
-        match s {
-            "-" | "stdio" => Comm::Stdio,
-            _ if s.starts_with('/') => Comm::Serial(s.into()),
-            _ => Comm::Tcp(s.to_string()),
-        }
-    }
-}
-
-/// Everything the server needs from its command line.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Where gdb connects.
-    pub comm: Comm,
-    /// Serve one connection, then exit.
-    pub once: bool,
-    /// Extended-remote mode.
-    pub multi: bool,
-    /// Attach to this process.
-    pub attach: Option<i32>,
-    /// Program and arguments to launch.
-    pub program: Vec<OsString>,
-    /// Wrapper programs (`--wrapper ... --`).
-    pub wrapper: Vec<OsString>,
-    /// Keep address-space randomisation on (gdbserver's `--no-disable-randomization`).
-    pub aslr: bool,
-    /// Log every packet to stderr (gdbserver's `--remote-debug`).
-    pub remote_debug: bool,
-    /// Packets to pretend not to support (gdbserver's `--disable-packet=`).
-    pub disabled: conn::Disabled,
-}
-
-impl ServerOptions {
-    /// Options for `comm` with everything else at its default.
-    pub fn new(comm: Comm) -> ServerOptions {
-        ServerOptions {
-            comm,
-            once: false,
-            multi: false,
-            attach: None,
-            program: Vec::new(),
-            wrapper: Vec::new(),
-            aslr: false,
-            remote_debug: false,
-            disabled: conn::Disabled::default(),
-        }
-    }
-}
+pub use target::XolTarget;
 
 enum EventLoop {}
 
@@ -154,32 +92,6 @@ impl BlockingEventLoop for EventLoop {
         }
         Ok(None)
     }
-}
-
-/// Set up xol's logging on stderr: `XOL_LOG` if set, else warnings, or xol's debug messages
-/// with `debug`. xol's own messages can be raised to debug later (`monitor set debug 1`).
-pub fn init_logging(debug: bool) {
-    let from_env = std::env::var_os("XOL_LOG").is_some();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().filter_or("XOL_LOG", "warn,xol=debug,xol_gdbserver=debug"),
-    )
-    .init();
-    if !from_env {
-        log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
-    }
-}
-
-/// How a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// gdb detached or killed, or the process ended (plain remote).
-    Done,
-    /// The connection went away or failed.
-    Lost(String),
-    /// `monitor exit`.
-    ExitRequested,
-    /// xol received a termination signal.
-    Terminated,
 }
 
 /// Serve gdb on one connection until the session ends.
@@ -332,25 +244,6 @@ fn stop_for_new_client(target: &mut XolTarget) {
             }
         }
     }
-}
-
-/// Parse `[HOST]:PORT` the way gdbserver does, with 127.0.0.1 as the default host.
-pub fn resolve(comm: &str) -> Result<SocketAddr, String> {
-    let (host, port) = if let Some(rest) = comm.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:").ok_or_else(|| format!("{comm}: cannot resolve name: bad address"))?;
-        (h.to_string(), p.to_string())
-    } else {
-        let (h, p) = comm.rsplit_once(':').ok_or_else(|| format!("{comm}: cannot resolve name: no port"))?;
-        (h.to_string(), p.to_string())
-    };
-    let port: u16 = port.parse().map_err(|_| format!("{comm}: cannot resolve name: bad port"))?;
-    let host = if host.is_empty() { "127.0.0.1".to_string() } else { host };
-    let host = host.strip_prefix("tcp:").or_else(|| host.strip_prefix("tcp4:")).unwrap_or(&host).to_string();
-    (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{comm}: cannot resolve name: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{comm}: cannot resolve name: no address"))
 }
 
 /// Run the server: start or attach the program, listen, serve sessions. Returns the exit code.

@@ -3,8 +3,10 @@
 
 use super::arch::{Amd64Linux, RegNo, Regs};
 use super::signals::{from_gdb, to_gdb};
-use crate::debugger::{Action, HwKind, Launch, Stdin, Stdout, SyscallFilter};
-use crate::debugger::{Debugger, ProbeMode, StepMode, StopEvent, StopKind};
+use super::ServeConfig;
+use crate::debugger::{Action, HwKind, Launch, SyscallFilter};
+use crate::debugger::{Debugger, StopEvent, StopKind};
+use crate::front::gdb_common::monitor::{self, Effect, MonitorCtx};
 use crate::types::{Pid, Tid, VirtAddr};
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::multithread::{
@@ -24,33 +26,11 @@ use gdbstub::target::ext::extended_mode::{
 };
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// How the stub was started, and what gdb configured for the next `run`.
-#[derive(Debug, Clone, Default)]
-pub struct ServeConfig {
-    /// Extended-remote (`--multi`): the session survives the process.
-    pub multi: bool,
-    /// The protocol runs over xol's stdin/stdout.
-    pub stdio_is_protocol: bool,
-    /// The program and arguments given on the command line, if any.
-    pub program: Vec<OsString>,
-    /// `--wrapper` programs.
-    pub wrapper: Vec<OsString>,
-    /// Environment changes requested by gdb (`None` value: unset).
-    pub env: BTreeMap<OsString, Option<OsString>>,
-    /// gdb asked for a clean environment first (`QEnvironmentReset`).
-    pub env_reset: bool,
-    /// Working directory for the next run.
-    pub cwd: Option<std::path::PathBuf>,
-    /// Keep ASLR on (gdb's `set disable-randomization off`).
-    pub aslr: bool,
-}
 
 /// The gdb-facing target.
 #[derive(Debug)]
@@ -66,8 +46,7 @@ pub struct XolTarget {
     /// Set by `monitor exit`.
     pub exit_requested: Arc<AtomicBool>,
     /// Open host-I/O files (vFile).
-    pub(super) files: BTreeMap<u32, std::fs::File>,
-    pub(super) next_fd: u32,
+    pub(super) files: crate::front::gdb_common::host_io::HostFiles,
     /// gdb's last raw `vRun` (see `Conn::last_vrun`).
     pub last_vrun: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>,
     /// The command line of the last program started (`vRun`, or xol's own command line): what
@@ -122,8 +101,7 @@ impl XolTarget {
             actions: Vec::new(),
             default_action: Some(Action::CONTINUE),
             exit_requested,
-            files: BTreeMap::new(),
-            next_fd: 3,
+            files: Default::default(),
             last_vrun: Default::default(),
             last_argv: Vec::new(),
             extended: Default::default(),
@@ -150,56 +128,7 @@ impl XolTarget {
 
     /// The launch configuration of `argv` with gdb's configuration.
     pub fn launch_config(&self, argv: Vec<OsString>) -> Launch {
-        let env = if self.cfg.env.is_empty() && !self.cfg.env_reset {
-            None
-        } else {
-            let mut base: BTreeMap<OsString, OsString> =
-                if self.cfg.env_reset { BTreeMap::new() } else { std::env::vars_os().collect() };
-            for (k, v) in &self.cfg.env {
-                match v {
-                    Some(v) => {
-                        base.insert(k.clone(), v.clone());
-                    }
-                    None => {
-                        base.remove(k);
-                    }
-                }
-            }
-            Some(
-                base.into_iter()
-                    .map(|(k, v)| {
-                        let mut s = k;
-                        s.push("=");
-                        s.push(v);
-                        s
-                    })
-                    .collect(),
-            )
-        };
-        let mut argv = argv;
-        if let (Some(_), Some(p)) = (&self.cfg.cwd, argv.first_mut()) {
-            // `./prog` is passed as given (argv[0] and so the stack layout as with gdbserver),
-            // but a working directory set by gdb would make it name another file.
-            let path = std::path::Path::new(p);
-            if path.is_relative() && path.components().count() > 1 {
-                if let Ok(cwd) = std::env::current_dir() {
-                    *p = cwd.join(path).into_os_string();
-                }
-            }
-        }
-        // When the protocol runs over xol's stdio, the program's input is /dev/null and its
-        // output goes to xol's stderr, as gdbserver does under `target remote | gdbserver - PROG`.
-        let protocol = self.cfg.stdio_is_protocol;
-        Launch {
-            argv,
-            wrapper: self.cfg.wrapper.clone(),
-            env,
-            cwd: self.cfg.cwd.clone(),
-            aslr: self.cfg.aslr,
-            stdin: if protocol { Stdin::Null } else { Stdin::Inherit },
-            stdout: if protocol { Stdout::Stderr } else { Stdout::Inherit },
-            tty: None,
-        }
+        self.cfg.launch(argv)
     }
 
     /// Translate a core stop event into gdb's stop reason.
@@ -793,171 +722,18 @@ impl gdbstub::target::ext::monitor_cmd::MonitorCmd for XolTarget {
         cmd: &[u8],
         mut out: gdbstub::target::ext::monitor_cmd::ConsoleOutput<'_>,
     ) -> Result<(), Self::Error> {
-        let cmd = String::from_utf8_lossy(cmd);
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        match words.as_slice() {
-            ["exit"] => {
-                self.exit_requested.store(true, Ordering::Relaxed);
-            }
-            ["help"] => {
-                gdbstub::outputln!(out, "The following monitor commands are supported:");
-                for (cmd, what) in MONITOR_HELP {
-                    gdbstub::outputln!(out, "  {cmd:<34} -- {what}");
-                }
-            }
-            ["breakpoints"] => match self.pid {
-                Some(pid) => {
-                    for (a, owners) in self.dbg.breakpoints(pid) {
-                        let o: Vec<String> = owners.iter().map(|o| self.bps.owner_label(*o)).collect();
-                        gdbstub::outputln!(out, "{a}  owners: {}", o.join(","));
-                    }
-                }
-                None => gdbstub::outputln!(out, "no process"),
-            },
-            ["threads"] => match self.pid {
-                Some(pid) => {
-                    for t in self.dbg.threads(pid) {
-                        gdbstub::outputln!(out, "{t} {}", self.dbg.thread_name(pid, t).unwrap_or_default());
-                    }
-                }
-                None => gdbstub::outputln!(out, "no process"),
-            },
-            ["stats"] => {
-                for line in self.dbg.stats(self.pid).to_string().lines() {
-                    gdbstub::outputln!(out, "{line}");
-                }
-            }
-            ["count", loc] => match self.pid {
-                Some(pid) => match loc.parse().map_err(Into::into).and_then(|l| self.dbg.count(pid, &l)) {
-                    Ok(id) => match self.dbg.probe_report(id) {
-                        Some(p) => gdbstub::outputln!(out, "{}", count_reply(&p)),
-                        None => gdbstub::outputln!(out, "probe {id}"),
-                    },
-                    Err(e) => gdbstub::outputln!(out, "cannot count {loc}: {e}"),
-                },
-                None => gdbstub::outputln!(out, "no process"),
-            },
-            ["uncount", loc] => match self.pid {
-                Some(pid) => match loc.parse().map_err(Into::into).and_then(|l| self.dbg.uncount(pid, &l)) {
-                    Ok(0) => gdbstub::outputln!(out, "no probe at {loc}"),
-                    Ok(n) => gdbstub::outputln!(out, "removed {n} probe(s) at {loc}"),
-                    Err(e) => gdbstub::outputln!(out, "cannot remove the probe at {loc}: {e}"),
-                },
-                None => gdbstub::outputln!(out, "no process"),
-            },
-            ["probes"] => {
-                let probes = self.dbg.probe_reports();
-                if probes.is_empty() {
-                    gdbstub::outputln!(out, "no probes");
-                }
-                for p in probes {
-                    gdbstub::outputln!(out, "{}", super::breakpoints::probe_line(&p));
-                }
-            }
-            ["probe-mode"] => {
-                let m = match self.dbg.probe_mode() {
-                    ProbeMode::PerFile => "per-file",
-                    ProbeMode::PerProcess => "per-process",
-                };
-                gdbstub::outputln!(out, "probe mode: {m}");
-            }
-            ["probe-mode", m] => match *m {
-                "per-file" => {
-                    self.dbg.set_probe_mode(ProbeMode::PerFile);
-                    gdbstub::outputln!(out, "probe mode: per-file (new breakpoints and counting probes are armed in every traced process that maps their file)");
-                }
-                "per-process" => {
-                    self.dbg.set_probe_mode(ProbeMode::PerProcess);
-                    gdbstub::outputln!(out, "probe mode: per-process");
-                }
-                _ => gdbstub::outputln!(out, "probe-mode is per-file or per-process"),
-            },
-            ["set", "step-mode"] => {
-                let mode = match self.dbg.step_mode() {
-                    StepMode::Displaced => "displaced",
-                    StepMode::InLine => "in-line",
-                };
-                gdbstub::outputln!(out, "step mode: {mode} (monitor set step-mode displaced|in-line)");
-            }
-            ["set"] => {
-                gdbstub::outputln!(out, "usage: monitor set step-mode displaced|in-line, monitor set debug 0|1");
-            }
-            ["set", "step-mode", m] => match *m {
-                "displaced" => {
-                    self.dbg.set_step_mode(StepMode::Displaced);
-                    gdbstub::outputln!(out, "step mode: displaced");
-                }
-                "in-line" | "inline" => {
-                    self.dbg.set_step_mode(StepMode::InLine);
-                    gdbstub::outputln!(out, "step mode: in-line");
-                }
-                _ => gdbstub::outputln!(out, "step-mode is displaced or in-line"),
-            },
-            ["set", what @ ("debug" | "remote-debug"), v] => {
-                let on = !matches!(*v, "0" | "off" | "none");
-                if *what == "debug" {
-                    log::set_max_level(if on { log::LevelFilter::Debug } else { log::LevelFilter::Warn });
-                } else {
-                    self.state.borrow_mut().remote_debug = on;
-                }
-                let which = if *what == "debug" { "Debug" } else { "Protocol debug" };
-                gdbstub::outputln!(out, "{which} output {}.", if on { "enabled" } else { "disabled" });
-            }
-            ["set", "debug-format", v] => {
-                let on = *v != "none";
-                gdbstub::outputln!(out, "All extra debug format options {}.", if on { "enabled" } else { "disabled" });
-            }
-            ["set", "libthread-db-search-path", ..] => {}
-            ["count"] | ["uncount"] => {
-                gdbstub::outputln!(
-                    out,
-                    "usage: monitor {} LOCATION (0xADDR, SYMBOL, FILE:SYMBOL or FILE:0xOFFSET); see \"monitor help\"",
-                    words[0]
-                );
-            }
-            _ => {
-                gdbstub::outputln!(out, "Unknown monitor command \"{}\".", cmd.trim());
-                gdbstub::outputln!(out, "Type \"monitor help\" for the commands xol supports.");
+        let mut ctx = MonitorCtx { dbg: &mut self.dbg, pid: self.pid, bps: &self.bps };
+        let effect = monitor::run(&mut ctx, &String::from_utf8_lossy(cmd), &mut |line| {
+            gdbstub::outputln!(out, "{line}");
+        });
+        match effect {
+            Effect::None => {}
+            Effect::Exit => self.exit_requested.store(true, Ordering::Relaxed),
+            Effect::RemoteDebug(on) => self.state.borrow_mut().remote_debug = on,
+            Effect::ForkEvents(_) => {
+                gdbstub::outputln!(out, "fork events are not available with --rsp gdbstub: xol handles forks itself")
             }
         }
         Ok(())
-    }
-}
-
-/// `monitor help`: every command with what it does.
-const MONITOR_HELP: [(&str, &str); 11] = [
-    ("exit", "end the xol session (kills launched, detaches attached)"),
-    ("breakpoints", "list xol's breakpoint insertions and their owners"),
-    ("threads", "list threads with their names"),
-    ("stats", "counters of the core"),
-    ("count 0xADDR | SYMBOL", "count hits at a place of this process, without stopping"),
-    ("count FILE:SYMBOL | FILE:0xOFFSET", "a per-file counting probe (e.g. libc.so.6:malloc)"),
-    ("uncount LOCATION", "remove the counting probes at LOCATION"),
-    ("probes", "list probes: location, plan, hits per process"),
-    ("probe-mode [per-file|per-process]", "show or set what new breakpoints and probes are"),
-    ("set step-mode [displaced|in-line]", "show or set how threads go past breakpoints"),
-    ("set debug 0|1", "xol's own logging to stderr"),
-];
-
-/// The answer to `monitor count`: where the new probe is armed and how hits go past it, or
-/// what it waits for.
-fn count_reply(p: &crate::debugger::ProbeReport) -> String {
-    let mode = if p.per_file { "per-file" } else { "per-process" };
-    match p.armed.first() {
-        Some((_, a)) => {
-            let n = p.armed.len();
-            let plan = match &p.refusal {
-                Some(r) => format!("{} ({r})", p.plan),
-                None => p.plan.clone(),
-            };
-            let named = if p.location == a.to_string() { String::new() } else { format!(" ({})", p.location) };
-            format!(
-                "probe {} at {a}{named}: {plan} {}, {mode}, armed in {n} place{}",
-                p.id,
-                p.mnemonic,
-                if n == 1 { "" } else { "s" }
-            )
-        }
-        None => format!("probe {} ({}): {}, {mode}", p.id, p.location, p.state),
     }
 }
