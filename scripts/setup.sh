@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what xol's tests and demo need on a fresh Debian/Ubuntu machine: gdb, gdbserver (the
-# reference the tests compare against), gcc and binutils (fixtures are compiled at test time).
+# reference the tests compare against), gcc and binutils (fixtures are compiled at test time),
+# lldb (a second client of xol's gdb server).
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 need=()
@@ -8,6 +9,8 @@ command -v gdb >/dev/null 2>&1 || need+=(gdb)
 command -v gdbserver >/dev/null 2>&1 || need+=(gdbserver)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
+# lldb: the second real client of xol's gdb server (tests/lldb.rs).
+command -v lldb >/dev/null 2>&1 || need+=(lldb)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"

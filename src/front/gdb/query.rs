@@ -63,6 +63,10 @@ impl Server {
             Some(FeatureValue::Value(v)) => v.split(|b| *b == b',').any(|a| a == b"i386"),
             _ => false,
         };
+        self.peer.lldb = match feature(features, "xmlRegisters") {
+            Some(FeatureValue::Value(v)) => v.split(|b| *b == b',').any(|a| a == b"arm" || a == b"mips"),
+            _ => false,
+        };
         let size = format!("{PACKET_SIZE:x}");
         let mut list: Vec<(&str, Support<'_>)> = vec![
             ("PacketSize", Support::Value(&size)),
@@ -216,7 +220,12 @@ impl Server {
                         Err(_) => return Reply::err(),
                     },
                     XferObject::LibrariesSvr4 => match self.dbg.libraries(pid) {
-                        Ok(l) => l.to_svr4_xml().into_bytes(),
+                        Ok(mut l) => {
+                            if self.peer.lldb {
+                                l.main_lm = 0;
+                            }
+                            l.to_svr4_xml().into_bytes()
+                        }
                         Err(_) => return Reply::err(),
                     },
                     _ => threads_xml(&self.named_threads(pid)).into_bytes(),

@@ -39,6 +39,10 @@ pub struct Peer {
     pub exec_events: bool,
     /// Hook for non-stop mode (`QNonStop:1`): not offered yet, always false.
     pub non_stop: bool,
+    /// The client is lldb (its `qSupported` offers `xmlRegisters=i386,arm,...`, gdb's only
+    /// `i386` on x86): lldb 14 takes `main-lm` of the svr4 library list for the dynamic
+    /// linker's `r_debug`, so it is left out for lldb (its libraries are then found at once).
+    pub lldb: bool,
 }
 
 /// The answer to one request.
