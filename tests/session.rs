@@ -694,6 +694,30 @@ fn thread_events_are_stops_when_asked() {
     assert_eq!((n("P1 thread created"), n("P1 thread exited 0")), (4, 4), "{:?}", s.events);
 }
 
+/// A front-end's breakpoint with a false condition on the program's own `int3` (gdb's
+/// permanent breakpoint) is gone past as gdb does: ip after the `int3` and no SIGTRAP for the
+/// program (its handler counts none); a true condition stops there.
+fn a_false_condition_on_the_programs_own_int3_goes_past_it() {
+    let prog = fixture_with("permbp", FixtureOpts::PIE);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["4"]);
+    let me = client(&mut s.dbg);
+    let site = s.location(pid, "perm_site");
+    s.dbg.insert_breakpoint(pid, site, me).expect("insert");
+    // const8 0, end: never true.
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[vec![0x22, 0x00, 0x27]]).expect("condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Exited(0)), "no SIGTRAP reached the program: {:?}", s.events);
+    let mut s = Session::new();
+    let pid = s.launch(&prog, &["1"]);
+    let me = client(&mut s.dbg);
+    let site = s.location(pid, "perm_site");
+    s.dbg.insert_breakpoint(pid, site, me).expect("insert");
+    s.dbg.set_breakpoint_conditions(pid, site, me, &[vec![0x22, 0x01, 0x27]]).expect("condition");
+    assert_eq!(s.cont(pid), (pid, StopKind::Breakpoint), "a true condition stops");
+    assert_eq!(s.dbg.read_registers(s.last_tid).expect("registers").gp.rip, site.0);
+    s.dbg.kill(pid).expect("kill");
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
     ("breakpoint_stops_and_memory_is_masked", breakpoint_stops_and_memory_is_masked),
     ("counting_probe_counts_without_stopping", counting_probe_counts_without_stopping),
@@ -713,6 +737,10 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("siginfo_reads_and_writes", siginfo_reads_and_writes),
     ("shared_counters_are_one_memory", shared_counters_are_one_memory),
     ("tls_addresses_are_the_threads_own", tls_addresses_are_the_threads_own),
+    (
+        "a_false_condition_on_the_programs_own_int3_goes_past_it",
+        a_false_condition_on_the_programs_own_int3_goes_past_it,
+    ),
     ("thread_events_are_stops_when_asked", thread_events_are_stops_when_asked),
 ];
 

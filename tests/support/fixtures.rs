@@ -43,6 +43,7 @@ pub const FIXTURES: &[&str] = &[
     "pf_forkbench",
     "trapblock",
     "inl",
+    "permbp",
 ];
 
 /// Fixtures linked against `libfix.so` (built next to them, found through

@@ -216,8 +216,23 @@ impl Inferior {
         // A hit gdb would see, but whose target-side conditions are all false, is not reported:
         // the thread goes on as after a probe hit. (While stopping the world the hit is
         // cancelled and evaluated again when it happens again.)
+        let wanted = gdb;
         let gdb = gdb && (stopping || self.conditions_hold_at(pid, tid, at, &regs));
         let p = self.procs.get_mut(&pid).ok_or(Error::NoProcess(pid))?;
+        if wanted && !gdb && p.aspace.insertions.get(at).is_some_and(|i| i.shadow == crate::inferior::aspace::INT3) {
+            // A front-end's breakpoint whose condition is false, on the program's own `int3`
+            // (gdb's permanent breakpoint): go past it as gdb does (`skip_permanent_breakpoint`),
+            // ip after the `int3`, no SIGTRAP for the program.
+            regs.rip = at + 1;
+            ptrace::set_regs(tid, &regs)?;
+            return match step {
+                Some(range) => self.after_step(pid, tid, regs.rip, range, stopping),
+                None => {
+                    continue_internal(p, tid)?;
+                    Ok(None)
+                }
+            };
+        }
         let rehit = p.threads.get_mut(&tid).and_then(|t| t.rehit.take()) == Some(at);
         if stopping || gdb {
             // Reported to gdb, or cancelled while stopping the world (hit again on resume).
