@@ -91,67 +91,59 @@ impl Inferior {
         Ok(())
     }
 
-    /// [`Inferior::conditions_hold`] for the owners of the insertion at `at` (rip of `regs` is
-    /// the breakpoint address's successor or the address itself: conditions see `at`).
+    /// Of a hit at `at` that `reports_hit` would report (`regs`: the thread's; conditions see
+    /// rip at `at`): true if it is to be reported after its owners' conditions. Some reporting
+    /// owner without conditions reports it; else one whose conditions say stop. The evaluations
+    /// are counted in the step statistics. Nothing is allocated here: the owners are borrowed
+    /// from the insertion.
     pub(super) fn conditions_hold_at(&mut self, pid: Pid, tid: RawTid, at: u64, regs: &UserRegs) -> bool {
-        let owners = match self.procs.get(&pid).and_then(|p| p.aspace.insertions.get(at)) {
-            Some(i) if !self.procs.get(&pid).is_some_and(|p| p.conditions.is_empty()) => i.owners.clone(),
-            _ => return true,
-        };
-        let mut r = *regs;
-        r.rip = at;
-        self.conditions_hold(pid, tid, at, &owners, &r)
-    }
-
-    /// Of a hit at `at` that `reports_hit` would report: true if it is to be reported after its
-    /// owners' conditions. Some reporting owner without conditions reports it; else one whose
-    /// conditions say stop. The evaluations are counted in the step statistics.
-    pub(super) fn conditions_hold(
-        &mut self,
-        pid: Pid,
-        tid: RawTid,
-        at: u64,
-        owners: &[Owner],
-        regs: &UserRegs,
-    ) -> bool {
         let Some(p) = self.procs.get(&pid) else { return true };
         if p.conditions.is_empty() {
             return true;
         }
-        let snap = self.table.snapshot();
-        let mut cx = TrapContext { p, tid, regs, full: None };
-        let mut evaluated = 0;
-        let mut stop = false;
-        for o in owners {
-            if let Owner::Probe(id) = o {
-                // A client's per-file breakpoint (a probe that reports) has no conditions here.
-                if snap.get(*id).is_some_and(|pr| matches!(pr.consumer, crate::probe::Consumer::Report(_))) {
-                    stop = true;
-                    break;
-                }
-                continue;
-            }
-            if *o == Owner::Internal {
-                continue;
-            }
-            match p.conditions.get(&(at, *o)) {
-                None => stop = true,
-                Some(c) if c.always => stop = true,
-                Some(c) => {
-                    evaluated += 1;
-                    if agent::should_stop(&c.exprs, &mut cx) {
-                        stop = true;
-                    }
-                }
-            }
-            if stop {
-                break;
-            }
-        }
+        let Some(ins) = p.aspace.insertions.get(at) else { return true };
+        let mut r = *regs;
+        r.rip = at;
+        let (stop, evaluated) = evaluate(&self.table.snapshot(), p, tid, at, &ins.owners, &r);
         self.step_stats.conditions_evaluated += evaluated;
         if !stop {
             self.step_stats.conditions_false += 1;
         }
         stop
     }
+}
+
+/// Whether the conditions of `owners` at `at` say stop, and how many were evaluated.
+fn evaluate(
+    snap: &crate::probe::Snapshot,
+    p: &Process,
+    tid: RawTid,
+    at: u64,
+    owners: &[Owner],
+    regs: &UserRegs,
+) -> (bool, u64) {
+    let mut cx = TrapContext { p, tid, regs, full: None };
+    let mut evaluated = 0;
+    for o in owners {
+        match o {
+            // A client's per-file breakpoint (a probe that reports) has no conditions here.
+            Owner::Probe(id) => {
+                if snap.get(*id).is_some_and(|pr| matches!(pr.consumer, crate::probe::Consumer::Report(_))) {
+                    return (true, evaluated);
+                }
+            }
+            Owner::Internal => {}
+            Owner::Client(_) => match p.conditions.get(&(at, *o)) {
+                None => return (true, evaluated),
+                Some(c) if c.always => return (true, evaluated),
+                Some(c) => {
+                    evaluated += 1;
+                    if agent::should_stop(&c.exprs, &mut cx) {
+                        return (true, evaluated);
+                    }
+                }
+            },
+        }
+    }
+    (false, evaluated)
 }

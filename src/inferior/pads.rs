@@ -45,6 +45,15 @@ pub(super) struct Pads {
     next_counter: usize,
 }
 
+/// What the pad of `j` has counted so far (a plain load from the shared page).
+fn count_of(p: &super::Process, j: &Jump) -> u64 {
+    p.aspace
+        .shared
+        .as_ref()
+        .and_then(|s| s.mem.counter(j.counter))
+        .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 fn distance(a: u64, b: u64) -> u64 {
     a.abs_diff(b)
 }
@@ -198,12 +207,7 @@ impl Inferior {
         }
         p.aspace.insertions.remove_patch(&p.aspace.mem, site)?;
         let Some(j) = p.aspace.pads.jumps.remove(&site) else { return Ok(()) };
-        let n = p
-            .aspace
-            .shared
-            .as_ref()
-            .and_then(|s| s.mem.counter(j.counter))
-            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let n = count_of(p, &j);
         *self.hits.entry((j.probe, pid.0)).or_insert(0) += n;
         self.jump_plans.insert(j.probe, Some("a breakpoint was put inside its window".into()));
         self.insert_breakpoint(pid, VirtAddr(site), Owner::Probe(j.probe))
@@ -221,12 +225,7 @@ impl Inferior {
                 }
                 p.aspace.insertions.remove_patch(&p.aspace.mem, site)?;
                 if let Some(j) = p.aspace.pads.jumps.remove(&site) {
-                    let n = p
-                        .aspace
-                        .shared
-                        .as_ref()
-                        .and_then(|s| s.mem.counter(j.counter))
-                        .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+                    let n = count_of(p, &j);
                     *self.hits.entry((id, pid.0)).or_insert(0) += n;
                 }
             }
@@ -238,15 +237,7 @@ impl Inferior {
     pub(super) fn jump_hits(&self, id: u32) -> Vec<(Pid, u64)> {
         let mut out = Vec::new();
         for (pid, p) in &self.procs {
-            let n: u64 = p
-                .aspace
-                .pads
-                .jumps
-                .values()
-                .filter(|j| j.probe == id)
-                .filter_map(|j| p.aspace.shared.as_ref()?.mem.counter(j.counter))
-                .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-                .sum();
+            let n: u64 = p.aspace.pads.jumps.values().filter(|j| j.probe == id).map(|j| count_of(p, j)).sum();
             if p.aspace.pads.jumps.values().any(|j| j.probe == id) {
                 out.push((*pid, n));
             }
@@ -257,12 +248,7 @@ impl Inferior {
     /// A process is going away: keep what its pads counted.
     pub(super) fn bank_jump_hits(&mut self, pid: Pid, p: &super::Process) {
         for j in p.aspace.pads.jumps.values() {
-            let n = p
-                .aspace
-                .shared
-                .as_ref()
-                .and_then(|s| s.mem.counter(j.counter))
-                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+            let n = count_of(p, j);
             *self.hits.entry((j.probe, pid.0)).or_insert(0) += n;
         }
     }

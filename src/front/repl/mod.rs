@@ -795,39 +795,9 @@ impl Repl {
     /// breakpoint `quiet_at` is counted but not printed (`continue N`). Returns true if the
     /// stop was a hit of that breakpoint.
     fn wait_stop(&mut self, quiet: bool, quiet_at: u32) -> Result<bool, String> {
-        loop {
-            let pid = self.need_process()?;
-            let outcome = self.dbg.wait(None).map_err(|e| e.to_string())?;
-            match outcome {
-                WaitOutcome::Notice(n) => self.notice(n),
-                WaitOutcome::Terminate => {
-                    let sig = self.dbg.terminate_signal();
-                    if sig == Some(libc::SIGINT) {
-                        // Ctrl-C: stop the program, not xol. From the terminal it reached the
-                        // program too (same process group); otherwise send it on.
-                        let from_tty = self.dbg.terminate_from_terminal();
-                        self.dbg.clear_terminate_signal(libc::SIGINT);
-                        if !from_tty {
-                            let _ = self.dbg.interrupt(pid);
-                        }
-                        continue;
-                    }
-                    let _ = self.quit();
-                    std::process::exit(128 + sig.unwrap_or(libc::SIGTERM));
-                }
-                WaitOutcome::NoProcesses => {
-                    self.pid = None;
-                    return Err("The program is not being run.".into());
-                }
-                WaitOutcome::Input | WaitOutcome::Timeout => {}
-                WaitOutcome::Stopped(ev) => {
-                    if ev.pid != pid {
-                        continue;
-                    }
-                    return self.stopped(pid, ev.tid, ev.kind, quiet, quiet_at);
-                }
-            }
-        }
+        let pid = self.need_process()?;
+        let (tid, kind) = self.wait_raw()?;
+        self.stopped(pid, tid, kind, quiet, quiet_at)
     }
 
     fn notice(&mut self, n: Notice) {
@@ -1065,6 +1035,8 @@ impl Repl {
                     return Err("The program is not being run.".into());
                 }
                 WaitOutcome::Terminate if self.dbg.terminate_signal() == Some(libc::SIGINT) => {
+                    // Ctrl-C: stop the program, not xol. From the terminal it reached the
+                    // program too (same process group); otherwise send it on.
                     let from_tty = self.dbg.terminate_from_terminal();
                     self.dbg.clear_terminate_signal(libc::SIGINT);
                     if !from_tty {
